@@ -1,0 +1,92 @@
+"""A Gorila bundle (one worker task): learner + replay memory + actors.
+
+In one process:
+  * a `tf.distribute.Server`: the chief's learner closures run here;
+  * a Reverb server with this bundle's replay table (learner closures on this
+    worker read it in-process, without gRPC);
+  * the actors, in a thread: a vector env of real games, a local Q-network
+    copy, one replay writer per env.
+
+The process serves until it is stopped (SIGTERM/SIGINT from the launcher or
+the cluster manager); the chief decides when training is over.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import reverb
+from absl import logging
+
+from gorila_tf import actor as actor_lib
+from gorila_tf import cluster as cluster_lib
+from gorila_tf import config as config_lib
+from gorila_tf import environments
+from gorila_tf import metrics
+from gorila_tf import networks
+from gorila_tf import parameter_server
+from gorila_tf import replay
+
+
+def start_replay_server(task: cluster_lib.Task, config: config_lib.GorilaConfig,
+                        info: environments.EnvInfo) -> reverb.Server:
+  _, port = cluster_lib.split_address(
+      cluster_lib.reverb_address(task.address))
+  return reverb.Server(tables=[replay.make_replay_table(config, info)], port=port)
+
+
+def make_actor(task: cluster_lib.Task, config: config_lib.GorilaConfig,
+               info: environments.EnvInfo, replay_port: int) -> actor_lib.Actor:
+  """The bundle's actors, writing to the replay server on `replay_port`."""
+  seed = config.run.seed * 10_007 + task.index * 1_000
+  n = config.actor.envs_per_bundle
+  env = environments.VectorEnv(config.env, n, seed)
+  q_net = networks.make_q_network(config.network, info)
+  client = reverb.Client(f'localhost:{replay_port}')
+  writers = [replay.TransitionWriter(client, info.frame_stack) for _ in range(n)]
+  chief = task.chief_reverb_address()
+  return actor_lib.Actor(
+      config, info, env, q_net, writers,
+      parameter_server.ParameterSubscriber(chief, q_net),
+      metrics.StatsReporter(chief, task.index, config.actor.stats_interval_s),
+      seed=seed)
+
+
+def run(task: cluster_lib.Task, config: config_lib.GorilaConfig) -> None:
+  """The worker role: serve learner closures and act until stopped."""
+  info = environments.env_info(config.env)
+  replay_server = start_replay_server(task, config, info)
+  server = cluster_lib.start_server(task)
+  del server  # serves in the background for the life of the process
+  logging.info('bundle %d: learner at %s, replay on port %d', task.index,
+               task.address, replay_server.port)
+  stop = threading.Event()
+  failure = []
+
+  def act():
+    actor = make_actor(task, config, info, replay_server.port)
+    try:
+      actor.run(stop)
+    except Exception as e:  # pylint: disable=broad-except
+      if not stop.is_set():
+        logging.exception('bundle %d actors failed', task.index)
+        failure.append(e)
+    finally:
+      stop.set()
+
+  def on_signal(signum, frame):
+    del frame
+    logging.info('bundle %d: signal %d, stopping', task.index, signum)
+    stop.set()
+
+  signal.signal(signal.SIGTERM, on_signal)
+  signal.signal(signal.SIGINT, on_signal)
+  thread = threading.Thread(target=act, name=f'actors-{task.index}', daemon=True)
+  thread.start()
+  while not stop.wait(1.0):
+    pass
+  replay_server.stop()  # unblocks writers waiting on the rate limiter
+  thread.join(timeout=10)
+  if failure:
+    raise failure[0]

@@ -1,0 +1,173 @@
+"""Which task this process is, where the others are, and how to reach them.
+
+A Gorila cluster is a standard TF_CONFIG cluster:
+
+  {"cluster": {"chief": ["host:port"], "ps": [...], "worker": [...]},
+   "task": {"type": "worker", "index": 0}}
+
+`ps` tasks hold the sharded variables, each `worker` task is a Gorila bundle
+(learner + replay + actors), the `chief` is the coordinator. An `evaluator`
+task is not part of the training cluster; its TF_CONFIG only needs the task.
+
+Besides its TF gRPC port, each worker serves its Reverb replay table, and the
+chief serves the parameter/stats tables, on the same host at
+`port + REVERB_PORT_OFFSET`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Mapping, Optional
+
+from gorila_tf import config as config_lib
+
+REVERB_PORT_OFFSET = 1  # Reverb port = the task's TF port + this
+TASK_TYPES = ('chief', 'ps', 'worker', 'evaluator')
+TRAINING_JOBS = ('chief', 'ps', 'worker')
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """This process's place in the cluster."""
+
+  cluster: Mapping[str, tuple[str, ...]]
+  type: str
+  index: int
+
+  @property
+  def training_cluster(self) -> dict[str, list[str]]:
+    """The cluster spec without the evaluator (it runs no TF server)."""
+    return {job: list(self.cluster[job]) for job in TRAINING_JOBS
+            if job in self.cluster}
+
+  @property
+  def address(self) -> str:
+    return self.cluster[self.type][self.index]
+
+  @property
+  def num_workers(self) -> int:
+    return len(self.cluster.get('worker', ()))
+
+  @property
+  def num_ps(self) -> int:
+    return len(self.cluster.get('ps', ()))
+
+  def worker_reverb_addresses(self) -> list[str]:
+    return [reverb_address(a) for a in self.cluster['worker']]
+
+  def chief_reverb_address(self) -> str:
+    return reverb_address(self.cluster['chief'][0])
+
+
+def split_address(address: str) -> tuple[str, int]:
+  host, sep, port = address.rpartition(':')
+  if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    raise config_lib.ConfigError(
+        f'cluster address {address!r} is not host:port with a port in 1..65535')
+  return host, int(port)
+
+
+def reverb_address(tf_address: str) -> str:
+  host, port = split_address(tf_address)
+  return f'{host}:{port + REVERB_PORT_OFFSET}'
+
+
+def parse_tf_config(text: str) -> Task:
+  """Parses and checks a TF_CONFIG string; raises ConfigError naming the fault."""
+  try:
+    data = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise config_lib.ConfigError(f'TF_CONFIG is not valid JSON ({e.msg} at '
+                                 f'char {e.pos}): {text[:80]!r}') from None
+  if not isinstance(data, dict):
+    raise config_lib.ConfigError('TF_CONFIG must be a JSON object with "cluster" '
+                                 'and "task"')
+  task = data.get('task')
+  if not isinstance(task, dict) or 'type' not in task:
+    raise config_lib.ConfigError('TF_CONFIG has no "task": {"type": ..., '
+                                 '"index": ...}')
+  return make_task(data.get('cluster', {}), task['type'], task.get('index', 0))
+
+
+def make_task(cluster: Any, task_type: Any, task_index: Any) -> Task:
+  """Builds and validates a Task from its parts."""
+  if task_type not in TASK_TYPES:
+    raise config_lib.ConfigError(f'task type {task_type!r} does not exist; '
+                                 f'allowed: {", ".join(TASK_TYPES)}')
+  if not isinstance(task_index, int) or isinstance(task_index, bool) or task_index < 0:
+    raise config_lib.ConfigError(f'task index {task_index!r} must be an integer >= 0')
+  if not isinstance(cluster, dict):
+    raise config_lib.ConfigError('cluster spec must be a JSON object of job -> '
+                                 'list of host:port')
+  unknown = sorted(set(cluster) - set(TASK_TYPES))
+  if unknown:
+    raise config_lib.ConfigError(f'cluster spec has unknown job {unknown[0]!r}; '
+                                 f'allowed: {", ".join(TASK_TYPES)}')
+  jobs = {}
+  for job, addresses in cluster.items():
+    if not isinstance(addresses, list) or not addresses:
+      raise config_lib.ConfigError(f'cluster job {job!r} must be a non-empty list '
+                                   'of host:port addresses')
+    for a in addresses:
+      split_address(str(a))
+    jobs[job] = tuple(str(a) for a in addresses)
+  if task_type != 'evaluator':
+    for job in TRAINING_JOBS:
+      if job not in jobs:
+        raise config_lib.ConfigError(f'cluster spec has no {job!r} job; a Gorila '
+                                     'cluster needs chief, ps and worker tasks')
+    if len(jobs['chief']) != 1:
+      raise config_lib.ConfigError(f'cluster spec has {len(jobs["chief"])} chief '
+                                   'tasks; allowed: exactly 1')
+    if task_index >= len(jobs[task_type]):
+      raise config_lib.ConfigError(
+          f'task index {task_index} is out of range for job {task_type!r} with '
+          f'{len(jobs[task_type])} task(s); allowed: 0..{len(jobs[task_type]) - 1}')
+    seen = {}
+    for job, addresses in jobs.items():
+      for i, a in enumerate(addresses):
+        if a in seen:
+          raise config_lib.ConfigError(f'address {a} is used by both {seen[a]} and '
+                                       f'{job}:{i}')
+        seen[a] = f'{job}:{i}'
+  return Task(cluster=jobs, type=task_type, index=task_index)
+
+
+def resolve_task(tf_config: Optional[str], cluster_spec: Optional[str],
+                 task_type: Optional[str], task_index: int) -> Task:
+  """The task from --cluster_spec/--task_type/--task_index, else TF_CONFIG."""
+  if cluster_spec or task_type:
+    if not (cluster_spec and task_type):
+      raise config_lib.ConfigError('--cluster_spec and --task_type must be given '
+                                   'together')
+    try:
+      cluster = json.loads(cluster_spec)
+    except json.JSONDecodeError as e:
+      raise config_lib.ConfigError(f'--cluster_spec is not valid JSON ({e.msg}): '
+                                   f'{cluster_spec[:80]!r}') from None
+    return make_task(cluster, task_type, task_index)
+  if not tf_config:
+    raise config_lib.ConfigError('no cluster given: set TF_CONFIG or pass '
+                                 '--cluster_spec and --task_type (or use the '
+                                 'local launcher: python -m gorila_tf.launch.local)')
+  return parse_tf_config(tf_config)
+
+
+def server_config(inter_op_threads: int = 8):
+  """Session config for ps/worker servers.
+
+  On few cores a server with too few inter-op threads can deadlock while
+  closures wait on each other's variable reads; give it a few more than cores.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.compat.v1.ConfigProto(inter_op_parallelism_threads=inter_op_threads)
+
+
+def start_server(task: Task):
+  """Starts this task's `tf.distribute.Server` (ps or worker)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.distribute.Server(
+      tf.train.ClusterSpec(task.training_cluster), job_name=task.type,
+      task_index=task.index, protocol='grpc', config=server_config(),
+      start=True)

@@ -1,0 +1,314 @@
+"""Typed configuration for a Gorila run: presets, overrides and validation.
+
+A run is described by one frozen `GorilaConfig`. Named presets live in the
+top-level `configs/` folder (installed as `gorila_tf.configs`); each preset
+module defines `get_config() -> GorilaConfig`. Any field can be overridden from
+the command line with `section.field=value`, e.g. `learner.batch_size=64`.
+
+Units are part of the field names' comments and are the same everywhere:
+  * frames: emulator frames (an Atari agent step is `env.frameskip` frames);
+  * steps: agent steps (one action of one actor);
+  * updates: gradient updates applied to the parameter server.
+
+Library code receives a `GorilaConfig`; only entry points read flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import json
+import pkgutil
+import typing
+from typing import Any, Sequence
+
+
+class ConfigError(ValueError):
+  """A preset, override or value that is not allowed (one-line message)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+  """Which game and how observations and rewards are shaped."""
+
+  id: str = 'ALE/Pong-v5'  # gymnasium id: 'ALE/<Game>-v5' or 'CartPole-v1'
+  frameskip: int = 4  # frames per agent step, max-pooled over the last two (Atari)
+  frame_stack: int = 4  # frames stacked into one agent state
+  noop_max: int = 30  # up to this many random no-op steps after each reset (Atari)
+  repeat_action_probability: float = 0.0  # sticky actions; ALE v5 defaults to 0.25, the paper used 0
+  terminal_on_life_loss: bool = True  # life loss ends the TD target, not the episode (Atari)
+  max_episode_frames: int = 108_000  # training episodes are truncated here, frames (30 min)
+  full_action_space: bool = False  # False: the game's minimal action set
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+  """The Q-network architecture."""
+
+  kind: str = 'nature_cnn'  # 'nature_cnn' (3 convs + 512 FC) or 'mlp'
+  mlp_layers: tuple[int, ...] = (64, 64)  # hidden units per layer, used by 'mlp'
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorConfig:
+  """How each bundle's actors act and report."""
+
+  envs_per_bundle: int = 4  # actors per bundle, stepped as one vector env
+  epsilon_start: float = 1.0  # exploration at frame 0
+  epsilon_end: float = 0.1  # exploration after the decay
+  epsilon_decay_frames: int = 4_000_000  # linear decay length, frames (1M agent steps)
+  param_refresh_steps: int = 100  # vector steps between parameter pulls from the ps
+  stats_interval_s: float = 1.0  # seconds between progress reports to the chief
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayConfig:
+  """Each bundle's Reverb replay table."""
+
+  capacity: int = 1_000_000  # transitions kept per bundle (FIFO eviction)
+  min_size: int = 50_000  # transitions per bundle before its learner samples
+  samples_per_insert: float = 8.0  # sampled/inserted transitions; 0 = free-running
+  mode: str = 'local'  # 'local': a learner samples its own bundle (paper's bundled mode)
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+  """The DQN update each learner closure runs."""
+
+  batch_size: int = 32  # transitions per gradient update
+  discount: float = 0.99  # gamma
+  optimizer: str = 'rmsprop'  # 'rmsprop' (centered, as Nature DQN) or 'adam'
+  learning_rate: float = 0.00025
+  rmsprop_rho: float = 0.95  # squared-gradient decay
+  optimizer_epsilon: float = 0.01  # RMSProp/Adam epsilon
+  huber_delta: float = 1.0  # Huber loss = error clipping to [-delta, delta]
+  reward_clip: float = 1.0  # rewards clipped to [-clip, clip] for targets; 0 = off
+  target_update_period: int = 10_000  # updates between target-network refreshes
+  steps_per_closure: int = 4  # updates packed into one scheduled closure
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """The evaluator task (paper protocol: 30 no-ops, epsilon 0.05, 18,000 frames)."""
+
+  episodes: int = 30  # episodes per evaluation
+  epsilon: float = 0.05
+  noop_max: int = 30  # up to this many random no-ops at the start (Atari)
+  max_episode_frames: int = 18_000  # episode cap, frames (5 minutes)
+  parallel_envs: int = 5  # envs stepped together; episodes split evenly between them
+  every_s: float = 60.0  # seconds between evaluations of the newest checkpoint
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """Budget, seeds and the chief's periodic work."""
+
+  max_frames: int = 10_000_000  # frame budget over all actors; the run stops there
+  seed: int = 0
+  checkpoint_every_s: float = 300.0  # seconds between checkpoints
+  keep_checkpoints: int = 3  # newest checkpoints kept on disk
+  summary_every_s: float = 10.0  # seconds between TensorBoard/progress writes
+  publish_every_s: float = 2.0  # seconds between parameter pushes to the actors
+  max_closures_in_flight: int = 8  # scheduled learner closures not yet finished
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchConfig:
+  """Cluster shape used by the local launcher (a TF_CONFIG overrides it)."""
+
+  num_ps: int = 2  # parameter-server tasks holding the sharded variables
+  num_workers: int = 2  # bundles: learner + replay + actors each
+  evaluator: bool = False  # also start an evaluator task
+  min_shard_bytes: int = 256 << 10  # variables larger than this are split across ps
+
+
+@dataclasses.dataclass(frozen=True)
+class GorilaConfig:
+  """Everything one run needs; saved as config.json in the run directory."""
+
+  name: str = 'custom'  # preset name, used in run-directory names
+  env: EnvConfig = EnvConfig()
+  network: NetworkConfig = NetworkConfig()
+  actor: ActorConfig = ActorConfig()
+  replay: ReplayConfig = ReplayConfig()
+  learner: LearnerConfig = LearnerConfig()
+  eval: EvalConfig = EvalConfig()
+  run: RunConfig = RunConfig()
+  launch: LaunchConfig = LaunchConfig()
+
+
+_SECTIONS = tuple(f.name for f in dataclasses.fields(GorilaConfig) if f.name != 'name')
+
+
+def available_presets() -> list[str]:
+  """Names of the preset modules shipped in `configs/`."""
+  package = importlib.import_module('gorila_tf.configs')
+  return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+                if not m.name.startswith('_'))
+
+
+def load_preset(name: str) -> GorilaConfig:
+  """Returns the preset `name` from `configs/`."""
+  presets = available_presets()
+  if name not in presets:
+    raise ConfigError(f'unknown config preset {name!r}; allowed: '
+                      f'{", ".join(presets)}{_did_you_mean(name, presets)}')
+  module = importlib.import_module(f'gorila_tf.configs.{name}')
+  config = module.get_config()
+  return dataclasses.replace(config, name=name)
+
+
+def apply_overrides(config: GorilaConfig,
+                    overrides: Sequence[str]) -> GorilaConfig:
+  """Applies `section.field=value` strings, converting values to field types."""
+  for item in overrides:
+    key, sep, text = item.partition('=')
+    if not sep:
+      raise ConfigError(f'override {item!r} is not of the form section.field=value')
+    section_name, _, field_name = key.strip().partition('.')
+    if section_name not in _SECTIONS:
+      raise ConfigError(f'unknown config section {section_name!r} in {item!r}; '
+                        f'allowed: {", ".join(_SECTIONS)}'
+                        f'{_did_you_mean(section_name, _SECTIONS)}')
+    section = getattr(config, section_name)
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    if field_name not in fields:
+      allowed = [f'{section_name}.{n}' for n in fields]
+      raise ConfigError(f'unknown config key {key.strip()!r}; allowed: '
+                        f'{", ".join(allowed)}{_did_you_mean(key.strip(), allowed)}')
+    hints = typing.get_type_hints(type(section))
+    value = _parse_value(text.strip(), hints[field_name], key.strip())
+    section = dataclasses.replace(section, **{field_name: value})
+    config = dataclasses.replace(config, **{section_name: section})
+  return config
+
+
+def _parse_value(text: str, hint: Any, key: str) -> Any:
+  """Converts override text to the field's type, or raises ConfigError."""
+  try:
+    if hint is bool:
+      lowered = text.lower()
+      if lowered in ('1', 'true', 'yes', 'on'):
+        return True
+      if lowered in ('0', 'false', 'no', 'off'):
+        return False
+      raise ValueError
+    if hint is int:
+      number = float(text.replace('_', ''))
+      if not number.is_integer():
+        raise ValueError
+      return int(number)
+    if hint is float:
+      return float(text)
+    if hint is str:
+      return text
+    if typing.get_origin(hint) is tuple:
+      parts = [p for p in text.replace(' ', '').split(',') if p]
+      return tuple(int(p) for p in parts)
+  except ValueError:
+    raise ConfigError(f'{key}={text!r} is not a valid {_type_name(hint)}') from None
+  raise ConfigError(f'{key} has unsupported type {hint}')
+
+
+def _type_name(hint: Any) -> str:
+  if typing.get_origin(hint) is tuple:
+    return 'comma-separated list of integers'
+  return {bool: 'boolean (true/false)', int: 'integer', float: 'number',
+          str: 'string'}.get(hint, str(hint))
+
+
+def _did_you_mean(name: str, allowed: Sequence[str]) -> str:
+  close = difflib.get_close_matches(name, allowed, n=3, cutoff=0.6)
+  return f' (did you mean {" or ".join(close)}?)' if close else ''
+
+
+def validate(config: GorilaConfig) -> GorilaConfig:
+  """Checks value ranges; raises ConfigError naming the first bad value."""
+  c = config
+  checks = [
+      ('env.frameskip', c.env.frameskip >= 1, '>= 1'),
+      ('env.frame_stack', c.env.frame_stack >= 1, '>= 1'),
+      ('env.noop_max', c.env.noop_max >= 0, '>= 0'),
+      ('env.repeat_action_probability', 0.0 <= c.env.repeat_action_probability <= 1.0, 'in [0, 1]'),
+      ('env.max_episode_frames', c.env.max_episode_frames >= 1, '>= 1'),
+      ('network.kind', c.network.kind in ('nature_cnn', 'mlp'), "one of 'nature_cnn', 'mlp'"),
+      ('network.mlp_layers', all(n >= 1 for n in c.network.mlp_layers), 'positive layer sizes'),
+      ('actor.envs_per_bundle', c.actor.envs_per_bundle >= 1, '>= 1'),
+      ('actor.epsilon_start', 0.0 <= c.actor.epsilon_start <= 1.0, 'in [0, 1]'),
+      ('actor.epsilon_end', 0.0 <= c.actor.epsilon_end <= 1.0, 'in [0, 1]'),
+      ('actor.epsilon_decay_frames', c.actor.epsilon_decay_frames >= 0, '>= 0'),
+      ('actor.param_refresh_steps', c.actor.param_refresh_steps >= 1, '>= 1'),
+      ('actor.stats_interval_s', c.actor.stats_interval_s > 0, '> 0'),
+      ('replay.capacity', c.replay.capacity >= 1, '>= 1'),
+      ('replay.min_size', 1 <= c.replay.min_size <= c.replay.capacity,
+       f'in [1, replay.capacity={c.replay.capacity}]'),
+      ('replay.samples_per_insert', c.replay.samples_per_insert >= 0, '>= 0 (0 = free-running)'),
+      ('replay.mode', c.replay.mode in ('local', 'global'), "one of 'local', 'global'"),
+      ('learner.batch_size', 1 <= c.learner.batch_size <= c.replay.capacity,
+       f'in [1, replay.capacity={c.replay.capacity}]'),
+      ('learner.discount', 0.0 <= c.learner.discount <= 1.0, 'in [0, 1]'),
+      ('learner.optimizer', c.learner.optimizer in ('rmsprop', 'adam'), "one of 'rmsprop', 'adam'"),
+      ('learner.learning_rate', c.learner.learning_rate > 0, '> 0'),
+      ('learner.rmsprop_rho', 0.0 <= c.learner.rmsprop_rho < 1.0, 'in [0, 1)'),
+      ('learner.optimizer_epsilon', c.learner.optimizer_epsilon > 0, '> 0'),
+      ('learner.huber_delta', c.learner.huber_delta > 0, '> 0'),
+      ('learner.reward_clip', c.learner.reward_clip >= 0, '>= 0 (0 = off)'),
+      ('learner.target_update_period', c.learner.target_update_period >= 1, '>= 1'),
+      ('learner.steps_per_closure', c.learner.steps_per_closure >= 1, '>= 1'),
+      ('eval.episodes', c.eval.episodes >= 1, '>= 1'),
+      ('eval.epsilon', 0.0 <= c.eval.epsilon <= 1.0, 'in [0, 1]'),
+      ('eval.noop_max', c.eval.noop_max >= 0, '>= 0'),
+      ('eval.max_episode_frames', c.eval.max_episode_frames >= 1, '>= 1'),
+      ('eval.parallel_envs', 1 <= c.eval.parallel_envs <= c.eval.episodes,
+       f'in [1, eval.episodes={c.eval.episodes}]'),
+      ('eval.every_s', c.eval.every_s > 0, '> 0'),
+      ('run.max_frames', c.run.max_frames >= 1, '>= 1'),
+      ('run.seed', c.run.seed >= 0, '>= 0'),
+      ('run.checkpoint_every_s', c.run.checkpoint_every_s > 0, '> 0'),
+      ('run.keep_checkpoints', c.run.keep_checkpoints >= 1, '>= 1'),
+      ('run.summary_every_s', c.run.summary_every_s > 0, '> 0'),
+      ('run.publish_every_s', c.run.publish_every_s > 0, '> 0'),
+      ('run.max_closures_in_flight', c.run.max_closures_in_flight >= 1, '>= 1'),
+      ('launch.num_ps', c.launch.num_ps >= 1, '>= 1'),
+      ('launch.num_workers', c.launch.num_workers >= 1, '>= 1'),
+      ('launch.min_shard_bytes', c.launch.min_shard_bytes >= 1, '>= 1'),
+  ]
+  for key, ok, allowed in checks:
+    if not ok:
+      section, _, field_name = key.partition('.')
+      value = getattr(getattr(config, section), field_name)
+      raise ConfigError(f'{key}={value!r} is out of range; allowed: {allowed}')
+  return config
+
+
+def resolve(preset: str, overrides: Sequence[str] = ()) -> GorilaConfig:
+  """Preset + overrides, validated. The one way entry points build a config."""
+  return validate(apply_overrides(load_preset(preset), overrides))
+
+
+def to_dict(config: GorilaConfig) -> dict[str, Any]:
+  return dataclasses.asdict(config)
+
+
+def to_json(config: GorilaConfig) -> str:
+  return json.dumps(to_dict(config), indent=2, sort_keys=True)
+
+
+def from_dict(data: dict[str, Any]) -> GorilaConfig:
+  """Inverse of `to_dict` (used to read config.json back from a run dir)."""
+  sections = {}
+  for f in dataclasses.fields(GorilaConfig):
+    if f.name == 'name':
+      continue
+    cls = typing.get_type_hints(GorilaConfig)[f.name]
+    values = dict(data.get(f.name, {}))
+    hints = typing.get_type_hints(cls)
+    for key, hint in hints.items():
+      if typing.get_origin(hint) is tuple and key in values:
+        values[key] = tuple(values[key])
+    unknown = set(values) - set(hints)
+    if unknown:
+      raise ConfigError(f'unknown keys {sorted(unknown)} in section {f.name!r}')
+    sections[f.name] = cls(**values)
+  return GorilaConfig(name=data.get('name', 'custom'), **sections)

@@ -1,0 +1,133 @@
+"""The evaluator: scores checkpoints with the paper's protocol.
+
+Protocol (Nair et al. 2015, following Mnih et al. 2015): each episode starts
+with up to `eval.noop_max` random no-op actions, the agent acts
+epsilon-greedily with `eval.epsilon` (0.05), episodes are capped at
+`eval.max_episode_frames` (18,000 frames = 5 minutes), and the score is the
+mean over `eval.episodes` (30) episodes. Rewards are not clipped and a lost
+life does not end the episode.
+
+The evaluator reads checkpoints only, so it never slows training: a sharded
+checkpoint restores into the plain, unsharded network built here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from gorila_tf import actor as actor_lib
+from gorila_tf import config as config_lib
+from gorila_tf import environments
+from gorila_tf import metrics
+from gorila_tf import networks
+from gorila_tf import run_dir as run_dir_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+  returns: tuple[float, ...]
+  lengths: tuple[int, ...]  # frames
+
+  @property
+  def mean(self) -> float:
+    return float(np.mean(self.returns))
+
+  @property
+  def stderr(self) -> float:
+    n = len(self.returns)
+    return float(np.std(self.returns, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+
+
+def episodes_per_env(episodes: int, num_envs: int) -> np.ndarray:
+  """Splits `episodes` evenly over envs, so short episodes are not favoured."""
+  counts = np.full(num_envs, episodes // num_envs)
+  counts[:episodes % num_envs] += 1
+  return counts
+
+
+def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
+             info: environments.EnvInfo, seed: int) -> EvalResult:
+  """Plays `eval.episodes` episodes with the evaluation protocol."""
+  e = config.eval
+  env = environments.VectorEnv(config.env, e.parallel_envs, seed,
+                               noop_max=e.noop_max,
+                               max_episode_frames=e.max_episode_frames)
+  greedy = actor_lib.make_greedy_policy(q_net, info.observation_shape,
+                                        tf.as_dtype(info.frame_dtype))
+  rng = np.random.default_rng(seed)
+  remaining = episodes_per_env(e.episodes, e.parallel_envs)
+  returns, lengths = [], []
+  episode_return = np.zeros(e.parallel_envs)
+  episode_steps = np.zeros(e.parallel_envs, np.int64)
+  resetting = np.zeros(e.parallel_envs, bool)
+  observations = env.reset()
+  try:
+    while remaining.sum() > 0:
+      actions = actor_lib.epsilon_greedy(greedy(observations).numpy(), e.epsilon,
+                                         info.num_actions, rng, e.parallel_envs)
+      observations, rewards, terminated, truncated, _ = env.step(actions)
+      counting = ~resetting & (remaining > 0)
+      episode_return += np.where(counting, rewards, 0.0)
+      episode_steps += counting
+      ended = counting & (terminated | truncated)
+      for i in np.flatnonzero(ended):
+        returns.append(float(episode_return[i]))
+        lengths.append(int(episode_steps[i]) * info.frames_per_step)
+        remaining[i] -= 1
+      episode_return[ended] = 0.0
+      episode_steps[ended] = 0
+      resetting = ~resetting & (terminated | truncated)
+  finally:
+    env.close()
+  return EvalResult(tuple(returns), tuple(lengths))
+
+
+def restore_online_network(checkpoint_path: str, config: config_lib.GorilaConfig,
+                           info: environments.EnvInfo) -> tuple[tf.Module, int, int]:
+  """Loads a checkpoint's online network into a plain network.
+
+  Returns:
+    (network, updates, frames) of that checkpoint.
+  """
+  q_net = networks.make_q_network(config.network, info)
+  frames = tf.Variable(0, dtype=tf.int64)
+  checkpoint = tf.train.Checkpoint(q_network=q_net, frames=frames)
+  checkpoint.restore(checkpoint_path).expect_partial()
+  updates = int(checkpoint_path.rsplit('-', 1)[-1])
+  return q_net, updates, int(frames.numpy())
+
+
+def run(config: config_lib.GorilaConfig, run_dir: str,
+        poll_s: Optional[float] = None) -> None:
+  """The evaluator role: evaluate each new checkpoint until the run is done."""
+  info = environments.env_info(config.env)
+  writer = metrics.SummaryWriter(run_dir, subdir=os.path.join('tb', 'eval'),
+                                 progress_file='eval.jsonl')
+  checkpoint_dir = os.path.join(run_dir, 'checkpoints')
+  evaluated, last_eval = None, 0.0
+  while True:
+    done = run_dir_lib.is_done(run_dir)  # read before the checkpoint: no race
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    due = time.monotonic() - last_eval >= config.eval.every_s or done
+    if latest and latest != evaluated and due:
+      q_net, updates, frames = restore_online_network(latest, config, info)
+      result = evaluate(q_net, config, info, seed=config.run.seed + updates)
+      writer.scalars(frames, {metrics.TAGS['eval_return']: result.mean,
+                              'eval/episodic_return_stderr': result.stderr},
+                     updates=updates, episodes=len(result.returns))
+      logging.info('eval of %s: %.2f +- %.2f over %d episodes', latest,
+                   result.mean, result.stderr, len(result.returns))
+      evaluated, last_eval = latest, time.monotonic()
+    elif done and latest == evaluated:
+      break
+    else:
+      time.sleep(poll_s or min(5.0, config.eval.every_s))
+  writer.close()

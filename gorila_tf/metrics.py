@@ -1,0 +1,206 @@
+"""What the run reports: actor stats to the chief, and the chief's summaries.
+
+Actors send small aggregated records (steps, finished episodes, returns, the
+parameter version they act with) into a FIFO table on the chief's Reverb
+server. The chief drains it, adds learner figures and writes TensorBoard
+scalars plus one JSON line per summary to `progress.jsonl` in the run dir.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import threading
+import time
+from typing import Optional
+
+import numpy as np
+import reverb
+import tensorflow as tf
+from absl import logging
+
+STATS_TABLE = 'actor_stats'
+STATS_SIGNATURE = {
+    'bundle': tf.TensorSpec((), tf.int32),
+    'env_steps': tf.TensorSpec((), tf.int64),  # agent steps since last record
+    'episodes': tf.TensorSpec((), tf.int64),  # episodes finished since then
+    'return_sum': tf.TensorSpec((), tf.float64),  # their summed returns
+    'length_sum': tf.TensorSpec((), tf.int64),  # their summed lengths, steps
+    'param_version': tf.TensorSpec((), tf.int64),  # version acted with, -1 = none
+}
+
+
+def make_stats_table(max_size: int = 100_000) -> reverb.Table:
+  """A queue that drops its oldest records rather than block actors."""
+  return reverb.Table(
+      name=STATS_TABLE,
+      sampler=reverb.selectors.Fifo(),
+      remover=reverb.selectors.Fifo(),
+      max_size=max_size,
+      max_times_sampled=1,
+      rate_limiter=reverb.rate_limiters.MinSize(1),
+      signature=STATS_SIGNATURE)
+
+
+@dataclasses.dataclass
+class ActorStats:
+  """A sum of stats records."""
+
+  env_steps: int = 0
+  episodes: int = 0
+  return_sum: float = 0.0
+  length_sum: int = 0
+  param_versions: list = dataclasses.field(default_factory=list)
+
+  def add(self, record: dict) -> None:
+    self.env_steps += int(record['env_steps'])
+    self.episodes += int(record['episodes'])
+    self.return_sum += float(record['return_sum'])
+    self.length_sum += int(record['length_sum'])
+    if int(record['param_version']) >= 0:
+      self.param_versions.append(int(record['param_version']))
+
+  def merge(self, other: 'ActorStats') -> None:
+    self.env_steps += other.env_steps
+    self.episodes += other.episodes
+    self.return_sum += other.return_sum
+    self.length_sum += other.length_sum
+    self.param_versions.extend(other.param_versions)
+
+
+class StatsReporter:
+  """Actor side: aggregates steps and episodes, sends them every interval.
+
+  Records that cannot be sent (chief down or restarting) are kept and sent
+  later, so the chief's frame count loses nothing while it is reachable again.
+  """
+
+  def __init__(self, address: str, bundle: int, interval_s: float):
+    self._address = address
+    self._bundle = bundle
+    self._interval_s = interval_s
+    self._client: Optional[reverb.Client] = None
+    self._pending = ActorStats()
+    self._last_send = time.monotonic()
+
+  def record_steps(self, env_steps: int) -> None:
+    self._pending.env_steps += env_steps
+
+  def record_episode(self, episode_return: float, length: int) -> None:
+    self._pending.episodes += 1
+    self._pending.return_sum += episode_return
+    self._pending.length_sum += length
+
+  def maybe_send(self, param_version: int, force: bool = False) -> None:
+    now = time.monotonic()
+    if not force and now - self._last_send < self._interval_s:
+      return
+    self._last_send = now
+    p = self._pending
+    record = {'bundle': np.int32(self._bundle),
+              'env_steps': np.int64(p.env_steps),
+              'episodes': np.int64(p.episodes),
+              'return_sum': np.float64(p.return_sum),
+              'length_sum': np.int64(p.length_sum),
+              'param_version': np.int64(param_version)}
+    try:
+      if self._client is None:
+        self._client = reverb.Client(self._address)
+      self._client.insert(record, priorities={STATS_TABLE: 1.0})
+    except (RuntimeError, ValueError, tf.errors.OpError) as e:
+      logging.log_every_n_seconds(logging.WARNING, 'stats to %s failed: %s', 30,
+                                  self._address, e)
+      self._client = None
+      return
+    self._pending = ActorStats()
+
+
+def drain_stats(client: reverb.Client) -> ActorStats:
+  """Chief side: takes every record currently queued."""
+  total = ActorStats()
+  size = client.server_info()[STATS_TABLE].current_size
+  if size == 0:
+    return total
+  for sample in client.sample(STATS_TABLE, num_samples=size,
+                              emit_timesteps=False,
+                              unpack_as_table_signature=True):
+    total.add({k: np.asarray(v).item() for k, v in sample.data.items()})
+  return total
+
+
+class RateMeter:
+  """Rate of a monotonically growing counter between calls."""
+
+  def __init__(self, value: float = 0.0):
+    self._value = value
+    self._time = time.monotonic()
+
+  def rate(self, value: float) -> float:
+    now = time.monotonic()
+    elapsed = max(now - self._time, 1e-9)
+    rate = (value - self._value) / elapsed
+    self._value, self._time = value, now
+    return rate
+
+
+class SummaryWriter:
+  """TensorBoard scalars plus a JSON-lines copy for scripts and tests."""
+
+  def __init__(self, run_dir: str, subdir: str = 'tb',
+               progress_file: str = 'progress.jsonl'):
+    self._writer = tf.summary.create_file_writer(os.path.join(run_dir, subdir))
+    self._progress_path = os.path.join(run_dir, progress_file)
+    self._lock = threading.Lock()
+
+  def scalars(self, step: int, values: dict[str, float], **extra) -> None:
+    """Writes `values` (tag -> number) at `step`; NaNs are left out."""
+    clean = {k: float(v) for k, v in values.items()
+             if v is not None and np.isfinite(v)}
+    with self._lock:
+      with self._writer.as_default(step=step):
+        for tag, value in clean.items():
+          tf.summary.scalar(tag, value)
+      self._writer.flush()
+      with open(self._progress_path, 'a') as f:
+        f.write(json.dumps({'step': step, 'time': time.time(), **extra, **clean})
+                + '\n')
+
+  def text(self, tag: str, text: str, step: int = 0) -> None:
+    with self._lock, self._writer.as_default(step=step):
+      tf.summary.text(tag, text)
+      self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+def read_progress(run_dir: str, progress_file: str = 'progress.jsonl') -> list[dict]:
+  """The JSON lines written by `SummaryWriter.scalars` (for tests and tools)."""
+  path = os.path.join(run_dir, progress_file)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def mean_or_nan(total: float, count: int) -> float:
+  return total / count if count else float('nan')
+
+
+# Ordered tag names, so every writer uses the same spelling.
+TAGS = collections.OrderedDict(
+    episodic_return='charts/episodic_return',
+    episode_length='charts/episode_length',
+    frames_per_second='charts/frames_per_second',
+    updates_per_second='learners/updates_per_second',
+    td_loss='losses/td_loss',
+    mean_q='learners/mean_q',
+    epsilon='actors/epsilon',
+    replay_size='replay/size',
+    param_staleness='actors/param_staleness',
+    frames='charts/frames',
+    updates='learners/updates',
+    eval_return='eval/episodic_return',
+)

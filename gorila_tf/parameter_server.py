@@ -1,0 +1,121 @@
+"""The parameter server: sharded variables on ps tasks, and their publication.
+
+The Q-network, the target network and the optimizer slots are created by the
+chief under `ParameterServerStrategy.scope()`; a size-based partitioner splits
+large variables across the ps tasks. Learner closures read the variables and
+apply gradients to them in place (asynchronous SGD, as in the paper).
+
+Actors do not talk to the ps tasks directly: every `run.publish_every_s` the
+chief reads the online network, joins the shards and pushes the whole tensors,
+with the update count they belong to, into a one-slot Reverb table on the
+chief (TF-Agents' `ReverbVariableContainer`). Actors pull from it every
+`actor.param_refresh_steps` steps.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import reverb
+import tensorflow as tf
+from absl import logging
+from tf_agents.experimental.distributed import reverb_variable_container
+
+from gorila_tf import cluster as cluster_lib
+from gorila_tf import networks
+
+VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
+
+
+def serve(task: cluster_lib.Task) -> None:
+  """The ps role: serve variables until the process is stopped."""
+  server = cluster_lib.start_server(task)
+  logging.info('ps %d serving at %s', task.index, task.address)
+  server.join()
+
+
+def make_strategy(task: cluster_lib.Task,
+                  min_shard_bytes: int) -> tf.distribute.ParameterServerStrategy:
+  """The chief's strategy: variables over the ps tasks, closures on workers."""
+  resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+      tf.train.ClusterSpec(task.training_cluster), task_type='chief', task_id=0,
+      rpc_layer='grpc')
+  partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+      min_shard_bytes=min_shard_bytes, max_shards=task.num_ps)
+  return tf.distribute.ParameterServerStrategy(
+      resolver, variable_partitioner=partitioner)
+
+
+def params_signature(shapes: Sequence[tf.TensorShape]) -> dict:
+  """What one published parameter set looks like."""
+  return {
+      'params': [tf.TensorSpec(s, tf.float32) for s in shapes],
+      'version': tf.TensorSpec((), tf.int64),  # updates applied when read
+      'frames': tf.TensorSpec((), tf.int64),  # frames seen by then
+  }
+
+
+def make_variables_table(shapes: Sequence[tf.TensorShape]) -> reverb.Table:
+  """The one-slot table actors pull parameters from."""
+  return reverb.Table(
+      name=VARIABLES_TABLE,
+      sampler=reverb.selectors.Uniform(),
+      remover=reverb.selectors.Fifo(),
+      max_size=1,
+      max_times_sampled=0,
+      rate_limiter=reverb.rate_limiters.MinSize(1),
+      signature=params_signature(shapes))
+
+
+class ParameterPublisher:
+  """Chief side: reads the sharded online network and pushes whole tensors."""
+
+  def __init__(self, address: str, online_net: tf.Module,
+               shapes: Sequence[tf.TensorShape]):
+    self._container = reverb_variable_container.ReverbVariableContainer(address)
+    self._variables = online_net.variables
+    self._shapes = list(shapes)
+
+  @tf.function
+  def _read(self):
+    return [tf.identity(v) for v in self._variables]
+
+  def publish(self, version: int, frames: int) -> None:
+    params = networks.merge_shards(self._read(), self._shapes)
+    self._container.push({'params': params,
+                          'version': tf.constant(version, tf.int64),
+                          'frames': tf.constant(frames, tf.int64)})
+
+
+class ParameterSubscriber:
+  """Actor side: copies the newest published parameters into a local network.
+
+  Tolerates a chief that is not up yet or restarting: `refresh` then returns
+  None and the actor keeps its current parameters.
+  """
+
+  def __init__(self, address: str, local_net: tf.Module):
+    self._address = address
+    self._variables = local_net.variables
+    self._container: Optional[reverb_variable_container.ReverbVariableContainer] = None
+
+  def refresh(self) -> Optional[tuple[int, int]]:
+    """Pulls and assigns the newest parameters; returns (version, frames)."""
+    try:
+      if self._container is None:
+        self._container = reverb_variable_container.ReverbVariableContainer(
+            self._address)
+      # An empty table (chief starting or restarted) would block the pull.
+      info = reverb.Client(self._address).server_info(timeout=5)
+      if info[VARIABLES_TABLE].current_size == 0:
+        return None
+      values = self._container.pull()
+    except (tf.errors.OpError, RuntimeError, ValueError, KeyError) as e:
+      logging.log_every_n_seconds(logging.WARNING,
+                                  'parameter pull from %s failed: %s', 30,
+                                  self._address, e)
+      self._container = None
+      return None
+    for variable, value in zip(self._variables, values['params']):
+      variable.assign(value)
+    return int(values['version']), int(values['frames'])

@@ -1,0 +1,75 @@
+"""The run directory: config, checkpoints, TensorBoard events, progress.
+
+    <run_dir>/config.json       resolved config of the run
+    <run_dir>/checkpoints/      tf.train.CheckpointManager (chief)
+    <run_dir>/tb/               TensorBoard events (chief; evaluator in tb/eval)
+    <run_dir>/progress.jsonl    one JSON line per summary
+    <run_dir>/logs/             one log per task (local launcher)
+    <run_dir>/DONE              written when the frame budget is reached
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+from gorila_tf import config as config_lib
+
+CONFIG_FILE = 'config.json'
+DONE_FILE = 'DONE'
+
+
+def default_run_dir(config: config_lib.GorilaConfig, base: str = 'runs') -> str:
+  """CleanRL-style name: {env}__{preset}__{seed}__{time}."""
+  game = config.env.id.replace('ALE/', '').replace('/', '_')
+  stamp = time.strftime('%Y%m%d-%H%M%S')
+  return os.path.join(base, f'{game}__{config.name}__{config.run.seed}__{stamp}')
+
+
+def check_writable(run_dir: str) -> None:
+  """Raises ConfigError unless run_dir can be created and written."""
+  try:
+    os.makedirs(run_dir, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=run_dir, prefix='.write-test-'):
+      pass
+  except OSError as e:
+    raise config_lib.ConfigError(
+        f'run directory {run_dir!r} is not writable: {e.strerror}') from None
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+  """Writes JSON so that readers never see a half-written file."""
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(data, f, indent=2, sort_keys=True)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def read_config(run_dir: str) -> config_lib.GorilaConfig | None:
+  path = os.path.join(run_dir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return config_lib.from_dict(json.load(f))
+
+
+def prepare(run_dir: str, config: config_lib.GorilaConfig) -> None:
+  """Creates the run dir and records the config (chief only)."""
+  check_writable(run_dir)
+  write_json_atomic(os.path.join(run_dir, CONFIG_FILE), config_lib.to_dict(config))
+  done = os.path.join(run_dir, DONE_FILE)
+  if os.path.exists(done):
+    os.remove(done)
+
+
+def mark_done(run_dir: str) -> None:
+  with open(os.path.join(run_dir, DONE_FILE), 'w') as f:
+    f.write(time.strftime('%Y-%m-%dT%H:%M:%S\n'))
+
+
+def is_done(run_dir: str) -> bool:
+  return os.path.exists(os.path.join(run_dir, DONE_FILE))

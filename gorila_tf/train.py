@@ -1,0 +1,95 @@
+r"""The Gorila binary: one process of a cluster, its role read from TF_CONFIG.
+
+Every task of a run starts this same binary; TF_CONFIG (or --cluster_spec,
+--task_type, --task_index) says which role it plays:
+
+  ps         holds a share of the Q-network, target network and optimizer slots
+  worker     a bundle: learner closures + Reverb replay + actors
+  chief      the coordinator: schedules learners, publishes parameters,
+             writes summaries and checkpoints, stops at the frame budget
+  evaluator  scores checkpoints with the paper's protocol
+
+Example (one task of a hand-made cluster):
+
+  TF_CONFIG='{"cluster": {"chief": ["h0:2222"], "ps": ["h1:2222"],
+              "worker": ["h2:2222"]}, "task": {"type": "worker", "index": 0}}' \
+  python -m gorila_tf.train --config=pong --run_dir=/shared/runs/pong1
+
+On one machine, `python -m gorila_tf.launch.local` starts a whole cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Must be set before gRPC starts: calls to a dead task fail instead of hanging.
+os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+
+from gorila_tf import cluster as cluster_lib
+from gorila_tf import config as config_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('config', 'pong', 'Preset name from configs/.')
+flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
+flags.DEFINE_string('run_dir', None, 'Run directory shared by all tasks.')
+flags.DEFINE_string('cluster_spec', None,
+                    'JSON {job: [host:port, ...]}; instead of TF_CONFIG.')
+flags.DEFINE_string('task_type', None, 'ps, worker, chief or evaluator.')
+flags.DEFINE_integer('task_index', 0, 'Index of this task in its job.')
+
+
+def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
+             run_dir: str) -> None:
+  """Imports TF-heavy modules only now, so bad input fails fast."""
+  import reverb  # pylint: disable=g-import-not-at-top,unused-import
+  # Reverb's custom ops must be registered before any server starts.
+  if task.type == 'ps':
+    from gorila_tf import parameter_server  # pylint: disable=g-import-not-at-top
+    parameter_server.serve(task)
+  elif task.type == 'worker':
+    from gorila_tf import bundle  # pylint: disable=g-import-not-at-top
+    bundle.run(task, config)
+  elif task.type == 'chief':
+    from gorila_tf import coordinator  # pylint: disable=g-import-not-at-top
+    coordinator.run(task, config, run_dir)
+  elif task.type == 'evaluator':
+    from gorila_tf import evaluator  # pylint: disable=g-import-not-at-top
+    evaluator.run(config, run_dir)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    task = cluster_lib.resolve_task(os.environ.get('TF_CONFIG'),
+                                    FLAGS.cluster_spec, FLAGS.task_type,
+                                    FLAGS.task_index)
+    config = config_lib.resolve(FLAGS.config, FLAGS.set)
+    from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+    environments.check_env_id(config.env.id)
+    if not FLAGS.run_dir and task.type in ('chief', 'evaluator'):
+      raise config_lib.ConfigError('--run_dir is required for the chief and the '
+                                   'evaluator')
+  except config_lib.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  if task.type == 'chief':
+    logging.info('config %s:\n%s', config.name, config_lib.to_json(config))
+  logging.info('task %s:%d, config %s', task.type, task.index, config.name)
+  run_task(task, config, FLAGS.run_dir)
+  return 0
+
+
+def cli():
+  """Console-script entry point."""
+  app.run(main)
+
+
+if __name__ == '__main__':
+  cli()
