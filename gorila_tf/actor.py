@@ -136,13 +136,12 @@ class Actor:
       steps = int(acted.sum())
       self.env_steps += steps
       self._frames_since_refresh += steps * self._info.frames_per_step
-      self._reporter.record_steps(steps)
-      self._reporter.maybe_send(self._param_version)
+      self._reporter.record_steps(steps, self._param_version)
       step += 1
-    self._reporter.maybe_send(self._param_version, force=True)
     logging.info('actor stopped after %d env steps', self.env_steps)
 
   def close(self) -> None:
     for writer in self._writers:
       writer.close()
+    self._reporter.close()
     self._env.close()

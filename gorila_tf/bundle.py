@@ -74,6 +74,7 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig) -> None:
         failure.append(e)
     finally:
       stop.set()
+      actor.close()
 
   def on_signal(signum, frame):
     del frame

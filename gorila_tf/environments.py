@@ -57,15 +57,17 @@ def _ale_registry() -> dict[str, str]:
 
 def check_env_id(env_id: str) -> None:
   """Raises ConfigError for an unknown game, suggesting the closest ids."""
-  if is_atari(env_id):
-    known = sorted(_ale_registry())
-  else:
-    known = sorted(k for k in gym.registry if not k.startswith(_ATARI_PREFIX))
-  if env_id in known:
+  atari = sorted(_ale_registry())
+  # Other gymnasium games, without ale-py's legacy ids (Pong-v4 etc.).
+  others = sorted(k for k, spec in gym.registry.items()
+                  if not k.startswith(_ATARI_PREFIX)
+                  and 'ale_py' not in str(spec.entry_point))
+  if env_id in (atari if is_atari(env_id) else others):
     return
-  close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
-  hint = f'; closest: {", ".join(close)}' if close else (
-      "; Atari games are 'ALE/<Game>-v5', e.g. ALE/Pong-v5")
+  close = difflib.get_close_matches(env_id, atari + others, n=3, cutoff=0.5)
+  hint = f'; closest: {", ".join(close)}' if close else ''
+  if not is_atari(env_id):
+    hint += "; Atari games are 'ALE/<Game>-v5', e.g. ALE/Pong-v5"
   raise config_lib.ConfigError(f'unknown game env.id={env_id!r}{hint}')
 
 

@@ -71,50 +71,70 @@ class ActorStats:
 
 
 class StatsReporter:
-  """Actor side: aggregates steps and episodes, sends them every interval.
+  """Actor side: aggregates steps and episodes; a thread sends them.
 
-  Records that cannot be sent (chief down or restarting) are kept and sent
-  later, so the chief's frame count loses nothing while it is reachable again.
+  The actor only adds to counters; a background thread sends the sums every
+  interval. Sums that cannot be sent (chief down or restarting) are kept and
+  sent later, so the chief's frame count loses nothing and the actor never
+  waits on the chief.
   """
 
   def __init__(self, address: str, bundle: int, interval_s: float):
     self._address = address
     self._bundle = bundle
     self._interval_s = interval_s
-    self._client: Optional[reverb.Client] = None
+    self._lock = threading.Lock()
     self._pending = ActorStats()
-    self._last_send = time.monotonic()
+    self._param_version = -1
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._loop, daemon=True,
+                                    name=f'stats-{bundle}')
+    self._thread.start()
 
-  def record_steps(self, env_steps: int) -> None:
-    self._pending.env_steps += env_steps
+  def record_steps(self, env_steps: int, param_version: int) -> None:
+    with self._lock:
+      self._pending.env_steps += env_steps
+      self._param_version = param_version
 
   def record_episode(self, episode_return: float, length: int) -> None:
-    self._pending.episodes += 1
-    self._pending.return_sum += episode_return
-    self._pending.length_sum += length
+    with self._lock:
+      self._pending.episodes += 1
+      self._pending.return_sum += episode_return
+      self._pending.length_sum += length
 
-  def maybe_send(self, param_version: int, force: bool = False) -> None:
-    now = time.monotonic()
-    if not force and now - self._last_send < self._interval_s:
-      return
-    self._last_send = now
-    p = self._pending
+  def _loop(self) -> None:
+    while not self._stop.wait(self._interval_s):
+      self.send()
+
+  def send(self) -> bool:
+    """Sends the pending sums now; returns whether they arrived."""
+    with self._lock:
+      sent, self._pending = self._pending, ActorStats()
+      version = self._param_version
     record = {'bundle': np.int32(self._bundle),
-              'env_steps': np.int64(p.env_steps),
-              'episodes': np.int64(p.episodes),
-              'return_sum': np.float64(p.return_sum),
-              'length_sum': np.int64(p.length_sum),
-              'param_version': np.int64(param_version)}
+              'env_steps': np.int64(sent.env_steps),
+              'episodes': np.int64(sent.episodes),
+              'return_sum': np.float64(sent.return_sum),
+              'length_sum': np.int64(sent.length_sum),
+              'param_version': np.int64(version)}
     try:
-      if self._client is None:
-        self._client = reverb.Client(self._address)
-      self._client.insert(record, priorities={STATS_TABLE: 1.0})
-    except (RuntimeError, ValueError, tf.errors.OpError) as e:
+      client = reverb.Client(self._address)
+      client.server_info(timeout=1)  # inserting into a dead server blocks
+      client.insert(record, priorities={STATS_TABLE: 1.0})
+      return True
+    except (reverb.errors.ReverbError, RuntimeError, ValueError,
+            tf.errors.OpError) as e:
       logging.log_every_n_seconds(logging.WARNING, 'stats to %s failed: %s', 30,
                                   self._address, e)
-      self._client = None
-      return
-    self._pending = ActorStats()
+      with self._lock:
+        self._pending.merge(sent)  # keep them for the next try
+      return False
+
+  def close(self) -> None:
+    """Stops the thread after a last send."""
+    self._stop.set()
+    self._thread.join(timeout=10)
+    self.send()
 
 
 def drain_stats(client: reverb.Client) -> ActorStats:

@@ -14,6 +14,7 @@ chief (TF-Agents' `ReverbVariableContainer`). Actors pull from it every
 
 from __future__ import annotations
 
+import time
 from typing import Optional, Sequence
 
 import reverb
@@ -25,6 +26,7 @@ from gorila_tf import cluster as cluster_lib
 from gorila_tf import networks
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
+RETRY_AFTER_S = 5.0  # actors keep acting with their parameters meanwhile
 
 
 def serve(task: cluster_lib.Task) -> None:
@@ -98,23 +100,29 @@ class ParameterSubscriber:
     self._address = address
     self._variables = local_net.variables
     self._container: Optional[reverb_variable_container.ReverbVariableContainer] = None
+    self._retry_at = 0.0  # after a failed pull, wait before asking again
 
   def refresh(self) -> Optional[tuple[int, int]]:
     """Pulls and assigns the newest parameters; returns (version, frames)."""
+    if time.monotonic() < self._retry_at:
+      return None
     try:
+      # Asked first, with a timeout: an unreachable chief or an empty table
+      # (chief starting or restarted) would block the pull.
+      info = reverb.Client(self._address).server_info(timeout=1)
+      if info[VARIABLES_TABLE].current_size == 0:
+        return None
       if self._container is None:
         self._container = reverb_variable_container.ReverbVariableContainer(
             self._address)
-      # An empty table (chief starting or restarted) would block the pull.
-      info = reverb.Client(self._address).server_info(timeout=5)
-      if info[VARIABLES_TABLE].current_size == 0:
-        return None
       values = self._container.pull()
-    except (tf.errors.OpError, RuntimeError, ValueError, KeyError) as e:
+    except (reverb.errors.ReverbError, tf.errors.OpError, RuntimeError,
+            ValueError, KeyError) as e:
       logging.log_every_n_seconds(logging.WARNING,
                                   'parameter pull from %s failed: %s', 30,
                                   self._address, e)
       self._container = None
+      self._retry_at = time.monotonic() + RETRY_AFTER_S
       return None
     for variable, value in zip(self._variables, values['params']):
       variable.assign(value)

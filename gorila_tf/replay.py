@@ -74,12 +74,19 @@ def make_replay_table(config: config_lib.GorilaConfig,
 
 
 class TransitionWriter:
-  """Writes one env's experience into a replay table, each frame once."""
+  """Writes one env's experience into a replay table, each frame once.
+
+  Backpressure: when the table's rate limiter holds inserts back (learners
+  behind the sample/insert ratio), `add` blocks once `max_pending_items` of
+  this writer's items wait for confirmation, instead of piling them up in
+  memory and stalling at the end of the episode.
+  """
 
   def __init__(self, client: reverb.Client, frame_stack: int,
-               table: str = REPLAY_TABLE):
+               table: str = REPLAY_TABLE, max_pending_items: int = 32):
     self._stack = frame_stack
     self._table = table
+    self._max_pending = max_pending_items
     self._writer = client.trajectory_writer(num_keep_alive_refs=frame_stack + 1)
 
   def begin_episode(self, observation: np.ndarray) -> None:
@@ -103,12 +110,20 @@ class TransitionWriter:
             'reward': history['reward'][-1],
             'discount': history['discount'][-1],
         })
+    # Waits only while more than max_pending items are unconfirmed; items whose
+    # chunks are still open do not count, so chunks are never cut short.
+    self._writer.flush(block_until_num_items=self._max_pending)
 
   def end_episode(self) -> None:
     """Sends pending items and forgets the episode's rows."""
     self._writer.end_episode(clear_buffers=True)
 
-  def close(self) -> None:
+  def close(self, timeout_ms: int = 5_000) -> None:
+    """Sends what is pending (unless the table keeps refusing) and closes."""
+    try:
+      self._writer.flush(timeout_ms=timeout_ms)
+    except (reverb.errors.DeadlineExceededError, RuntimeError):
+      pass  # the server is gone or rate-limited: those items are dropped
     self._writer.close()
 
 

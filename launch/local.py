@@ -106,6 +106,7 @@ class TaskProcess:
         preexec_fn=_die_with_parent)
     self._pump = threading.Thread(target=self._copy_output, daemon=True)
     self._pump.start()
+    print(f'[launcher] started {role} (pid {self.process.pid})', flush=True)
 
   def _copy_output(self) -> None:
     for raw in self.process.stdout:

@@ -1,0 +1,162 @@
+"""An in-process Gorila cluster on free loopback ports, checked end to end.
+
+Runs in its own process (tests/test_inprocess_cluster.py starts it), because
+connecting to a cluster changes TensorFlow's global context for good. Here,
+real `tf.distribute.Server`s (2 ps, 2 workers) and two real Reverb replay
+servers share this process; this process is also the chief.
+
+Prints one JSON object with what it measured.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+
+os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import portpicker
+import reverb
+import tensorflow as tf
+
+from gorila_tf import cluster as cluster_lib
+from gorila_tf import config as config_lib
+from gorila_tf import coordinator
+from gorila_tf import environments
+from gorila_tf import learner as learner_lib
+from gorila_tf import networks
+from gorila_tf import parameter_server
+from gorila_tf import replay
+
+
+def make_config() -> config_lib.GorilaConfig:
+  return config_lib.resolve('cartpole', [
+      'replay.min_size=1', 'replay.samples_per_insert=0',
+      'learner.batch_size=16', 'learner.steps_per_closure=4',
+      'learner.learning_rate=0.01', 'launch.min_shard_bytes=8192'])
+
+
+def start_cluster():
+  """2 ps + 2 workers in this process; the reverb port is TF port + 1."""
+  ports = []
+  while len(ports) < 5:
+    p = portpicker.pick_unused_port()
+    if portpicker.is_port_free(p + 1) and p not in ports and p + 1 not in ports:
+      ports.append(p)
+  spec = {'chief': [f'localhost:{ports[0]}'],
+          'ps': [f'localhost:{p}' for p in ports[1:3]],
+          'worker': [f'localhost:{p}' for p in ports[3:5]]}
+  servers = []
+  for job in ('ps', 'worker'):
+    for i in range(2):
+      task = cluster_lib.make_task(spec, job, i)
+      servers.append(cluster_lib.start_server(task))
+  return cluster_lib.make_task(spec, 'chief', 0), servers
+
+
+def fill_replay(task, config, info):
+  """Bundle b holds only transitions with reward b + 1, all terminal."""
+  servers = []
+  rng = np.random.default_rng(0)
+  for b, address in enumerate(task.worker_reverb_addresses()):
+    _, port = cluster_lib.split_address(address)
+    server = reverb.Server([replay.make_replay_table(config, info)], port=port)
+    writer = replay.TransitionWriter(server.localhost_client(), info.frame_stack)
+    for _ in range(50):
+      writer.begin_episode(rng.normal(size=(1, 4)).astype(np.float32))
+      writer.add(rng.normal(size=4).astype(np.float32), int(rng.integers(2)),
+                 reward=float(b + 1), discount=0.0)
+      writer.end_episode()
+    writer.close()
+    servers.append(server)
+  return servers
+
+
+def main():
+  config = make_config()
+  info = environments.env_info(config.env)
+  task, _ = start_cluster()
+  replay_servers = fill_replay(task, config, info)
+  strategy = parameter_server.make_strategy(task, config.launch.min_shard_bytes)
+  coord = tf.distribute.coordinator.ClusterCoordinator(strategy)
+  model = coordinator._build_model(strategy, config, info)  # pylint: disable=protected-access
+  learner = learner_lib.Learner(strategy, model.q_net, model.target_net,
+                                model.optimizer, config.learner)
+  result = {}
+
+  # Where the variables live: the 64x64 kernel is split over both ps tasks.
+  result['devices'] = sorted({v.device for v in model.q_net.variables})
+  result['num_parts'] = len(model.q_net.variables)
+  plain = networks.make_q_network(config.network, info)
+  result['num_whole'] = len(plain.variables)
+
+  # Local replay: a closure on worker w samples only bundle w's table.
+  def dataset_fn():
+    return replay.make_dataset(
+        coordinator._per_worker_addresses(task, config), info,  # pylint: disable=protected-access
+        config.learner.batch_size)
+  iterator = iter(coord.create_per_worker_dataset(dataset_fn))
+
+  @tf.function
+  def probe(it):
+    batch = next(it)
+    index = tf.distribute.coordinator.experimental_get_current_worker_index()
+    return index, tf.reduce_mean(batch['reward'])
+
+  probes = [coord.schedule(probe, args=(iterator,)) for _ in range(20)]
+  coord.join()
+  result['probes'] = [[int(i), float(r)] for i, r in (p.fetch() for p in probes)]
+
+  # Learning: Q of taken actions moves to the bundle rewards (1 and 2).
+  learner.sync_target()
+  losses = [coord.schedule(learner.train_steps, args=(iterator,))
+            for _ in range(60)]
+  coord.join()
+  values = [tuple(float(x) for x in r.fetch()) for r in losses]
+  result['first_loss'] = float(np.mean([v[0] for v in values[:5]]))
+  result['last_loss'] = float(np.mean([v[0] for v in values[-5:]]))
+  result['last_mean_q'] = float(np.mean([v[1] for v in values[-5:]]))
+  result['updates'] = int(model.optimizer.iterations.numpy())
+
+  # Target refresh copies the online network on the ps tasks.
+  learner.sync_target()
+  result['target_equals_online'] = all(
+      np.array_equal(t.numpy(), o.numpy())
+      for t, o in zip(model.target_net.variables, model.q_net.variables))
+
+  # Publication: actors receive whole tensors equal to the joined shards.
+  shapes = networks.variable_shapes(plain)
+  chief_server = reverb.Server([parameter_server.make_variables_table(shapes)])
+  address = f'localhost:{chief_server.port}'
+  parameter_server.ParameterPublisher(address, model.q_net, shapes).publish(
+      version=result['updates'], frames=42)
+  version, frames = parameter_server.ParameterSubscriber(address, plain).refresh()
+  joined = networks.merge_shards([v.numpy() for v in model.q_net.variables], shapes)
+  result['published'] = [version, frames]
+  result['subscriber_matches'] = all(
+      np.array_equal(p.numpy(), j) for p, j in zip(plain.variables, joined))
+
+  # Checkpoint of the sharded model restores into a plain network.
+  directory = tempfile.mkdtemp()
+  manager = tf.train.CheckpointManager(
+      coordinator._checkpoint(model), directory, max_to_keep=2)  # pylint: disable=protected-access
+  path = manager.save(checkpoint_number=result['updates'])
+  fresh = networks.make_q_network(config.network, info)
+  status = tf.train.Checkpoint(q_network=fresh).restore(path)
+  status.assert_existing_objects_matched()
+  result['restored_matches'] = all(
+      np.array_equal(f.numpy(), j) for f, j in zip(fresh.variables, joined))
+
+  chief_server.stop()
+  for s in replay_servers:
+    s.stop()
+  print('RESULT ' + json.dumps(result), flush=True)
+  sys.stdout.flush()
+  os._exit(0)  # in-process servers have no clean shutdown; skip the hang
+
+
+if __name__ == '__main__':
+  main()

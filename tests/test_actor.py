@@ -1,0 +1,121 @@
+"""Actors on a real game with real Reverb servers for replay, params and stats."""
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+import reverb
+import tensorflow as tf
+
+from gorila_tf import actor as actor_lib
+from gorila_tf import config as config_lib
+from gorila_tf import environments
+from gorila_tf import metrics
+from gorila_tf import networks
+from gorila_tf import parameter_server
+from gorila_tf import replay
+
+
+def make_config(**actor_overrides):
+  config = config_lib.resolve('cartpole', ['replay.min_size=1',
+                                           'replay.samples_per_insert=0'])
+  return dataclasses.replace(config, actor=dataclasses.replace(
+      config.actor, envs_per_bundle=3, stats_interval_s=0.01, **actor_overrides))
+
+
+@pytest.fixture
+def servers():
+  config = make_config()
+  info = environments.env_info(config.env)
+  net = networks.make_q_network(config.network, info)
+  chief = reverb.Server([parameter_server.make_variables_table(
+      networks.variable_shapes(net)), metrics.make_stats_table()])
+  bundle = reverb.Server([replay.make_replay_table(config, info)])
+  yield chief, bundle
+  chief.stop()
+  bundle.stop()
+
+
+def make_actor(config, chief, bundle):
+  info = environments.env_info(config.env)
+  net = networks.make_q_network(config.network, info)
+  n = config.actor.envs_per_bundle
+  writers = [replay.TransitionWriter(bundle.localhost_client(), info.frame_stack)
+             for _ in range(n)]
+  address = f'localhost:{chief.port}'
+  return actor_lib.Actor(
+      config, info, environments.VectorEnv(config.env, n, seed=3), net, writers,
+      parameter_server.ParameterSubscriber(address, net),
+      metrics.StatsReporter(address, bundle=0, interval_s=0.01), seed=3), net
+
+
+def test_actor_fills_replay_and_reports_every_step_and_episode(servers):
+  chief, bundle = servers
+  actor, _ = make_actor(make_config(), chief, bundle)
+  actor.run(threading.Event(), max_steps=200)
+  actor.close()
+  stats = metrics.drain_stats(chief.localhost_client())
+  assert stats.env_steps == actor.env_steps
+  # 3 envs x 200 vector steps, minus the auto-reset steps after each episode.
+  assert actor.env_steps == 600 - stats.episodes
+  assert stats.episodes > 5  # random CartPole episodes last ~20 steps
+  assert stats.length_sum / stats.episodes == pytest.approx(
+      stats.return_sum / stats.episodes)  # CartPole: +1 per step
+  size = bundle.localhost_client().server_info()[replay.REPLAY_TABLE].current_size
+  assert size == actor.env_steps  # one transition per agent step
+  assert stats.param_versions == []  # nothing published: random actions
+
+
+def test_actor_acts_greedily_with_published_parameters(servers):
+  chief, bundle = servers
+  config = make_config(epsilon_start=0.0, epsilon_end=0.0)
+  info = environments.env_info(config.env)
+  # A network whose Q-values prefer action 1 everywhere: zero weights, bias [0, 1].
+  source = networks.make_q_network(config.network, info)
+  for v in source.variables:
+    v.assign(tf.zeros_like(v))
+  source.variables[-1].assign([0.0, 1.0])
+  publisher = parameter_server.ParameterPublisher(
+      f'localhost:{chief.port}', source, networks.variable_shapes(source))
+  publisher.publish(version=7, frames=123)
+  actor, local_net = make_actor(config, chief, bundle)
+  actor.refresh_parameters()
+  np.testing.assert_array_equal(local_net.variables[-1].numpy(), [0.0, 1.0])
+  actions = actor.select_actions(np.zeros((3, 1, 4), np.float32))
+  np.testing.assert_array_equal(actions, [1, 1, 1])
+  actor.run(threading.Event(), max_steps=5)
+  actor.close()
+  assert set(metrics.drain_stats(chief.localhost_client()).param_versions) == {7}
+
+
+def test_subscriber_waits_quietly_for_a_chief_that_is_not_there():
+  net = networks.make_q_network(config_lib.NetworkConfig(kind='mlp', mlp_layers=(4,)),
+                                environments.EnvInfo('x', (2,), np.dtype(np.float32),
+                                                     1, 2, 1))
+  before = [v.numpy().copy() for v in net.variables]
+  subscriber = parameter_server.ParameterSubscriber('localhost:1', net)
+  assert subscriber.refresh() is None
+  for b, v in zip(before, net.variables):
+    np.testing.assert_array_equal(b, v.numpy())
+
+
+def test_epsilon_greedy_explores_at_the_epsilon_rate():
+  rng = np.random.default_rng(0)
+  greedy = np.zeros(10_000, np.int32)
+  actions = actor_lib.epsilon_greedy(greedy, 0.3, num_actions=4, rng=rng,
+                                     batch=10_000)
+  # Random actions are non-zero with probability 3/4: 0.3 * 0.75 = 0.225.
+  assert np.mean(actions != 0) == pytest.approx(0.225, abs=0.02)
+  assert np.all(actor_lib.epsilon_greedy(greedy, 0.0, 4, rng, 10_000) == 0)
+
+
+def test_stats_for_an_unreachable_chief_are_kept_not_lost():
+  reporter = metrics.StatsReporter('localhost:1', bundle=0, interval_s=3600)
+  reporter.record_steps(5, param_version=2)
+  reporter.record_episode(10.0, 5)
+  assert not reporter.send()
+  assert not reporter.send()
+  with reporter._lock:  # pylint: disable=protected-access
+    pending = reporter._pending  # pylint: disable=protected-access
+  assert (pending.env_steps, pending.episodes, pending.return_sum) == (5, 1, 10.0)

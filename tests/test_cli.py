@@ -1,0 +1,53 @@
+"""Bad input at the command line: one clear line, exit status 2, nothing written."""
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import run_module
+
+CLUSTER = {'chief': ['127.0.0.1:1'], 'ps': ['127.0.0.1:3'], 'worker': ['127.0.0.1:5']}
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--config=pongg'], "error: unknown config preset 'pongg'"),
+    (['--config=pong', '--set=learner.batchsize=3'],
+     "error: unknown config key 'learner.batchsize'"),
+    (['--config=pong', '--set=actor.epsilon_end=2'],
+     'error: actor.epsilon_end=2.0 is out of range; allowed: in [0, 1]'),
+    (['--config=pong', '--set=env.id=ALE/Pongg-v5'],
+     "error: unknown game env.id='ALE/Pongg-v5'; closest: ALE/Pong-v5"),
+    (['--config=cartpole', '--num_workers=-2'],
+     'error: launch.num_workers=-2 is out of range'),
+])
+def test_launcher_refuses_bad_input_with_one_line(tmp_path, args, message):
+  run_dir = tmp_path / 'run'
+  proc = run_module('gorila_tf.launch.local', *args, f'--run_dir={run_dir}',
+                    timeout=120)
+  assert proc.returncode == 2
+  errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-2000:]
+  assert not run_dir.exists()
+
+
+@pytest.mark.parametrize('tf_config, message', [
+    ('{oops', 'error: TF_CONFIG is not valid JSON'),
+    (json.dumps({'cluster': CLUSTER, 'task': {'type': 'worker', 'index': 3}}),
+     "error: task index 3 is out of range for job 'worker'"),
+    (json.dumps({'cluster': CLUSTER, 'task': {'type': 'boss', 'index': 0}}),
+     "error: task type 'boss' does not exist"),
+])
+def test_train_refuses_a_malformed_tf_config(tf_config, message):
+  proc = run_module('gorila_tf.train', '--config=cartpole',
+                    env={'TF_CONFIG': tf_config}, timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-2000:]
+
+
+def test_train_without_a_cluster_says_how_to_start_one():
+  env = dict(os.environ)
+  env.pop('TF_CONFIG', None)
+  proc = run_module('gorila_tf.train', '--config=cartpole', env={'TF_CONFIG': ''})
+  assert proc.returncode == 2
+  assert 'gorila_tf.launch.local' in proc.stderr

@@ -1,0 +1,94 @@
+"""Presets, overrides and range checks of the run configuration."""
+
+import dataclasses
+
+import pytest
+
+from gorila_tf import config as config_lib
+
+
+def test_every_preset_loads_and_validates():
+  presets = config_lib.available_presets()
+  assert {'atari', 'pong', 'breakout', 'cartpole'} <= set(presets)
+  for name in presets:
+    config = config_lib.resolve(name)
+    assert config.name == name
+
+
+def test_atari_preset_holds_the_papers_shared_hyperparameters():
+  c = config_lib.resolve('atari')
+  assert (c.learner.batch_size, c.learner.discount) == (32, 0.99)
+  assert c.learner.learning_rate == 0.00025
+  assert c.learner.target_update_period == 10_000
+  assert c.env.frameskip == 4 and c.env.frame_stack == 4 and c.env.noop_max == 30
+  assert c.env.repeat_action_probability == 0.0  # not ALE v5's 0.25
+  assert c.eval.epsilon == 0.05 and c.eval.max_episode_frames == 18_000
+  assert c.eval.episodes == 30
+
+
+def test_overrides_convert_to_field_types():
+  c = config_lib.resolve('cartpole', [
+      'learner.batch_size=32', 'learner.learning_rate=1e-3',
+      'network.mlp_layers=32,16', 'launch.evaluator=true', 'env.id=CartPole-v1',
+      'run.max_frames=1_000'])
+  assert c.learner.batch_size == 32
+  assert c.learner.learning_rate == 0.001
+  assert c.network.mlp_layers == (32, 16)
+  assert c.launch.evaluator is True
+  assert c.run.max_frames == 1000
+
+
+def test_override_accepts_integral_scientific_notation():
+  c = config_lib.resolve('pong', ['run.max_frames=2e6'])
+  assert c.run.max_frames == 2_000_000
+
+
+@pytest.mark.parametrize('override, message', [
+    ('learner.batchsize=3', "unknown config key 'learner.batchsize'"),
+    ('lerner.batch_size=3', "unknown config section 'lerner'"),
+    ('learner.batch_size', 'is not of the form section.field=value'),
+    ('learner.batch_size=abc', "learner.batch_size='abc' is not a valid integer"),
+    ('learner.batch_size=2.5', "learner.batch_size='2.5' is not a valid integer"),
+    ('launch.evaluator=maybe', 'is not a valid boolean'),
+])
+def test_bad_overrides_name_the_bad_value(override, message):
+  with pytest.raises(config_lib.ConfigError, match=message) as e:
+    config_lib.resolve('cartpole', [override])
+  assert '\n' not in str(e.value)
+
+
+def test_unknown_key_suggests_the_close_one():
+  with pytest.raises(config_lib.ConfigError, match='did you mean learner.batch_size'):
+    config_lib.resolve('cartpole', ['learner.batchsize=3'])
+
+
+def test_unknown_preset_lists_the_allowed_ones():
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"unknown config preset 'pongg'.*did you mean pong"):
+    config_lib.resolve('pongg')
+
+
+@pytest.mark.parametrize('override, message', [
+    ('actor.epsilon_end=1.5', r'actor.epsilon_end=1.5 is out of range; allowed: in \[0, 1\]'),
+    ('actor.envs_per_bundle=-1', 'actor.envs_per_bundle=-1 is out of range'),
+    ('launch.num_workers=0', 'launch.num_workers=0 is out of range'),
+    ('learner.batch_size=100000',
+     r'learner.batch_size=100000 is out of range; allowed: in \[1, replay.capacity=20000\]'),
+    ('replay.min_size=0', 'replay.min_size=0 is out of range'),
+    ('learner.discount=1.1', 'learner.discount=1.1 is out of range'),
+    ('replay.mode=everywhere', "replay.mode='everywhere' is out of range"),
+])
+def test_out_of_range_values_are_refused(override, message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.resolve('cartpole', [override])
+
+
+def test_config_round_trips_through_a_dict():
+  c = config_lib.resolve('pong', ['network.mlp_layers=8,8'])
+  assert config_lib.from_dict(config_lib.to_dict(c)) == c
+
+
+def test_configs_are_frozen():
+  c = config_lib.resolve('pong')
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    c.learner.batch_size = 64  # type: ignore[misc]

@@ -1,0 +1,73 @@
+"""Real games through the vector-env wrapper: shapes, ids, auto-reset."""
+
+import numpy as np
+import pytest
+
+from gorila_tf import config as config_lib
+from gorila_tf import environments
+
+
+def test_pong_info_and_observations_follow_dqn_preprocessing():
+  env_config = config_lib.resolve('pong').env
+  info = environments.env_info(env_config)
+  assert (info.frame_shape, info.frame_stack, info.num_actions) == ((84, 84), 4, 6)
+  assert info.frames_per_step == 4
+  env = environments.VectorEnv(env_config, num_envs=2, seed=0)
+  obs = env.reset()
+  assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+  obs, rewards, terminated, truncated, lives = env.step(np.zeros(2, np.int32))
+  assert obs.shape == (2, 4, 84, 84)
+  assert rewards.dtype == np.float32 and terminated.shape == (2,)
+  assert lives is not None and lives.shape == (2,)
+  env.close()
+
+
+def test_atari_rewards_are_not_clipped_by_the_env():
+  # Pong gives -1 when the opponent scores; clipping is the learner's job, so
+  # the check is that rewards arrive as the game's own values.
+  env = environments.VectorEnv(config_lib.resolve('pong').env, 1, seed=0)
+  env.reset()
+  seen = set()
+  for _ in range(400):
+    _, rewards, *_ = env.step(np.zeros(1, np.int32))
+    seen.update(rewards.tolist())
+  env.close()
+  assert -1.0 in seen
+
+
+def test_cartpole_observations_get_a_stack_axis():
+  env_config = config_lib.resolve('cartpole').env
+  info = environments.env_info(env_config)
+  assert (info.frame_shape, info.frame_stack, info.num_actions) == ((4,), 1, 2)
+  env = environments.VectorEnv(env_config, num_envs=3, seed=0)
+  assert env.reset().shape == (3, 1, 4)
+
+
+def test_cartpole_auto_resets_on_the_step_after_the_end():
+  env = environments.VectorEnv(config_lib.resolve('cartpole').env, 1, seed=0)
+  env.reset()
+  for _ in range(600):
+    obs, reward, terminated, truncated, _ = env.step(np.zeros(1, np.int32))
+    if terminated[0] or truncated[0]:
+      break
+  assert terminated[0]
+  obs, reward, terminated, truncated, _ = env.step(np.zeros(1, np.int32))
+  # NEXT_STEP auto-reset: reward 0, a fresh first observation.
+  assert reward[0] == 0.0 and not terminated[0]
+  assert np.all(np.abs(obs) < 0.06)  # CartPole starts within +-0.05
+
+
+@pytest.mark.parametrize('env_id, hint', [
+    ('ALE/Pongg-v5', 'closest: ALE/Pong-v5'),
+    ('ALE/MsPacman-v4', 'ALE/MsPacman-v5'),
+    ('Pong', "Atari games are 'ALE/<Game>-v5'"),
+])
+def test_unknown_game_suggests_the_closest_ids(env_id, hint):
+  with pytest.raises(config_lib.ConfigError, match=f'unknown game env.id=.*{hint}'):
+    environments.check_env_id(env_id)
+
+
+def test_stacking_frames_of_a_vector_game_is_refused():
+  env_config = config_lib.resolve('cartpole', ['env.frame_stack=4']).env
+  with pytest.raises(config_lib.ConfigError, match='env.frame_stack=4 is out of range'):
+    environments.env_info(env_config)
