@@ -1,0 +1,70 @@
+"""The install story: setup.py agrees with the lock file, BUILD covers every file."""
+
+import ast
+import glob
+import os
+import re
+
+from tests.conftest import REPO
+
+
+def lock_versions():
+  versions = {}
+  with open(os.path.join(REPO, 'requirements.lock')) as f:
+    for line in f:
+      line = line.split('#')[0].strip()
+      if line:
+        name, _, version = line.partition('==')
+        versions[name.lower().replace('_', '-')] = version
+  return versions
+
+
+def setup_requirements():
+  tree = ast.parse(open(os.path.join(REPO, 'setup.py')).read())
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Assign) and node.targets[0].id == 'INSTALL_REQUIRES':
+      return [ast.literal_eval(e) for e in node.value.elts]
+  raise AssertionError('INSTALL_REQUIRES not found in setup.py')
+
+
+def test_every_runtime_requirement_is_locked_at_an_allowed_version():
+  from packaging.specifiers import SpecifierSet  # pylint: disable=g-import-not-at-top
+  locked = lock_versions()
+  for requirement in setup_requirements():
+    name, spec = re.match(r'([A-Za-z0-9_.\-]+)(.*)', requirement).groups()
+    name = name.lower().replace('_', '-')
+    assert name in locked, f'{name} is required by setup.py but not locked'
+    assert locked[name] in SpecifierSet(spec), (
+        f'{name}=={locked[name]} in requirements.lock is outside {spec!r}')
+
+
+def test_the_pinned_stack_is_the_one_checked_together():
+  locked = lock_versions()
+  assert locked['tensorflow'] == '2.15.1'
+  assert locked['dm-reverb'] == '0.14.0'
+  assert locked['tf-agents'] == '0.19.0'
+  assert locked['tensorflow-probability'] == '0.23.0'
+  assert locked['numpy'].startswith('1.')
+
+
+def build_sources():
+  text = open(os.path.join(REPO, 'BUILD')).read()
+  return set(re.findall(r'"([\w/]+\.py)"', text))
+
+
+def test_every_module_and_test_file_has_a_bazel_target():
+  sources = build_sources()
+  files = [os.path.relpath(p, REPO) for pattern in
+           ('gorila_tf/*.py', 'configs/*.py', 'launch/*.py', 'tests/*.py')
+           for p in glob.glob(os.path.join(REPO, pattern))]
+  missing = sorted(f for f in files if f not in sources)
+  assert not missing, f'files without a BUILD target: {missing}'
+  stale = sorted(s for s in sources if not os.path.exists(os.path.join(REPO, s)))
+  assert not stale, f'BUILD names files that do not exist: {stale}'
+
+
+def test_every_test_module_is_a_py_test_target():
+  text = open(os.path.join(REPO, 'BUILD')).read()
+  for path in glob.glob(os.path.join(REPO, 'tests', 'test_*.py')):
+    name = os.path.splitext(os.path.basename(path))[0]
+    assert re.search(rf'py_test\(\s*name = "{name}"', text), name
