@@ -18,6 +18,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import signal
+import threading
 import time
 
 import reverb
@@ -136,7 +138,7 @@ class Chief:
     path = self._manager.restore_or_initialize()
     if path:
       logging.info('resumed from %s at %d updates, %d frames', path,
-                   self.updates, int(self._model.frames.numpy()))
+                   self.updates, self.frames)
     else:
       self._learner.sync_target()
       logging.info('initialised a new run in %s', self._run_dir)
@@ -144,7 +146,7 @@ class Chief:
   def save(self) -> str:
     path = self._manager.save(checkpoint_number=self.updates)
     logging.info('checkpoint %s (%d updates, %d frames)', path, self.updates,
-                 int(self._model.frames.numpy()))
+                 self.frames)
     return path
 
   def _replay_size(self) -> int:
@@ -157,74 +159,73 @@ class Chief:
         pass  # a bundle restarting: its replay is counted when it is back
     return total
 
-  def run(self) -> None:
-    """Trains until `run.max_frames`, then checkpoints and returns."""
+  @property
+  def frames(self) -> int:
+    return int(self._model.frames.numpy())
+
+  def budget_spent(self) -> bool:
+    return self.frames >= self._config.run.max_frames
+
+  def run(self, stop: threading.Event) -> None:
+    """Trains until `run.max_frames` or `stop`, then checkpoints."""
     c = self._config
     self.restore()
-    self._publisher.publish(self.updates, int(self._model.frames.numpy()))
+    self._publisher.publish(self.updates, self.frames)
     iterator = self._make_iterator()
     in_flight = collections.deque()
-    loss_window, q_window = [], []
-    stats = metrics.ActorStats()
-    start = time.monotonic()
-    wall_at_start = float(self._model.wall_time_s.numpy())
-    last = dict(publish=start, summary=start, checkpoint=start)
+    window = _SummaryWindow(self.frames, self.updates)
+    clock = _Clock(float(self._model.wall_time_s.numpy()))
     updates_at_target = self.updates
-    frame_meter = metrics.RateMeter(int(self._model.frames.numpy()))
-    update_meter = metrics.RateMeter(self.updates)
-    while int(self._model.frames.numpy()) < c.run.max_frames:
+    while not self.budget_spent() and not stop.is_set():
       while len(in_flight) < c.run.max_closures_in_flight:
         in_flight.append(self._coordinator.schedule(self._learner.train_steps,
                                                     args=(iterator,)))
-      loss, mean_q = in_flight.popleft().fetch()
-      loss_window.append(float(loss))
-      q_window.append(float(mean_q))
-      updates = self.updates
-      if updates - updates_at_target >= c.learner.target_update_period:
+      window.add_learner(*in_flight.popleft().fetch())
+      if self.updates - updates_at_target >= c.learner.target_update_period:
         self._learner.sync_target()
-        updates_at_target = updates
-      now = time.monotonic()
-      drained = metrics.drain_stats(self._reverb_client)
-      self._add_actor_stats(drained)
-      stats.merge(drained)
-      self._model.wall_time_s.assign(wall_at_start + now - start)
-      if now - last['publish'] >= c.run.publish_every_s:
-        self._publisher.publish(updates, int(self._model.frames.numpy()))
-        last['publish'] = now
-      if now - last['summary'] >= c.run.summary_every_s:
-        self._write_summaries(stats, loss_window, q_window, frame_meter,
-                              update_meter)
-        stats, loss_window, q_window = metrics.ActorStats(), [], []
-        last['summary'] = now
-      if now - last['checkpoint'] >= c.run.checkpoint_every_s:
-        self.save()
-        last['checkpoint'] = now
+        updates_at_target = self.updates
+      window.actors.merge(self._count_actor_stats())
+      self._model.wall_time_s.assign(clock.wall_time_s())
+      self._periodic_work(clock, window)
     self._coordinator.join()
-    self._write_summaries(stats, loss_window, q_window, frame_meter, update_meter)
+    self._write_summaries(window)
     self.save()
-    logging.info('frame budget reached: %d frames, %d updates',
-                 int(self._model.frames.numpy()), self.updates)
+    logging.info('%s: %d frames, %d updates',
+                 'frame budget reached' if self.budget_spent() else 'stopped',
+                 self.frames, self.updates)
 
-  def _add_actor_stats(self, drained: metrics.ActorStats) -> None:
+  def _periodic_work(self, clock: '_Clock', window: '_SummaryWindow') -> None:
+    c = self._config.run
+    if clock.due('publish', c.publish_every_s):
+      self._publisher.publish(self.updates, self.frames)
+    if clock.due('summary', c.summary_every_s):
+      self._write_summaries(window)
+      window.reset()
+    if clock.due('checkpoint', c.checkpoint_every_s):
+      self.save()
+
+  def _count_actor_stats(self) -> metrics.ActorStats:
+    """Drains the actors' records into the run's counters."""
+    drained = metrics.drain_stats(self._reverb_client)
     m = self._model
     m.env_steps.assign_add(drained.env_steps)
     m.frames.assign_add(drained.env_steps * self._info.frames_per_step)
     m.episodes.assign_add(drained.episodes)
+    return drained
 
-  def _write_summaries(self, stats, loss_window, q_window, frame_meter,
-                       update_meter) -> None:
+  def _write_summaries(self, window: '_SummaryWindow') -> None:
     t = metrics.TAGS
-    frames = int(self._model.frames.numpy())
-    updates = self.updates
+    frames, updates = self.frames, self.updates
     a = self._config.actor
+    stats = window.actors
     staleness = [updates - v for v in stats.param_versions]
     values = {
         t['episodic_return']: metrics.mean_or_nan(stats.return_sum, stats.episodes),
         t['episode_length']: metrics.mean_or_nan(stats.length_sum, stats.episodes),
-        t['frames_per_second']: frame_meter.rate(frames),
-        t['updates_per_second']: update_meter.rate(updates),
-        t['td_loss']: metrics.mean_or_nan(sum(loss_window), len(loss_window)),
-        t['mean_q']: metrics.mean_or_nan(sum(q_window), len(q_window)),
+        t['frames_per_second']: window.frame_meter.rate(frames),
+        t['updates_per_second']: window.update_meter.rate(updates),
+        t['td_loss']: metrics.mean_or_nan(sum(window.losses), len(window.losses)),
+        t['mean_q']: metrics.mean_or_nan(sum(window.mean_qs), len(window.mean_qs)),
         t['epsilon']: dqn.linear_epsilon(frames, a.epsilon_start, a.epsilon_end,
                                          a.epsilon_decay_frames),
         t['replay_size']: self._replay_size(),
@@ -244,13 +245,60 @@ class Chief:
     self._reverb_server.stop()
 
 
+class _Clock:
+  """Wall time summed over restarts, and 'is it time for X again?'."""
+
+  def __init__(self, wall_time_before_s: float):
+    self._start = time.monotonic()
+    self._before = wall_time_before_s
+    self._last: dict[str, float] = {}
+
+  def wall_time_s(self) -> float:
+    return self._before + time.monotonic() - self._start
+
+  def due(self, what: str, every_s: float) -> bool:
+    now = time.monotonic()
+    if now - self._last.setdefault(what, self._start) >= every_s:
+      self._last[what] = now
+      return True
+    return False
+
+
+class _SummaryWindow:
+  """What happened since the last summary."""
+
+  def __init__(self, frames: int, updates: int):
+    self.frame_meter = metrics.RateMeter(frames)
+    self.update_meter = metrics.RateMeter(updates)
+    self.reset()
+
+  def reset(self) -> None:
+    self.actors = metrics.ActorStats()
+    self.losses: list[float] = []
+    self.mean_qs: list[float] = []
+
+  def add_learner(self, loss, mean_q) -> None:
+    self.losses.append(float(loss))
+    self.mean_qs.append(float(mean_q))
+
+
 def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
         run_dir: str) -> None:
-  """The chief role."""
+  """The chief role. SIGTERM/SIGINT stop it after a last checkpoint."""
   run_dir_lib.prepare(run_dir, config)
+  stop = threading.Event()
+
+  def on_signal(signum, frame):
+    del frame
+    logging.info('chief: signal %d, checkpointing and stopping', signum)
+    stop.set()
+
+  signal.signal(signal.SIGTERM, on_signal)
+  signal.signal(signal.SIGINT, on_signal)
   chief = Chief(task, config, run_dir)
   try:
-    chief.run()
+    chief.run(stop)
   finally:
     chief.close()
-  run_dir_lib.mark_done(run_dir)
+  if chief.budget_spent():
+    run_dir_lib.mark_done(run_dir)

@@ -46,7 +46,8 @@ flags.DEFINE_float('max_wall_s', None, 'Stop everything after this many seconds 
                    '(exit status 3).')
 
 HOST = '127.0.0.1'
-STOP_GRACE_S = 10.0
+STOP_GRACE_S = 10.0  # seconds a task has to exit after SIGTERM
+CHIEF_GRACE_S = 60.0  # the chief finishes its closures and checkpoints first
 _PR_SET_PDEATHSIG = 1
 
 
@@ -139,16 +140,24 @@ class TaskProcess:
 
 
 def stop_all(tasks: Sequence[TaskProcess]) -> None:
-  """SIGTERM every task, then SIGKILL what is left after the grace period."""
-  for t in tasks:
-    t.terminate()
-  deadline = time.monotonic() + STOP_GRACE_S
-  for t in tasks:
-    try:
-      t.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-      t.kill()
-      t.process.wait()
+  """Stops the chief first (it checkpoints), then every other task.
+
+  Each gets SIGTERM, then SIGKILL if it is still there after the grace period.
+  The chief goes first so that its last checkpoint can still read the ps
+  variables and finish its learner closures on the workers.
+  """
+  chief = [t for t in tasks if t.task_type == 'chief']
+  others = [t for t in tasks if t.task_type != 'chief']
+  for group, grace in ((chief, CHIEF_GRACE_S), (others, STOP_GRACE_S)):
+    for t in group:
+      t.terminate()
+    deadline = time.monotonic() + grace
+    for t in group:
+      try:
+        t.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+      except subprocess.TimeoutExpired:
+        t.kill()
+        t.process.wait()
   for t in tasks:
     t.close()
 

@@ -119,11 +119,17 @@ def test_a_failed_task_stops_the_run_with_an_error_and_no_orphans(run_dir):
   assert not [role for role, pid in pids.items() if alive(pid)]
 
 
-def test_sigterm_stops_every_task(run_dir):
-  proc = start_launcher(run_dir)
+def test_sigterm_checkpoints_then_stops_every_task(run_dir):
+  proc = start_launcher(run_dir, '--set=run.checkpoint_every_s=3600')
   pids = wait_for_training(proc)
   proc.send_signal(signal.SIGTERM)
-  proc.communicate(timeout=60)
+  out, _ = proc.communicate(timeout=120)
   assert proc.returncode == 130
   time.sleep(1)
   assert not [role for role, pid in pids.items() if alive(pid)]
+  # The chief stopped first and saved where it stopped.
+  stopped = re.search(r'stopped: (\d+) frames, (\d+) updates', out)
+  assert stopped, out[-3000:]
+  counters = checkpoint_counters(run_dir)
+  assert counters['updates'] == int(stopped.group(2)) > 0
+  assert counters['frames'] == int(stopped.group(1)) > 0
