@@ -120,17 +120,11 @@ class TaskProcess:
   def poll(self) -> Optional[int]:
     return self.process.poll()
 
-  def terminate(self) -> None:
+  def signal(self, signum: int) -> None:
+    """Signals the task's whole process group, if it is still running."""
     if self.process.poll() is None:
       try:
-        os.killpg(self.process.pid, signal.SIGTERM)
-      except ProcessLookupError:
-        pass
-
-  def kill(self) -> None:
-    if self.process.poll() is None:
-      try:
-        os.killpg(self.process.pid, signal.SIGKILL)
+        os.killpg(self.process.pid, signum)
       except ProcessLookupError:
         pass
 
@@ -150,13 +144,13 @@ def stop_all(tasks: Sequence[TaskProcess]) -> None:
   others = [t for t in tasks if t.task_type != 'chief']
   for group, grace in ((chief, CHIEF_GRACE_S), (others, STOP_GRACE_S)):
     for t in group:
-      t.terminate()
+      t.signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
     for t in group:
       try:
         t.process.wait(timeout=max(0.0, deadline - time.monotonic()))
       except subprocess.TimeoutExpired:
-        t.kill()
+        t.signal(signal.SIGKILL)
         t.process.wait()
   for t in tasks:
     t.close()
