@@ -28,10 +28,13 @@ setup(
     packages=['gorila_tf', 'gorila_tf.configs', 'gorila_tf.launch'],
     package_dir={'gorila_tf': 'gorila_tf', 'gorila_tf.configs': 'configs',
                  'gorila_tf.launch': 'launch'},
+    package_data={'gorila_tf': ['data/reference/*.csv', 'data/reference/*.md']},
+    include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={'test': ['pytest>=8']},
     entry_points={'console_scripts': [
         'gorila-train=gorila_tf.train:cli',
         'gorila-launch=gorila_tf.launch.local:cli',
+        'gorila-suite=gorila_tf.suite:cli',
     ]},
 )

@@ -40,8 +40,7 @@ def make_greedy_policy(q_net: tf.Module, observation_shape: Sequence[int],
   @tf.function(input_signature=[
       tf.TensorSpec((None,) + tuple(observation_shape), observation_dtype)])
   def greedy(observations):
-    q_values, _ = q_net(observations, training=False)
-    return tf.argmax(q_values, axis=-1, output_type=tf.int32)
+    return tf.argmax(q_net(observations), axis=-1, output_type=tf.int32)
 
   return greedy
 

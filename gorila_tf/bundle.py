@@ -42,9 +42,10 @@ def make_actor(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   seed = config.run.seed * 10_007 + task.index * 1_000
   n = config.actor.envs_per_bundle
   env = environments.VectorEnv(config.env, n, seed)
-  q_net = networks.make_q_network(config.network, info)
+  q_net = networks.make_q_network(config.network, info, seed=seed)
   client = reverb.Client(f'localhost:{replay_port}')
-  writers = [replay.TransitionWriter(client, info.frame_stack) for _ in range(n)]
+  writers = [replay.TransitionWriter(client, info.frame_stack,
+                                     config.learner.n_step) for _ in range(n)]
   chief = task.chief_reverb_address()
   return actor_lib.Actor(
       config, info, env, q_net, writers,

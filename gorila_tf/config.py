@@ -48,6 +48,7 @@ class NetworkConfig:
 
   kind: str = 'nature_cnn'  # 'nature_cnn' (3 convs + 512 FC) or 'mlp'
   mlp_layers: tuple[int, ...] = (64, 64)  # hidden units per layer, used by 'mlp'
+  dueling: bool = False  # dueling value/advantage head (Wang et al. 2016); paper: off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +87,18 @@ class LearnerConfig:
   reward_clip: float = 1.0  # rewards clipped to [-clip, clip] for targets; 0 = off
   target_update_period: int = 10_000  # updates between target-network refreshes
   steps_per_closure: int = 4  # updates packed into one scheduled closure
+  replica_sync_period: int = 1  # updates between refreshes of the learner's
+  # replica of the online network from the ps (Gorila's learner sync)
+  max_staleness: int = 100  # gradients from parameters more updates old than
+  # this are discarded (Gorila); 0 = keep all
+  loss_outlier_k: float = 5.0  # discard gradients whose loss > mean + k std of
+  # this learner's recent losses (Gorila); 0 = keep all
+  loss_stats_decay: float = 0.99  # weight of the past in those statistics
+  loss_outlier_warmup: int = 100  # losses seen before any is called an outlier
+  n_step: int = 1  # n-step returns (option); the paper: 1
+  double_dqn: bool = False  # double-DQN targets (option); the paper: off
+  debug_slow_worker: int = -1  # fault injection for tests: this worker's
+  debug_slow_ms: int = 0  # learner waits this long for every batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,6 +269,13 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('learner.reward_clip', c.learner.reward_clip >= 0, '>= 0 (0 = off)'),
       ('learner.target_update_period', c.learner.target_update_period >= 1, '>= 1'),
       ('learner.steps_per_closure', c.learner.steps_per_closure >= 1, '>= 1'),
+      ('learner.replica_sync_period', c.learner.replica_sync_period >= 1, '>= 1'),
+      ('learner.max_staleness', c.learner.max_staleness >= 0, '>= 0 (0 = off)'),
+      ('learner.loss_outlier_k', c.learner.loss_outlier_k >= 0, '>= 0 (0 = off)'),
+      ('learner.loss_stats_decay', 0.0 <= c.learner.loss_stats_decay < 1.0, 'in [0, 1)'),
+      ('learner.loss_outlier_warmup', c.learner.loss_outlier_warmup >= 0, '>= 0'),
+      ('learner.n_step', c.learner.n_step >= 1, '>= 1'),
+      ('learner.debug_slow_ms', c.learner.debug_slow_ms >= 0, '>= 0'),
       ('eval.episodes', c.eval.episodes >= 1, '>= 1'),
       ('eval.epsilon', 0.0 <= c.eval.epsilon <= 1.0, 'in [0, 1]'),
       ('eval.noop_max', c.eval.noop_max >= 0, '>= 0'),

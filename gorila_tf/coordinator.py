@@ -16,6 +16,7 @@ The chief is the only process that sees the whole run. Its loop:
 from __future__ import annotations
 
 import collections
+from concurrent import futures
 import dataclasses
 import os
 import signal
@@ -33,6 +34,7 @@ from gorila_tf import environments
 from gorila_tf import learner as learner_lib
 from gorila_tf import metrics
 from gorila_tf import networks
+from gorila_tf import optimizers
 from gorila_tf import parameter_server
 from gorila_tf import replay
 from gorila_tf import run_dir as run_dir_lib
@@ -42,33 +44,39 @@ from gorila_tf import run_dir as run_dir_lib
 class _Model:
   """The variables that live on the ps tasks, plus chief-side counters."""
 
-  q_net: tf.Module
-  target_net: tf.Module
-  optimizer: tf.keras.optimizers.Optimizer
+  q_net: networks.QNetwork
+  target_net: networks.QNetwork
+  optimizer: optimizers.Optimizer
+  learner_state: learner_lib.LearnerState
   frames: tf.Variable  # frames reported by actors
   env_steps: tf.Variable
   episodes: tf.Variable
   wall_time_s: tf.Variable  # training time summed over restarts
+  frames_by_bundle: tf.Variable  # [num_workers]
 
 
 def _build_model(strategy, config: config_lib.GorilaConfig,
-                 info: environments.EnvInfo) -> _Model:
+                 info: environments.EnvInfo, num_workers: int) -> _Model:
   with strategy.scope():
-    q_net = networks.make_q_network(config.network, info)
-    target_net = networks.make_q_network(config.network, info)
-    optimizer = learner_lib.make_optimizer(config.learner)
-    # Slots must exist before closures run: workers cannot create variables.
-    optimizer.build(q_net.trainable_variables)
-  counters = [tf.Variable(0, dtype=tf.int64, trainable=False) for _ in range(3)]
-  wall = tf.Variable(0.0, dtype=tf.float64, trainable=False)
-  return _Model(q_net, target_net, optimizer, *counters, wall)
+    q_net = networks.make_q_network(config.network, info, seed=config.run.seed)
+    target_net = networks.make_q_network(config.network, info, seed=config.run.seed)
+    # Slots next to each (part of a) variable; created here because
+    # closures on workers cannot create variables.
+    optimizer = optimizers.Optimizer(config.learner, q_net.parts())
+    state = learner_lib.LearnerState.create(num_workers)
+  counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)
+  return _Model(q_net, target_net, optimizer, state, counter(), counter(),
+                counter(), tf.Variable(0.0, dtype=tf.float64, trainable=False),
+                tf.Variable(tf.zeros([num_workers], tf.int64), trainable=False))
 
 
 def _checkpoint(model: _Model) -> tf.train.Checkpoint:
   return tf.train.Checkpoint(
       q_network=model.q_net, target_network=model.target_net,
       optimizer=model.optimizer, frames=model.frames, env_steps=model.env_steps,
-      episodes=model.episodes, wall_time_s=model.wall_time_s)
+      episodes=model.episodes, wall_time_s=model.wall_time_s,
+      frames_by_bundle=model.frames_by_bundle,
+      **model.learner_state.checkpoint_items())
 
 
 def _per_worker_addresses(task: cluster_lib.Task,
@@ -104,29 +112,30 @@ class Chief:
     self._strategy = parameter_server.make_strategy(task,
                                                     config.launch.min_shard_bytes)
     self._coordinator = tf.distribute.coordinator.ClusterCoordinator(self._strategy)
-    self._model = _build_model(self._strategy, config, self._info)
-    self._learner = learner_lib.Learner(self._strategy, self._model.q_net,
-                                        self._model.target_net,
-                                        self._model.optimizer, config.learner)
+    self._model = _build_model(self._strategy, config, self._info,
+                               task.num_workers)
+    self._learner = learner_lib.Learner(
+        self._model.q_net, self._model.target_net,
+        self._model.optimizer, self._model.learner_state, config.learner)
     self._manager = tf.train.CheckpointManager(
         _checkpoint(self._model), os.path.join(run_dir, 'checkpoints'),
         max_to_keep=config.run.keep_checkpoints)
-    # Whole-variable shapes, from an unsharded copy, to re-join the shards.
-    shapes = networks.variable_shapes(networks.make_q_network(config.network,
-                                                              self._info))
+    shapes = self._model.q_net.shapes()
     self._reverb_server = _start_chief_reverb(task, shapes)
     self._reverb_client = reverb.Client(task.chief_reverb_address())
     self._publisher = parameter_server.ParameterPublisher(
-        task.chief_reverb_address(), self._model.q_net, shapes)
+        task.chief_reverb_address(), self._model.q_net)
     self._summaries = metrics.SummaryWriter(run_dir)
 
   def _make_iterator(self):
-    config, info = self._config, self._info
-    task = self._task
+    config, info, task = self._config, self._info, self._task
 
     def dataset_fn():
+      c = config.learner
+      worker = tf.distribute.coordinator.experimental_get_current_worker_index()
+      delay_ms = tf.where(worker == c.debug_slow_worker, c.debug_slow_ms, 0)
       return replay.make_dataset(_per_worker_addresses(task, config), info,
-                                 config.learner.batch_size)
+                                 c.batch_size, c.n_step, delay_ms)
 
     return iter(self._coordinator.create_per_worker_dataset(dataset_fn))
 
@@ -172,15 +181,16 @@ class Chief:
     self.restore()
     self._publisher.publish(self.updates, self.frames)
     iterator = self._make_iterator()
-    in_flight = collections.deque()
+    in_flight = _InFlight(c.run.max_closures_in_flight)
     window = _SummaryWindow(self.frames, self.updates)
     clock = _Clock(float(self._model.wall_time_s.numpy()))
     updates_at_target = self.updates
     while not self.budget_spent() and not stop.is_set():
       while len(in_flight) < c.run.max_closures_in_flight:
-        in_flight.append(self._coordinator.schedule(self._learner.train_steps,
-                                                    args=(iterator,)))
-      window.add_learner(*in_flight.popleft().fetch())
+        in_flight.add(self._coordinator.schedule(self._learner.train_steps,
+                                                 args=(iterator,)))
+      for result in in_flight.wait_any():
+        window.add_learner(result)
       if self.updates - updates_at_target >= c.learner.target_update_period:
         self._learner.sync_target()
         updates_at_target = self.updates
@@ -188,6 +198,8 @@ class Chief:
       self._model.wall_time_s.assign(clock.wall_time_s())
       self._periodic_work(clock, window)
     self._coordinator.join()
+    for result in in_flight.wait_all():
+      window.add_learner(result)
     self._write_summaries(window)
     self.save()
     logging.info('%s: %d frames, %d updates',
@@ -208,9 +220,15 @@ class Chief:
     """Drains the actors' records into the run's counters."""
     drained = metrics.drain_stats(self._reverb_client)
     m = self._model
+    frames_per_step = self._info.frames_per_step
     m.env_steps.assign_add(drained.env_steps)
-    m.frames.assign_add(drained.env_steps * self._info.frames_per_step)
+    m.frames.assign_add(drained.env_steps * frames_per_step)
     m.episodes.assign_add(drained.episodes)
+    if drained.steps_by_bundle:
+      bundles, steps = zip(*drained.steps_by_bundle.items())
+      m.frames_by_bundle.scatter_add(tf.IndexedSlices(
+          tf.constant(steps, tf.int64) * frames_per_step,
+          tf.constant(bundles, tf.int32)))
     return drained
 
   def _write_summaries(self, window: '_SummaryWindow') -> None:
@@ -219,30 +237,69 @@ class Chief:
     a = self._config.actor
     stats = window.actors
     staleness = [updates - v for v in stats.param_versions]
+    state = self._model.learner_state
     values = {
         t['episodic_return']: metrics.mean_or_nan(stats.return_sum, stats.episodes),
         t['episode_length']: metrics.mean_or_nan(stats.length_sum, stats.episodes),
         t['frames_per_second']: window.frame_meter.rate(frames),
         t['updates_per_second']: window.update_meter.rate(updates),
-        t['td_loss']: metrics.mean_or_nan(sum(window.losses), len(window.losses)),
-        t['mean_q']: metrics.mean_or_nan(sum(window.mean_qs), len(window.mean_qs)),
+        t['td_loss']: window.mean('loss'),
+        t['mean_q']: window.mean('mean_q'),
+        t['gradient_staleness']: window.mean('staleness'),
         t['epsilon']: dqn.linear_epsilon(frames, a.epsilon_start, a.epsilon_end,
                                          a.epsilon_decay_frames),
         t['replay_size']: self._replay_size(),
         t['param_staleness']: metrics.mean_or_nan(sum(staleness), len(staleness)),
         t['updates']: updates,
         t['frames']: frames,
+        t['applied']: int(state.applied.numpy()),
+        t['discarded_stale']: int(state.discarded_stale.numpy()),
+        t['discarded_outlier']: int(state.discarded_outlier.numpy()),
     }
+    for i, n in enumerate(self._model.frames_by_bundle.numpy()):
+      values[f'bundles/{i}/frames'] = int(n)
+    for i, n in enumerate(state.updates_by_worker.numpy()):
+      values[f'bundles/{i}/updates'] = int(n)
     self._summaries.scalars(frames, values, episodes=int(self._model.episodes.numpy()),
                             wall_time_s=float(self._model.wall_time_s.numpy()))
-    logging.info('frames %d updates %d return %.2f loss %.4f fps %.0f ups %.1f',
-                 frames, updates, values[t['episodic_return']],
-                 values[t['td_loss']], values[t['frames_per_second']],
-                 values[t['updates_per_second']])
+    logging.info('frames %d updates %d return %.2f loss %.4f fps %.0f ups %.1f '
+                 'discarded %d stale %d outlier', frames, updates,
+                 values[t['episodic_return']], values[t['td_loss']],
+                 values[t['frames_per_second']], values[t['updates_per_second']],
+                 values[t['discarded_stale']], values[t['discarded_outlier']])
 
   def close(self) -> None:
     self._summaries.close()
     self._reverb_server.stop()
+
+
+class _InFlight:
+  """Scheduled closures whose results are not in yet.
+
+  Waits for whichever finishes first, so that one slow worker does not hold
+  back the scheduling of closures for the others (RemoteValue has no
+  non-blocking test, so each fetch waits in a thread of its own).
+  """
+
+  def __init__(self, max_in_flight: int):
+    self._pool = futures.ThreadPoolExecutor(max_in_flight,
+                                            thread_name_prefix='fetch')
+    self._pending: set[futures.Future] = set()
+
+  def __len__(self) -> int:
+    return len(self._pending)
+
+  def add(self, remote_value) -> None:
+    self._pending.add(self._pool.submit(remote_value.fetch))
+
+  def wait_any(self) -> list:
+    done, self._pending = futures.wait(self._pending,
+                                       return_when=futures.FIRST_COMPLETED)
+    return [f.result() for f in done]
+
+  def wait_all(self) -> list:
+    done, self._pending = futures.wait(self._pending), set()
+    return [f.result() for f in done.done]
 
 
 class _Clock:
@@ -274,12 +331,15 @@ class _SummaryWindow:
 
   def reset(self) -> None:
     self.actors = metrics.ActorStats()
-    self.losses: list[float] = []
-    self.mean_qs: list[float] = []
+    self.learner: dict[str, list[float]] = collections.defaultdict(list)
 
-  def add_learner(self, loss, mean_q) -> None:
-    self.losses.append(float(loss))
-    self.mean_qs.append(float(mean_q))
+  def add_learner(self, result: dict) -> None:
+    for key, value in result.items():
+      self.learner[key].append(float(value))
+
+  def mean(self, key: str) -> float:
+    values = self.learner[key]
+    return metrics.mean_or_nan(sum(values), len(values))
 
 
 def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,

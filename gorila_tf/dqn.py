@@ -24,22 +24,54 @@ def clip_rewards(rewards: tf.Tensor, clip: float) -> tf.Tensor:
   return tf.clip_by_value(rewards, -clip, clip)
 
 
-def q_learning_targets(rewards: tf.Tensor, discounts: tf.Tensor,
-                       next_q_values: tf.Tensor, gamma: float) -> tf.Tensor:
-  """One-step Q-learning targets r + gamma * d * max_a' Q_target(s', a').
+def n_step_returns(rewards: tf.Tensor, discounts: tf.Tensor,
+                   gamma: float) -> tuple[tf.Tensor, tf.Tensor]:
+  """Discounted n-step returns and the discount of the bootstrap value.
+
+  G = sum_k gamma^k (prod_{j<k} d_j) r_k and bootstrap = gamma^n prod_j d_j,
+  so a terminal step (d = 0) cuts both the later rewards and the bootstrap.
+  With n = 1 this is (r, gamma * d): one-step Q-learning.
 
   Args:
-    rewards: [B] rewards (already clipped if clipping is wanted).
-    discounts: [B] 0 where the transition ends the target (terminal or life
-      lost), 1 otherwise.
-    next_q_values: [B, A] target-network values of the next states.
+    rewards: [B, n] rewards of n consecutive steps (clipped if wanted).
+    discounts: [B, n] 0 where a step ends the target (terminal or life lost).
     gamma: the discount factor.
 
   Returns:
-    [B] targets, with no gradient flowing into them.
+    ([B] returns, [B] bootstrap discounts).
   """
-  max_next = tf.reduce_max(next_q_values, axis=-1)
-  return tf.stop_gradient(rewards + gamma * discounts * max_next)
+  n = rewards.shape[-1]
+  # alive[k] = prod_{j<k} d_j: 1 for the first step, then cut by terminals.
+  alive = tf.math.cumprod(discounts, axis=-1, exclusive=True)
+  powers = tf.constant([gamma ** k for k in range(n)], rewards.dtype)
+  returns = tf.reduce_sum(powers * alive * rewards, axis=-1)
+  bootstrap = gamma ** n * tf.reduce_prod(discounts, axis=-1)
+  return returns, bootstrap
+
+
+def q_learning_targets(returns: tf.Tensor, bootstrap: tf.Tensor,
+                       next_q_target: tf.Tensor,
+                       next_q_online: tf.Tensor | None = None) -> tf.Tensor:
+  """Targets G + bootstrap * Q_target(s', a*), with no gradient into them.
+
+  a* = argmax_a Q_target(s', a) (DQN), or argmax_a Q_online(s', a) when
+  `next_q_online` is given (double DQN, van Hasselt et al. 2016).
+
+  Args:
+    returns: [B] n-step returns.
+    bootstrap: [B] discount of the bootstrap value (gamma^n, 0 if terminal).
+    next_q_target: [B, A] target-network values of the next states.
+    next_q_online: [B, A] online values of the next states, for double DQN.
+
+  Returns:
+    [B] targets.
+  """
+  if next_q_online is None:
+    next_value = tf.reduce_max(next_q_target, axis=-1)
+  else:
+    best = tf.argmax(next_q_online, axis=-1, output_type=tf.int32)
+    next_value = tf.gather(next_q_target, best, axis=-1, batch_dims=1)
+  return tf.stop_gradient(returns + bootstrap * next_value)
 
 
 def huber(x: tf.Tensor, delta: float) -> tf.Tensor:
@@ -66,3 +98,40 @@ def dqn_loss(q_values: tf.Tensor, actions: tf.Tensor, targets: tf.Tensor,
   chosen = tf.gather(q_values, tf.cast(actions, tf.int32), axis=-1, batch_dims=1)
   td_errors = targets - chosen
   return tf.reduce_mean(huber(td_errors, delta)), td_errors
+
+
+def is_stale(version_now: tf.Tensor, replica_version: tf.Tensor,
+             max_staleness: int) -> tf.Tensor:
+  """Gorila's staleness test: was the gradient computed from parameters more
+  than `max_staleness` updates older than the parameter server's? (0 = off)"""
+  if max_staleness <= 0:
+    return tf.constant(False)
+  return version_now - replica_version > max_staleness
+
+
+def update_loss_stats(mean: tf.Tensor, var: tf.Tensor, count: tf.Tensor,
+                      x: tf.Tensor, decay: float):
+  """Running mean and variance of the absolute loss, exponentially weighted.
+
+  For the first 1/(1 - decay) losses the weight is 1/(count + 1), i.e. a
+  plain average, so the statistics do not lean towards their zero start.
+
+  Returns:
+    (mean, var, count) after seeing x.
+  """
+  count = count + 1.0
+  alpha = tf.maximum(1.0 - decay, 1.0 / count)
+  diff = x - mean
+  increment = alpha * diff
+  mean = mean + increment
+  var = (1.0 - alpha) * (var + diff * increment)
+  return mean, var, count
+
+
+def is_loss_outlier(x: tf.Tensor, mean: tf.Tensor, var: tf.Tensor,
+                    count: tf.Tensor, k: float, warmup: int) -> tf.Tensor:
+  """Gorila's loss test: |loss| above mean + k std of the learner's recent
+  losses, once `warmup` losses have been seen (k <= 0 turns it off)."""
+  if k <= 0:
+    return tf.constant(False)
+  return tf.logical_and(count >= warmup, x > mean + k * tf.sqrt(var))

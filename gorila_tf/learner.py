@@ -2,78 +2,150 @@
 
 The chief schedules `train_steps` with `ClusterCoordinator.schedule`; the
 coordinator runs each closure on a free worker, handing it that worker's own
-replay iterator. A closure samples `learner.steps_per_closure` batches from
-the bundle's Reverb table, computes the Huber TD loss against the target
-network, and applies each gradient to the variables on the ps tasks.
+replay iterator. One closure is one round of a Gorila learner:
+
+    target = read the target network from the ps
+    repeat learner.steps_per_closure times:
+      every learner.replica_sync_period steps:
+        replica, version = read the online network from the ps
+      batch = sample this bundle's replay
+      gradient, loss = DQN gradient on the replica
+      discard it if the replica is more than max_staleness updates old, or
+        if loss > mean + k std of this learner's recent losses
+      else send it to the ps (applied there with RMSProp, asynchronously)
 
 Learners never see environments; actors never see the optimizer.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
 from gorila_tf import dqn
+from gorila_tf import networks
+from gorila_tf import optimizers
 
 
-def make_optimizer(learner: config_lib.LearnerConfig) -> tf.keras.optimizers.Optimizer:
-  """The optimizer the ps applies gradients with."""
-  if learner.optimizer == 'rmsprop':
-    # Nature DQN's RMSProp: centered, decay 0.95, epsilon 0.01, no momentum.
-    return tf.keras.optimizers.RMSprop(
-        learning_rate=learner.learning_rate, rho=learner.rmsprop_rho,
-        epsilon=learner.optimizer_epsilon, centered=True)
-  if learner.optimizer == 'adam':
-    return tf.keras.optimizers.Adam(learning_rate=learner.learning_rate,
-                                    epsilon=learner.optimizer_epsilon)
-  raise config_lib.ConfigError(f'learner.optimizer={learner.optimizer!r} is not '
-                               "one of 'rmsprop', 'adam'")
+@dataclasses.dataclass
+class LearnerState:
+  """Counters and per-learner statistics, kept on the ps with the model.
+
+  Row w of the [num_workers, ...] variables belongs to the learner on worker
+  w; a worker runs one closure at a time, so rows are never written at once.
+  """
+
+  applied: tf.Variable  # gradients applied
+  discarded_stale: tf.Variable  # gradients from a too old replica
+  discarded_outlier: tf.Variable  # gradients with an outlying loss
+  loss_stats: tf.Variable  # [W, 3]: running mean, variance, count of |loss|
+  updates_by_worker: tf.Variable  # [W] gradients applied per learner
+
+  @classmethod
+  def create(cls, num_workers: int) -> 'LearnerState':
+    counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)
+    return cls(counter(), counter(), counter(),
+               tf.Variable(tf.zeros([num_workers, 3]), trainable=False),
+               tf.Variable(tf.zeros([num_workers], tf.int64), trainable=False))
+
+  def checkpoint_items(self) -> dict:
+    return dataclasses.asdict(self)
 
 
 class Learner:
   """Owns the update rule; the variables it updates live on the ps tasks."""
 
-  def __init__(self, strategy: tf.distribute.Strategy, q_net: tf.Module,
-               target_net: tf.Module, optimizer: tf.keras.optimizers.Optimizer,
+  def __init__(self, q_net: networks.QNetwork,
+               target_net: networks.QNetwork,
+               optimizer: optimizers.Optimizer, state: LearnerState,
                learner: config_lib.LearnerConfig):
-    self._strategy = strategy
     self._q_net = q_net
     self._target_net = target_net
     self._optimizer = optimizer
+    self._state = state
     self._config = learner
 
-  def _update(self, batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-    """One gradient step on one batch; returns (loss, mean Q of taken actions)."""
-    c = self._config
-    next_q, _ = self._target_net(batch['next_observation'], training=False)
+  def _gradient(self, batch, online, target):
+    """DQN loss and its gradient w.r.t. the replica `online`."""
+    c, spec = self._config, self._q_net.spec
     rewards = dqn.clip_rewards(batch['reward'], c.reward_clip)
-    targets = dqn.q_learning_targets(rewards, batch['discount'], next_q,
-                                     c.discount)
+    returns, bootstrap = dqn.n_step_returns(rewards, batch['discount'], c.discount)
+    next_q_target = networks.apply(spec, target, batch['next_observation'])
+    next_q_online = (networks.apply(spec, online, batch['next_observation'])
+                     if c.double_dqn else None)
+    targets = dqn.q_learning_targets(returns, bootstrap, next_q_target,
+                                     next_q_online)
     with tf.GradientTape() as tape:
-      q_values, _ = self._q_net(batch['observation'], training=True)
+      tape.watch(online)
+      q_values = networks.apply(spec, online, batch['observation'])
       loss, _ = dqn.dqn_loss(q_values, batch['action'], targets, c.huber_delta)
-    variables = self._q_net.trainable_variables
-    gradients = tape.gradient(loss, variables)
-    self._optimizer.apply_gradients(zip(gradients, variables))
     chosen_q = tf.gather(q_values, batch['action'], axis=-1, batch_dims=1)
-    return loss, tf.reduce_mean(chosen_q)
+    return loss, tape.gradient(loss, online), tf.reduce_mean(chosen_q)
+
+  def _step(self, batch, online, target, version, stats):
+    """One sample -> gradient -> accept or discard."""
+    c = self._config
+    loss, gradients, mean_q = self._gradient(batch, online, target)
+    staleness = self._optimizer.iterations - version
+    stale = dqn.is_stale(self._optimizer.iterations, version, c.max_staleness)
+    outlier = tf.logical_and(
+        tf.logical_not(stale),
+        dqn.is_loss_outlier(loss, *stats, c.loss_outlier_k, c.loss_outlier_warmup))
+    accept = tf.logical_not(tf.logical_or(stale, outlier))
+
+    def apply():
+      with tf.control_dependencies([self._optimizer.apply(
+          networks.split_gradients(gradients, self._q_net))]):
+        return tf.constant(True)
+
+    tf.cond(accept, apply, lambda: tf.constant(False))
+    stats = dqn.update_loss_stats(*stats, loss, c.loss_stats_decay)
+    flags = tf.cast(tf.stack([accept, stale, outlier]), tf.int64)
+    return loss, mean_q, tf.cast(staleness, tf.float32), flags, stats
 
   @tf.function
-  def train_steps(self, iterator) -> tuple[tf.Tensor, tf.Tensor]:
-    """`steps_per_closure` updates; returns their mean loss and mean Q."""
-    loss_sum = tf.constant(0.0)
-    q_sum = tf.constant(0.0)
-    for _ in tf.range(self._config.steps_per_closure):
+  def train_steps(self, iterator) -> dict[str, tf.Tensor]:
+    """One learner round; returns the round's means and counts."""
+    worker = tf.distribute.coordinator.experimental_get_current_worker_index()
+    target = self._target_net.read()  # changes only every C updates
+    row = tf.gather(self._state.loss_stats, worker)
+    stats = (row[0], row[1], row[2])
+    loss_sum = q_sum = staleness_sum = tf.constant(0.0)
+    counts = tf.zeros([3], tf.int64)
+    for step in range(self._config.steps_per_closure):
+      if step % self._config.replica_sync_period == 0:
+        # Refresh the learner's replica: its version is the update count then.
+        version = self._optimizer.iterations.read_value()
+        with tf.control_dependencies([version]):
+          online = self._q_net.read()
       batch = next(iterator)
-      loss, mean_q = self._strategy.run(self._update, args=(batch,))
+      loss, mean_q, staleness, flags, stats = self._step(
+          batch, online, target, version, stats)
       loss_sum += loss
       q_sum += mean_q
+      staleness_sum += staleness
+      counts += flags
+    self._record(worker, counts, stats)
     steps = float(self._config.steps_per_closure)
-    return loss_sum / steps, q_sum / steps
+    return {'loss': loss_sum / steps, 'mean_q': q_sum / steps,
+            'staleness': staleness_sum / steps, 'applied': counts[0],
+            'discarded_stale': counts[1], 'discarded_outlier': counts[2]}
+
+  def _record(self, worker, counts, stats) -> None:
+    s = self._state
+    s.applied.assign_add(counts[0])
+    s.discarded_stale.assign_add(counts[1])
+    s.discarded_outlier.assign_add(counts[2])
+    s.updates_by_worker.scatter_add(
+        tf.IndexedSlices(counts[0:1], tf.reshape(tf.cast(worker, tf.int32), [1])))
+    s.loss_stats.scatter_update(
+        tf.IndexedSlices(tf.reshape(tf.stack(stats), [1, 3]),
+                         tf.reshape(tf.cast(worker, tf.int32), [1])))
 
   @tf.function
   def sync_target(self) -> None:
     """Copies the online network into the target network (on the ps tasks)."""
-    for target, online in zip(self._target_net.variables, self._q_net.variables):
+    for target, online in zip(self._target_net.params, self._q_net.params):
       target.assign(online)

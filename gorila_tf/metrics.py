@@ -53,8 +53,12 @@ class ActorStats:
   return_sum: float = 0.0
   length_sum: int = 0
   param_versions: list = dataclasses.field(default_factory=list)
+  steps_by_bundle: dict = dataclasses.field(default_factory=dict)
 
   def add(self, record: dict) -> None:
+    bundle = int(record['bundle'])
+    self.steps_by_bundle[bundle] = (self.steps_by_bundle.get(bundle, 0)
+                                    + int(record['env_steps']))
     self.env_steps += int(record['env_steps'])
     self.episodes += int(record['episodes'])
     self.return_sum += float(record['return_sum'])
@@ -68,6 +72,8 @@ class ActorStats:
     self.return_sum += other.return_sum
     self.length_sum += other.length_sum
     self.param_versions.extend(other.param_versions)
+    for bundle, steps in other.steps_by_bundle.items():
+      self.steps_by_bundle[bundle] = self.steps_by_bundle.get(bundle, 0) + steps
 
 
 class StatsReporter:
@@ -217,6 +223,10 @@ TAGS = collections.OrderedDict(
     updates_per_second='learners/updates_per_second',
     td_loss='losses/td_loss',
     mean_q='learners/mean_q',
+    gradient_staleness='learners/gradient_staleness',
+    applied='learners/applied_gradients',
+    discarded_stale='learners/discarded_stale_gradients',
+    discarded_outlier='learners/discarded_outlier_gradients',
     epsilon='actors/epsilon',
     replay_size='replay/size',
     param_staleness='actors/param_staleness',

@@ -1,93 +1,196 @@
-"""Q-networks: the Nature-DQN convnet for Atari and an MLP for vector games.
+"""Q-networks as parameters plus a pure function that applies them.
 
-Both are TF-Agents `QNetwork`s. The same factory builds the sharded copy on
-the parameter servers (inside `strategy.scope()`), the actors' local copies
-and the evaluator's copy, so variables line up one to one, except that a
-sharded variable appears as several consecutive parts (see `merge_shards`).
+A network is a flat list of variables (`QNetwork.params`) and `apply(spec,
+params, observations) -> Q-values`, a pure function of tensors. Learners need
+that split: a Gorila learner computes gradients on its own replica of the
+parameters (a snapshot read from the parameter server), not on the variables
+the ps is updating, and sends the gradients back.
+
+Architectures:
+  * 'nature_cnn': Mnih et al. 2015 — conv 32x8x8/4, conv 64x4x4/2,
+    conv 64x3x3/1, FC 512, one output per action (ReLU between).
+  * 'mlp': fully connected hidden layers (vector games such as CartPole).
+  * `dueling=True` (Wang et al. 2016, option): separate 512-unit value and
+    advantage streams, Q = V + A - mean(A).
+
+The same `QNetwork` is created sharded on the ps tasks (under
+`ParameterServerStrategy.scope()` a variable larger than the partitioner's
+minimum becomes a `ShardedVariable`), and plain in actors and evaluators; a
+checkpoint of one restores into the other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
-from tf_agents.networks import q_network
-from tf_agents.specs import tensor_spec
 
 from gorila_tf import config as config_lib
 from gorila_tf import environments
 
-# Nature DQN (Mnih et al. 2015): (filters, kernel, stride) per conv layer.
+# Nature DQN: (filters, kernel, stride) per conv layer, then one hidden FC layer.
 NATURE_CONV_LAYERS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
-NATURE_FC_LAYERS = (512,)
+NATURE_FC_UNITS = 512
 
 
-def _frames_to_nhwc(frames: tf.Tensor) -> tf.Tensor:
-  """[B, stack, H, W] uint8 -> [B, H, W, stack] float in [0, 1] (CPU convs need NHWC)."""
-  return tf.transpose(tf.cast(frames, tf.float32) / 255.0, [0, 2, 3, 1])
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+  """Everything that fixes the parameter shapes."""
+
+  kind: str
+  observation_shape: tuple[int, ...]
+  observation_dtype: str
+  num_actions: int
+  hidden: tuple[int, ...]  # MLP hidden sizes, or (512,) for nature_cnn
+  dueling: bool = False
+
+
+def make_spec(network: config_lib.NetworkConfig,
+              info: environments.EnvInfo) -> NetworkSpec:
+  if network.kind not in ('nature_cnn', 'mlp'):
+    raise config_lib.ConfigError(f'network.kind={network.kind!r} is not one of '
+                                 "'nature_cnn', 'mlp'")
+  hidden = (NATURE_FC_UNITS,) if network.kind == 'nature_cnn' else tuple(
+      network.mlp_layers)
+  return NetworkSpec(network.kind, tuple(info.observation_shape),
+                     np.dtype(info.frame_dtype).name, info.num_actions, hidden,
+                     network.dueling)
+
+
+def _conv_output_size(observation_shape: Sequence[int]) -> int:
+  _, height, width = observation_shape
+  for _, kernel, stride in NATURE_CONV_LAYERS:
+    height = (height - kernel) // stride + 1
+    width = (width - kernel) // stride + 1
+  return height * width * NATURE_CONV_LAYERS[-1][0]
+
+
+def _head_shapes(features: int, hidden: Sequence[int], outputs: int):
+  """Kernel/bias shapes of an MLP from `features` to `outputs`."""
+  shapes, size = [], features
+  for units in hidden:
+    shapes += [(f'dense_{len(shapes) // 2}', (size, units)),
+               (f'dense_{len(shapes) // 2}_bias', (units,))]
+    size = units
+  return shapes + [('out', (size, outputs)), ('out_bias', (outputs,))]
+
+
+def param_shapes(spec: NetworkSpec) -> list[tuple[str, tuple[int, ...]]]:
+  """(name, shape) of every parameter, in `apply`'s order."""
+  shapes = []
+  if spec.kind == 'nature_cnn':
+    channels = spec.observation_shape[0]
+    for i, (filters, kernel, _) in enumerate(NATURE_CONV_LAYERS):
+      shapes += [(f'conv_{i}', (kernel, kernel, channels, filters)),
+                 (f'conv_{i}_bias', (filters,))]
+      channels = filters
+    features = _conv_output_size(spec.observation_shape)
+  else:
+    features = int(np.prod(spec.observation_shape))
+  if not spec.dueling:
+    return shapes + _head_shapes(features, spec.hidden, spec.num_actions)
+  value = _head_shapes(features, spec.hidden, 1)
+  advantage = _head_shapes(features, spec.hidden, spec.num_actions)
+  return (shapes + [(f'value_{n}', s) for n, s in value]
+          + [(f'advantage_{n}', s) for n, s in advantage])
+
+
+def initial_values(spec: NetworkSpec, seed: int) -> list[np.ndarray]:
+  """Glorot-uniform kernels, zero biases (Keras' defaults)."""
+  rng = np.random.default_rng(seed)
+  values = []
+  for name, shape in param_shapes(spec):
+    if name.endswith('bias'):
+      values.append(np.zeros(shape, np.float32))
+      continue
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    values.append(rng.uniform(-limit, limit, shape).astype(np.float32))
+  return values
+
+
+def _mlp(params: Sequence[tf.Tensor], x: tf.Tensor) -> tf.Tensor:
+  """Dense layers from (kernel, bias) pairs; ReLU on all but the last."""
+  for i in range(0, len(params), 2):
+    x = tf.matmul(x, params[i]) + params[i + 1]
+    if i + 2 < len(params):
+      x = tf.nn.relu(x)
+  return x
+
+
+def apply(spec: NetworkSpec, params: Sequence[tf.Tensor],
+          observations: tf.Tensor) -> tf.Tensor:
+  """Q-values [B, num_actions] of observations [B, *observation_shape]."""
+  if spec.kind == 'nature_cnn':
+    # [B, stack, H, W] uint8 -> [B, H, W, stack] in [0, 1]: CPU convs need NHWC.
+    x = tf.transpose(tf.cast(observations, tf.float32) / 255.0, [0, 2, 3, 1])
+    for i, (_, _, stride) in enumerate(NATURE_CONV_LAYERS):
+      x = tf.nn.conv2d(x, params[2 * i], stride, 'VALID') + params[2 * i + 1]
+      x = tf.nn.relu(x)
+    trunk = 2 * len(NATURE_CONV_LAYERS)
+  else:
+    x = tf.cast(observations, tf.float32)
+    trunk = 0
+  x = tf.reshape(x, [tf.shape(x)[0], -1])
+  head = params[trunk:]
+  if not spec.dueling:
+    return _mlp(head, x)
+  stream = len(head) // 2  # value and advantage streams have the same depth
+  value = _mlp(head[:stream], x)
+  advantage = _mlp(head[stream:], x)
+  return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+
+
+class QNetwork(tf.Module):
+  """The variables of a Q-network; `__call__` applies them."""
+
+  def __init__(self, spec: NetworkSpec, seed: int = 0, name: str = 'q_network'):
+    super().__init__(name=name)
+    self.spec = spec
+    # Created with the strategy's creator when under a strategy scope, so
+    # large ones become ShardedVariables spread over the ps tasks.
+    self.params = [tf.Variable(value, name=param_name)
+                   for (param_name, _), value in zip(param_shapes(spec),
+                                                     initial_values(spec, seed))]
+
+  def __call__(self, observations: tf.Tensor) -> tf.Tensor:
+    return apply(self.spec, self.read(), observations)
+
+  def read(self) -> list[tf.Tensor]:
+    """Whole parameter tensors (shards joined)."""
+    return [tf.convert_to_tensor(p) for p in self.params]
+
+  def parts(self) -> list[tf.Variable]:
+    """The underlying variables: each shard of a sharded parameter separately."""
+    parts = []
+    for p in self.params:
+      parts.extend(getattr(p, 'variables', [p]))
+    return parts
+
+  def shapes(self) -> list[tf.TensorShape]:
+    return [tf.TensorShape(p.shape) for p in self.params]
 
 
 def make_q_network(network: config_lib.NetworkConfig,
-                   info: environments.EnvInfo) -> q_network.QNetwork:
-  """Builds the Q-network and creates its variables."""
-  observation_spec = tensor_spec.TensorSpec(info.observation_shape,
-                                            tf.as_dtype(info.frame_dtype))
-  action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0,
-                                              info.num_actions - 1)
-  if network.kind == 'nature_cnn':
-    net = q_network.QNetwork(
-        observation_spec, action_spec,
-        preprocessing_layers=tf.keras.layers.Lambda(_frames_to_nhwc),
-        conv_layer_params=NATURE_CONV_LAYERS,
-        fc_layer_params=NATURE_FC_LAYERS)
-  elif network.kind == 'mlp':
-    net = q_network.QNetwork(
-        observation_spec, action_spec,
-        preprocessing_layers=tf.keras.layers.Flatten(),
-        fc_layer_params=tuple(network.mlp_layers))
-  else:
-    raise config_lib.ConfigError(f'network.kind={network.kind!r} is not one of '
-                                 "'nature_cnn', 'mlp'")
-  net.create_variables()
-  return net
+                   info: environments.EnvInfo, seed: int = 0) -> QNetwork:
+  return QNetwork(make_spec(network, info), seed)
 
 
-def merge_shards(parts: Sequence[tf.Tensor],
-                 shapes: Sequence[tf.TensorShape]) -> list[tf.Tensor]:
-  """Joins the parts of sharded variables back into whole tensors.
-
-  A partitioned variable is listed as consecutive parts split along axis 0.
-  `shapes` are the whole variables' shapes, in the same order.
-
-  Args:
-    parts: tensors as listed by a network built under a partitioner.
-    shapes: shapes of the unpartitioned network's variables.
-
-  Returns:
-    One tensor per entry of `shapes`.
-
-  Raises:
-    ValueError: if the parts do not add up to the shapes.
-  """
-  merged, index = [], 0
-  for shape in shapes:
-    rows, pieces = 0, []
-    while rows < shape[0] if shape.rank else not pieces:
-      if index >= len(parts):
-        raise ValueError(f'ran out of parts while rebuilding shape {shape}')
-      part = parts[index]
-      if part.shape[1:] != shape[1:]:
-        raise ValueError(f'part {index} of shape {part.shape} does not fit {shape}')
-      pieces.append(part)
-      rows += part.shape[0] if shape.rank else 1
-      index += 1
-    if rows != (shape[0] if shape.rank else 1):
-      raise ValueError(f'parts add up to {rows} rows, expected shape {shape}')
-    merged.append(pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=0))
-  if index != len(parts):
-    raise ValueError(f'{len(parts) - index} parts left over after merging')
-  return merged
+def split_like(whole: tf.Tensor, parts: Sequence[tf.Variable]) -> list[tf.Tensor]:
+  """Splits a whole-parameter tensor along axis 0 as `parts` are split."""
+  if len(parts) == 1:
+    return [whole]
+  return tf.split(whole, [int(p.shape[0]) for p in parts], axis=0)
 
 
-def variable_shapes(net: tf.Module) -> list[tf.TensorShape]:
-  return [v.shape for v in net.variables]
+def split_gradients(gradients: Sequence[tf.Tensor],
+                    net: QNetwork) -> list[tuple[tf.Tensor, tf.Variable]]:
+  """(gradient, variable) pairs for every part of a possibly sharded net."""
+  pairs = []
+  for gradient, param in zip(gradients, net.params):
+    parts = list(getattr(param, 'variables', [param]))
+    pairs.extend(zip(split_like(gradient, parts), parts))
+  return pairs

@@ -72,19 +72,16 @@ def make_variables_table(shapes: Sequence[tf.TensorShape]) -> reverb.Table:
 class ParameterPublisher:
   """Chief side: reads the sharded online network and pushes whole tensors."""
 
-  def __init__(self, address: str, online_net: tf.Module,
-               shapes: Sequence[tf.TensorShape]):
+  def __init__(self, address: str, online_net: networks.QNetwork):
     self._container = reverb_variable_container.ReverbVariableContainer(address)
-    self._variables = online_net.variables
-    self._shapes = list(shapes)
+    self._net = online_net
 
   @tf.function
   def _read(self):
-    return [tf.identity(v) for v in self._variables]
+    return self._net.read()  # shards joined
 
   def publish(self, version: int, frames: int) -> None:
-    params = networks.merge_shards(self._read(), self._shapes)
-    self._container.push({'params': params,
+    self._container.push({'params': self._read(),
                           'version': tf.constant(version, tf.int64),
                           'frames': tf.constant(frames, tf.int64)})
 
@@ -96,9 +93,9 @@ class ParameterSubscriber:
   None and the actor keeps its current parameters.
   """
 
-  def __init__(self, address: str, local_net: tf.Module):
+  def __init__(self, address: str, local_net: networks.QNetwork):
     self._address = address
-    self._variables = local_net.variables
+    self._variables = local_net.params
     self._container: Optional[reverb_variable_container.ReverbVariableContainer] = None
     self._retry_at = 0.0  # after a failed pull, wait before asking again
 

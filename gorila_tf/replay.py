@@ -2,15 +2,19 @@
 
 Storage layout (each frame stored once): every actor env has its own Reverb
 `TrajectoryWriter`. A row holds the newest frame and the action, reward and
-discount that led to it. An item (one transition) references the last
-`frame_stack + 1` rows: frames[:-1] is the state s, frames[1:] the next state
-s', and the action/reward/discount columns of the last row describe the step
-s -> s'. Consecutive items share rows, and Reverb stores the rows once in
+discount of the step that led to it. An item (one n-step transition, n = 1 in
+the paper) references the last `frame_stack + n` rows: frames[:stack] is the
+state s, frames[n:] the state n steps later, the action column of row `stack`
+is the action taken in s, and the last n rows' rewards and discounts are the
+n steps. Consecutive items share rows, and Reverb stores the rows once in
 compressed chunks instead of two stacked observations per transition.
 
 At the start of an episode the writer writes `frame_stack` rows for the frames
 of the reset observation's stack, without items, so every state the agent
-acted on can be rebuilt exactly.
+acted on can be rebuilt exactly. With n > 1, the episode's last n - 1
+transitions are completed at its end with padding rows of discount 0 (their
+returns stop at the episode's end; after a time-limit truncation that treats
+the truncation as terminal for those few transitions).
 
 Learners read the table through Reverb's tf.data `TrajectoryDataset`.
 """
@@ -29,14 +33,15 @@ from gorila_tf import environments
 REPLAY_TABLE = 'replay'
 
 
-def transition_signature(info: environments.EnvInfo) -> dict[str, tf.TensorSpec]:
+def transition_signature(info: environments.EnvInfo,
+                         n_step: int = 1) -> dict[str, tf.TensorSpec]:
   """Signature of one replay item."""
   return {
-      'frames': tf.TensorSpec((info.frame_stack + 1,) + info.frame_shape,
+      'frames': tf.TensorSpec((info.frame_stack + n_step,) + info.frame_shape,
                               tf.as_dtype(info.frame_dtype)),
       'action': tf.TensorSpec((), tf.int32),
-      'reward': tf.TensorSpec((), tf.float32),
-      'discount': tf.TensorSpec((), tf.float32),
+      'reward': tf.TensorSpec((n_step,), tf.float32),
+      'discount': tf.TensorSpec((n_step,), tf.float32),
   }
 
 
@@ -70,7 +75,7 @@ def make_replay_table(config: config_lib.GorilaConfig,
       remover=reverb.selectors.Fifo(),
       max_size=replay.capacity,
       rate_limiter=limiter,
-      signature=transition_signature(info))
+      signature=transition_signature(info, config.learner.n_step))
 
 
 class TransitionWriter:
@@ -82,41 +87,59 @@ class TransitionWriter:
   memory and stalling at the end of the episode.
   """
 
-  def __init__(self, client: reverb.Client, frame_stack: int,
+  def __init__(self, client: reverb.Client, frame_stack: int, n_step: int = 1,
                table: str = REPLAY_TABLE, max_pending_items: int = 32):
     self._stack = frame_stack
+    self._n = n_step
     self._table = table
     self._max_pending = max_pending_items
-    self._writer = client.trajectory_writer(num_keep_alive_refs=frame_stack + 1)
+    self._rows = 0  # rows written in this episode
+    self._last_frame = None
+    self._writer = client.trajectory_writer(
+        num_keep_alive_refs=frame_stack + n_step)
 
   def begin_episode(self, observation: np.ndarray) -> None:
     """Writes the frames of a reset observation [frame_stack, *frame]."""
     for frame in observation:
-      self._writer.append({'frame': frame, 'action': np.int32(0),
-                           'reward': np.float32(0), 'discount': np.float32(1)})
+      self._append(frame, 0, 0.0, 1.0)
 
   def add(self, next_frame: np.ndarray, action: int, reward: float,
           discount: float) -> None:
-    """Appends the step's newest frame and inserts the transition."""
-    self._writer.append({'frame': next_frame, 'action': np.int32(action),
+    """Appends the step's newest frame; inserts the transition it completes."""
+    self._append(next_frame, action, reward, discount)
+    if self._rows >= self._stack + self._n:
+      self._create_item()
+
+  def end_episode(self) -> None:
+    """Completes the last n - 1 transitions, sends them, forgets the rows."""
+    if self._rows > self._stack:  # at least one step was added
+      for _ in range(self._n - 1):
+        self._append(self._last_frame, 0, 0.0, 0.0)
+        if self._rows >= self._stack + self._n:
+          self._create_item()
+    self._writer.end_episode(clear_buffers=True)
+    self._rows = 0
+
+  def _append(self, frame, action, reward, discount) -> None:
+    self._writer.append({'frame': frame, 'action': np.int32(action),
                          'reward': np.float32(reward),
                          'discount': np.float32(discount)})
-    history = self._writer.history
+    self._rows += 1
+    self._last_frame = frame
+
+  def _create_item(self) -> None:
+    history, n = self._writer.history, self._n
     self._writer.create_item(
         table=self._table, priority=1.0,
         trajectory={
-            'frames': history['frame'][-(self._stack + 1):],
-            'action': history['action'][-1],
-            'reward': history['reward'][-1],
-            'discount': history['discount'][-1],
+            'frames': history['frame'][-(self._stack + n):],
+            'action': history['action'][-n],
+            'reward': history['reward'][-n:],
+            'discount': history['discount'][-n:],
         })
     # Waits only while more than max_pending items are unconfirmed; items whose
     # chunks are still open do not count, so chunks are never cut short.
     self._writer.flush(block_until_num_items=self._max_pending)
-
-  def end_episode(self) -> None:
-    """Sends pending items and forgets the episode's rows."""
-    self._writer.end_episode(clear_buffers=True)
 
   def close(self, timeout_ms: int = 5_000) -> None:
     """Sends what is pending (unless the table keeps refusing) and closes."""
@@ -127,20 +150,22 @@ class TransitionWriter:
     self._writer.close()
 
 
-def split_frames(batch: dict[str, tf.Tensor], frame_stack: int) -> dict[str, tf.Tensor]:
-  """Turns a batch of items into (observation, action, reward, discount, next)."""
+def split_frames(batch: dict[str, tf.Tensor], frame_stack: int,
+                 n_step: int = 1) -> dict[str, tf.Tensor]:
+  """Turns a batch of items into (observation, action, rewards, discounts, next)."""
   frames = batch['frames']
   return {
       'observation': frames[:, :frame_stack],
       'action': batch['action'],
-      'reward': batch['reward'],
-      'discount': batch['discount'],
-      'next_observation': frames[:, 1:],
+      'reward': batch['reward'],  # [B, n]
+      'discount': batch['discount'],  # [B, n]
+      'next_observation': frames[:, n_step:],
   }
 
 
 def make_dataset(server_addresses: tf.Tensor | Sequence[str],
-                 info: environments.EnvInfo, batch_size: int) -> tf.data.Dataset:
+                 info: environments.EnvInfo, batch_size: int, n_step: int = 1,
+                 delay_ms: tf.Tensor | int = 0) -> tf.data.Dataset:
   """Batches of transitions sampled from one or more bundles' tables.
 
   Args:
@@ -148,11 +173,13 @@ def make_dataset(server_addresses: tf.Tensor | Sequence[str],
       several, samples are interleaved from all of them (global replay).
     info: the game's shapes.
     batch_size: transitions per batch.
+    n_step: steps per transition.
+    delay_ms: wait this long before every batch (fault injection for tests).
 
   Returns:
     An endless dataset of dicts from `split_frames`.
   """
-  signature = transition_signature(info)
+  signature = transition_signature(info, n_step)
   dtypes = tf.nest.map_structure(lambda s: s.dtype, signature)
   shapes = tf.nest.map_structure(lambda s: s.shape, signature)
 
@@ -171,5 +198,23 @@ def make_dataset(server_addresses: tf.Tensor | Sequence[str],
       from_server, cycle_length=num_servers, block_length=1,
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
   dataset = dataset.batch(batch_size, drop_remainder=True)
-  dataset = dataset.map(lambda b: split_frames(b, info.frame_stack))
-  return dataset.prefetch(2)
+  dataset = dataset.map(lambda b: split_frames(b, info.frame_stack, n_step))
+  dataset = dataset.prefetch(2)
+  if not (isinstance(delay_ms, int) and delay_ms == 0):
+    dataset = _sleep_before_each(dataset, delay_ms)  # after the prefetch
+  return dataset
+
+
+def _sleep_before_each(dataset: tf.data.Dataset, delay_ms) -> tf.data.Dataset:
+  """Delays every element by `delay_ms` without using CPU (fault injection).
+
+  Built from the public SleepDataset op through variants, since
+  tf.data.experimental has no sleep transformation in TF 2.15.
+  """
+  specs = tf.nest.flatten(dataset.element_spec)
+  variant = tf.raw_ops.SleepDataset(
+      input_dataset=tf.data.experimental.to_variant(dataset),
+      sleep_microseconds=tf.cast(delay_ms, tf.int64) * 1000,
+      output_types=[s.dtype for s in specs],
+      output_shapes=[s.shape for s in specs])
+  return tf.data.experimental.from_variant(variant, dataset.element_spec)

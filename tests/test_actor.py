@@ -29,8 +29,8 @@ def servers():
   config = make_config()
   info = environments.env_info(config.env)
   net = networks.make_q_network(config.network, info)
-  chief = reverb.Server([parameter_server.make_variables_table(
-      networks.variable_shapes(net)), metrics.make_stats_table()])
+  chief = reverb.Server([parameter_server.make_variables_table(net.shapes()),
+                         metrics.make_stats_table()])
   bundle = reverb.Server([replay.make_replay_table(config, info)])
   yield chief, bundle
   chief.stop()
@@ -73,15 +73,15 @@ def test_actor_acts_greedily_with_published_parameters(servers):
   info = environments.env_info(config.env)
   # A network whose Q-values prefer action 1 everywhere: zero weights, bias [0, 1].
   source = networks.make_q_network(config.network, info)
-  for v in source.variables:
+  for v in source.params:
     v.assign(tf.zeros_like(v))
-  source.variables[-1].assign([0.0, 1.0])
-  publisher = parameter_server.ParameterPublisher(
-      f'localhost:{chief.port}', source, networks.variable_shapes(source))
+  source.params[-1].assign([0.0, 1.0])
+  publisher = parameter_server.ParameterPublisher(f'localhost:{chief.port}',
+                                                  source)
   publisher.publish(version=7, frames=123)
   actor, local_net = make_actor(config, chief, bundle)
   actor.refresh_parameters()
-  np.testing.assert_array_equal(local_net.variables[-1].numpy(), [0.0, 1.0])
+  np.testing.assert_array_equal(local_net.params[-1].numpy(), [0.0, 1.0])
   actions = actor.select_actions(np.zeros((3, 1, 4), np.float32))
   np.testing.assert_array_equal(actions, [1, 1, 1])
   actor.run(threading.Event(), max_steps=5)
@@ -93,10 +93,10 @@ def test_subscriber_waits_quietly_for_a_chief_that_is_not_there():
   net = networks.make_q_network(config_lib.NetworkConfig(kind='mlp', mlp_layers=(4,)),
                                 environments.EnvInfo('x', (2,), np.dtype(np.float32),
                                                      1, 2, 1))
-  before = [v.numpy().copy() for v in net.variables]
+  before = [v.numpy().copy() for v in net.params]
   subscriber = parameter_server.ParameterSubscriber('localhost:1', net)
   assert subscriber.refresh() is None
-  for b, v in zip(before, net.variables):
+  for b, v in zip(before, net.params):
     np.testing.assert_array_equal(b, v.numpy())
 
 

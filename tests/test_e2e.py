@@ -51,6 +51,28 @@ def test_cartpole_learns_through_the_real_cluster(run_dir):
   assert metrics.TAGS['eval_return'] in event_tags(os.path.join(run_dir, 'tb', 'eval'))
 
 
+def test_stale_gradients_of_a_delayed_worker_are_discarded_and_training_goes_on(
+    run_dir):
+  # Worker 1 waits 500 ms for every batch while holding one replica for a
+  # whole closure (8 steps): its gradients come from parameters hundreds of
+  # updates old, far beyond max_staleness=50.
+  proc = run_module('gorila_tf.launch.local', '--config=cartpole',
+                    f'--run_dir={run_dir}', '--set=learner.debug_slow_worker=1',
+                    '--set=learner.debug_slow_ms=500',
+                    '--set=learner.replica_sync_period=8',
+                    '--set=learner.max_staleness=50', '--set=run.max_frames=15000',
+                    '--max_wall_s=300', timeout=400)
+  assert proc.returncode == 0, proc.stdout[-5000:]
+  progress = metrics.read_progress(run_dir)
+  last = progress[-1]
+  assert last['learners/discarded_stale_gradients'] > 0
+  assert last['bundles/0/updates'] > 1000  # the healthy learner kept training
+  assert last['bundles/1/updates'] < 0.05 * last['bundles/0/updates']
+  updates = [r['learners/updates'] for r in progress]
+  assert updates == sorted(updates) and updates[-1] > updates[len(updates) // 2]
+  assert last['learners/applied_gradients'] == last['learners/updates']
+
+
 PONG_ARGS = ['--config=pong', '--num_workers=1', '--num_ps=2',
              '--set=replay.min_size=500', '--set=actor.envs_per_bundle=2',
              '--set=run.summary_every_s=2']

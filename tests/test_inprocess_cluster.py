@@ -36,10 +36,15 @@ def test_each_worker_samples_its_own_bundle_in_local_replay(result):
 
 
 def test_scheduled_train_steps_update_the_ps_variables_and_learn(result):
-  assert result['updates'] == 60 * 4  # closures x steps per closure
-  assert result['last_loss'] < 0.2 * result['first_loss']
-  # Terminal transitions with rewards 1 and 2: Q of taken actions -> ~1.5.
-  assert 1.0 < result['last_mean_q'] < 2.0
+  applied, stale, outlier = result['counted']
+  assert applied + stale + outlier == 60 * 4  # closures x steps per closure
+  assert result['updates'] == applied
+  assert result['returned_counts'] == result['counted']
+  assert sum(result['updates_by_worker']) == applied
+  assert sum(result['loss_stats_count']) == 60 * 4  # every loss is counted
+  # Terminal transitions whose states tell the reward (1 or 2): Q fits them.
+  assert result['last_loss'] < min(0.25 * result['first_loss'], 0.02)
+  assert 1.2 < result['last_mean_q'] < 1.8  # the two bundles' mean, 1.5
 
 
 def test_target_refresh_copies_the_online_network(result):

@@ -1,4 +1,4 @@
-"""Q-network shapes and re-joining sharded variables."""
+"""Q-network shapes, the pure apply function and sharded-gradient splitting."""
 
 import numpy as np
 import pytest
@@ -15,35 +15,61 @@ CARTPOLE = environments.EnvInfo('CartPole-v1', (4,), np.dtype(np.float32), 1, 2,
 def test_nature_cnn_has_the_nature_dqn_parameter_count():
   net = networks.make_q_network(config_lib.NetworkConfig(kind='nature_cnn'), PONG)
   # convs 8224 + 32832 + 36928, fc 3136*512+512, head 512*6+6
-  assert sum(int(np.prod(v.shape)) for v in net.variables) == 1_687_206
-  q, _ = net(tf.zeros((2, 4, 84, 84), tf.uint8))
-  assert q.shape == (2, 6)
+  assert sum(int(np.prod(p.shape)) for p in net.params) == 1_687_206
+  assert net(tf.zeros((2, 4, 84, 84), tf.uint8)).shape == (2, 6)
 
 
 def test_mlp_maps_a_stacked_vector_observation_to_q_values():
   net = networks.make_q_network(
       config_lib.NetworkConfig(kind='mlp', mlp_layers=(8, 8)), CARTPOLE)
-  q, _ = net(tf.zeros((3, 1, 4)))
-  assert q.shape == (3, 2)
+  assert net(tf.zeros((3, 1, 4))).shape == (3, 2)
 
 
-def test_merge_shards_concatenates_consecutive_parts_along_axis_0():
-  parts = [tf.fill((2, 3), 1.0), tf.fill((1, 3), 2.0), tf.constant([7.0]),
-           tf.constant(5.0)]
-  merged = networks.merge_shards(parts, [tf.TensorShape((3, 3)),
-                                         tf.TensorShape((1,)),
-                                         tf.TensorShape(())])
-  np.testing.assert_array_equal(merged[0], [[1, 1, 1], [1, 1, 1], [2, 2, 2]])
-  np.testing.assert_array_equal(merged[1], [7.0])
-  assert float(merged[2]) == 5.0
+def test_apply_is_a_pure_function_of_the_parameters_by_hand():
+  spec = networks.make_spec(config_lib.NetworkConfig(kind='mlp', mlp_layers=(2,)),
+                            environments.EnvInfo('x', (2,), np.dtype(np.float32),
+                                                 1, 2, 1))
+  # hidden = relu(x W1 + b1), q = hidden W2 + b2
+  w1 = tf.constant([[1.0, -1.0], [2.0, 0.0]])
+  b1 = tf.constant([0.0, 1.0])
+  w2 = tf.constant([[1.0, 0.0], [0.0, 3.0]])
+  b2 = tf.constant([0.5, 0.0])
+  # x = [1, 1]: x W1 + b1 = [3, 0]; relu -> [3, 0]; q = [3.5, 0]
+  q = networks.apply(spec, [w1, b1, w2, b2], tf.constant([[[1.0, 1.0]]]))
+  np.testing.assert_allclose(q, [[3.5, 0.0]])
 
 
-@pytest.mark.parametrize('parts, shapes, message', [
-    ([tf.zeros((2, 3))], [(3, 3)], 'ran out of parts'),
-    ([tf.zeros((2, 3)), tf.zeros((2, 3))], [(3, 3)], 'add up to 4 rows'),
-    ([tf.zeros((2, 4))], [(2, 3)], 'does not fit'),
-    ([tf.zeros((2, 3)), tf.zeros((1,))], [(2, 3)], 'parts left over'),
-])
-def test_merge_shards_refuses_parts_that_do_not_fit(parts, shapes, message):
-  with pytest.raises(ValueError, match=message):
-    networks.merge_shards(parts, [tf.TensorShape(s) for s in shapes])
+def test_dueling_head_is_value_plus_centred_advantage_by_hand():
+  spec = networks.make_spec(
+      config_lib.NetworkConfig(kind='mlp', mlp_layers=(), dueling=True),
+      environments.EnvInfo('x', (1,), np.dtype(np.float32), 1, 2, 1))
+  # No hidden layers: V = 2x + 1, A = [x, -x]; Q = V + A - mean(A) = V + A.
+  params = [tf.constant([[2.0]]), tf.constant([1.0]),
+            tf.constant([[1.0, -1.0]]), tf.constant([0.0, 0.0])]
+  q = networks.apply(spec, params, tf.constant([[[3.0]]]))
+  np.testing.assert_allclose(q, [[10.0, 4.0]])
+
+
+def test_initial_values_are_seeded_and_biases_zero():
+  spec = networks.make_spec(config_lib.NetworkConfig(kind='nature_cnn'), PONG)
+  a, b = networks.initial_values(spec, 1), networks.initial_values(spec, 1)
+  assert all(np.array_equal(x, y) for x, y in zip(a, b))
+  assert not np.array_equal(a[0], networks.initial_values(spec, 2)[0])
+  assert all(not v.any() for (n, _), v in zip(networks.param_shapes(spec), a)
+             if n.endswith('bias'))
+
+
+def test_split_like_follows_the_shards_along_axis_0():
+  parts = [tf.Variable(tf.zeros((2, 3))), tf.Variable(tf.zeros((1, 3)))]
+  whole = tf.reshape(tf.range(9.0), (3, 3))
+  pieces = networks.split_like(whole, parts)
+  np.testing.assert_array_equal(pieces[0], [[0, 1, 2], [3, 4, 5]])
+  np.testing.assert_array_equal(pieces[1], [[6, 7, 8]])
+  assert networks.split_like(whole, parts[:1])[0] is whole
+
+
+def test_a_plain_network_has_one_part_per_parameter():
+  net = networks.make_q_network(config_lib.NetworkConfig(kind='mlp'), CARTPOLE)
+  assert len(net.parts()) == len(net.params)
+  pairs = networks.split_gradients([tf.zeros_like(p) for p in net.params], net)
+  assert [v for _, v in pairs] == net.parts()

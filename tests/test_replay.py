@@ -43,8 +43,9 @@ def write_episode(writer, first, steps, terminal_last=True):
   writer.end_episode()
 
 
-def sample_all(server, n):
-  dataset = replay.make_dataset([f'localhost:{server.port}'], INFO, batch_size=n)
+def sample_all(server, n, n_step=1):
+  dataset = replay.make_dataset([f'localhost:{server.port}'], INFO, batch_size=n,
+                                n_step=n_step)
   return next(iter(dataset))
 
 
@@ -66,7 +67,7 @@ def test_each_transition_is_one_item_and_no_item_spans_episodes(server):
   # The step's action/reward belong to the newest frame of s'.
   k = nxt[:, -1]
   np.testing.assert_array_equal(batch['action'].numpy(), k % 2)
-  np.testing.assert_allclose(batch['reward'].numpy(), 0.5 * k)
+  np.testing.assert_allclose(batch['reward'].numpy()[:, 0], 0.5 * k)
 
 
 def test_first_state_of_an_episode_is_the_reset_stack(server):
@@ -76,7 +77,52 @@ def test_first_state_of_an_episode_is_the_reset_stack(server):
   batch = sample_all(server, 4)
   np.testing.assert_array_equal(batch['observation'].numpy()[0, :, 0], [10, 11, 12])
   np.testing.assert_array_equal(batch['next_observation'].numpy()[0, :, 0], [11, 12, 13])
-  assert batch['discount'].numpy()[0] == 0.0  # the episode's terminal step
+  assert batch['discount'].numpy()[0, 0] == 0.0  # the episode's terminal step
+
+
+def n_step_server(n_step):
+  config = dataclasses.replace(_config(), learner=dataclasses.replace(
+      _config().learner, n_step=n_step))
+  return reverb.Server([replay.make_replay_table(config, INFO)])
+
+
+def test_n_step_items_cover_n_steps_and_pad_the_episode_end():
+  server = n_step_server(3)
+  writer = replay.TransitionWriter(server.localhost_client(), INFO.frame_stack,
+                                   n_step=3)
+  write_episode(writer, first=0, steps=5)  # steps reach frames 3..7; 7 terminal
+  writer.close()
+  # One item per step, including the last two completed with padding.
+  assert server.localhost_client().server_info()[replay.REPLAY_TABLE].current_size == 5
+  batch = sample_all(server, 200, n_step=3)
+  obs = batch['observation'].numpy()[..., 0]
+  nxt = batch['next_observation'].numpy()[..., 0]
+  rewards, discounts = batch['reward'].numpy(), batch['discount'].numpy()
+  by_start = {int(o[-1]): (n, r, d) for o, n, r, d in zip(obs, nxt, rewards, discounts)}
+  assert sorted(by_start) == [2, 3, 4, 5, 6]  # the newest frame of each state
+  # State ending at frame 2 (the reset stack): next state 3 steps later ends
+  # at frame 5; rewards of frames 3, 4, 5 (0.5 k); all continuing.
+  n, r, d = by_start[2]
+  np.testing.assert_array_equal(n, [3, 4, 5])
+  np.testing.assert_allclose(r, [1.5, 2.0, 2.5])
+  np.testing.assert_array_equal(d, [1, 1, 1])
+  # State ending at frame 6: one real step (to terminal frame 7), then padding
+  # with discount 0 and reward 0 (the return stops at the episode's end).
+  n, r, d = by_start[6]
+  np.testing.assert_allclose(r, [3.5, 0.0, 0.0])
+  np.testing.assert_array_equal(d, [0, 0, 0])
+  server.stop()
+
+
+def test_n_step_episode_shorter_than_n_still_gives_its_transitions():
+  server = n_step_server(4)
+  writer = replay.TransitionWriter(server.localhost_client(), INFO.frame_stack,
+                                   n_step=4)
+  write_episode(writer, first=0, steps=2)
+  write_episode(writer, first=50, steps=1)
+  writer.close()
+  assert server.localhost_client().server_info()[replay.REPLAY_TABLE].current_size == 3
+  server.stop()
 
 
 def test_global_dataset_samples_from_every_server():
@@ -121,3 +167,18 @@ def test_signature_holds_stack_plus_one_frames():
   sig = replay.transition_signature(INFO)
   assert sig['frames'].shape == (4, 2)
   assert sig['frames'].dtype == tf.float32
+
+
+def test_debug_delay_slows_every_batch(server):
+  import time  # pylint: disable=g-import-not-at-top
+  writer = replay.TransitionWriter(server.localhost_client(), INFO.frame_stack)
+  write_episode(writer, first=0, steps=4)
+  writer.close()
+  dataset = replay.make_dataset([f'localhost:{server.port}'], INFO, batch_size=2,
+                                delay_ms=tf.constant(200))
+  iterator = iter(dataset)
+  next(iterator)
+  start = time.monotonic()
+  for _ in range(3):
+    next(iterator)
+  assert time.monotonic() - start >= 0.55  # 3 x 200 ms

@@ -1,0 +1,77 @@
+"""The parameter server's update rules: centered RMSProp and Adam.
+
+Written out instead of using Keras optimizers because a Gorila learner decides
+per gradient whether the ps applies it (staleness and loss tests), which needs
+the update inside `tf.cond` in a closure running on a worker; Keras' apply
+path wants a cross-replica merge there. These are plain variable updates.
+
+Slots are created next to their variable (same ps task), so an update moves
+only the gradient across the network.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from gorila_tf import config as config_lib
+
+
+def rmsprop_update(variable, gradient, mean_square, mean_grad, learning_rate,
+                   rho, epsilon):
+  """Centered RMSProp (Graves 2013; Nature DQN):
+
+    ms <- rho ms + (1 - rho) g^2
+    mg <- rho mg + (1 - rho) g
+    v  <- v - lr g / sqrt(ms - mg^2 + eps)
+  """
+  ms = mean_square.assign(rho * mean_square + (1.0 - rho) * tf.square(gradient))
+  mg = mean_grad.assign(rho * mean_grad + (1.0 - rho) * gradient)
+  return variable.assign_sub(
+      learning_rate * gradient / tf.sqrt(ms - tf.square(mg) + epsilon))
+
+
+def adam_update(variable, gradient, m, v, step, learning_rate, epsilon,
+                beta_1=0.9, beta_2=0.999):
+  """Adam (Kingma & Ba 2015) at step `step` (1-based), bias-corrected."""
+  m = m.assign(beta_1 * m + (1.0 - beta_1) * gradient)
+  v = v.assign(beta_2 * v + (1.0 - beta_2) * tf.square(gradient))
+  step = tf.cast(step, tf.float32)
+  rate = learning_rate * tf.sqrt(1.0 - beta_2 ** step) / (1.0 - beta_1 ** step)
+  return variable.assign_sub(rate * m / (tf.sqrt(v) + epsilon))
+
+
+class Optimizer(tf.Module):
+  """Slots for every variable, and `apply` for one gradient per variable."""
+
+  def __init__(self, learner: config_lib.LearnerConfig,
+               variables: Sequence[tf.Variable]):
+    super().__init__(name='optimizer')
+    if learner.optimizer not in ('rmsprop', 'adam'):
+      raise config_lib.ConfigError(f'learner.optimizer={learner.optimizer!r} is '
+                                   "not one of 'rmsprop', 'adam'")
+    self._config = learner
+    self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                  name='iterations')
+    extended = tf.distribute.get_strategy().extended
+    self.slots_a, self.slots_b = [], []
+    for variable in variables:
+      with extended.colocate_vars_with(variable):
+        self.slots_a.append(tf.Variable(tf.zeros(variable.shape), trainable=False))
+        self.slots_b.append(tf.Variable(tf.zeros(variable.shape), trainable=False))
+
+  def apply(self, gradients_and_variables) -> tf.Operation:
+    """One update of every variable; counts one iteration."""
+    c = self._config
+    step = self.iterations.assign_add(1)
+    updates = []
+    for (gradient, variable), a, b in zip(gradients_and_variables, self.slots_a,
+                                          self.slots_b):
+      if c.optimizer == 'rmsprop':
+        updates.append(rmsprop_update(variable, gradient, a, b, c.learning_rate,
+                                      c.rmsprop_rho, c.optimizer_epsilon))
+      else:
+        updates.append(adam_update(variable, gradient, a, b, step,
+                                   c.learning_rate, c.optimizer_epsilon))
+    return tf.group(updates)
