@@ -36,5 +36,6 @@ setup(
         'gorila-train=gorila_tf.train:cli',
         'gorila-launch=gorila_tf.launch.local:cli',
         'gorila-suite=gorila_tf.suite:cli',
+        'gorila-eval=gorila_tf.evaluate:cli',
     ]},
 )

@@ -45,10 +45,11 @@ def make_greedy_policy(q_net: tf.Module, observation_shape: Sequence[int],
   return greedy
 
 
-def epsilon_greedy(greedy_actions: Optional[np.ndarray], epsilon: float,
-                   num_actions: int, rng: np.random.Generator,
-                   batch: int) -> np.ndarray:
-  """Each entry random with probability epsilon, else the greedy action."""
+def epsilon_greedy(greedy_actions: Optional[np.ndarray],
+                   epsilon: float | np.ndarray, num_actions: int,
+                   rng: np.random.Generator, batch: int) -> np.ndarray:
+  """Each entry random with probability epsilon (one for all, or per entry),
+  else the greedy action."""
   random_actions = rng.integers(0, num_actions, size=batch, dtype=np.int32)
   if greedy_actions is None:
     return random_actions
@@ -63,8 +64,11 @@ class Actor:
                info: environments.EnvInfo, env: environments.VectorEnv,
                q_net: tf.Module, writers: Sequence[replay.TransitionWriter],
                subscriber: parameter_server.ParameterSubscriber,
-               reporter: metrics.StatsReporter, seed: int):
+               reporter: metrics.StatsReporter, seed: int, bundle: int = 0,
+               num_bundles: int = 1):
     self._config = config
+    self._bundle = bundle
+    self._num_bundles = num_bundles
     self._info = info
     self._env = env
     self._writers = list(writers)
@@ -78,8 +82,13 @@ class Actor:
     self._frames_since_refresh = 0
     self.env_steps = 0
 
-  def epsilon(self) -> float:
+  def epsilon(self) -> float | np.ndarray:
+    """The linear schedule's epsilon, or each actor's fixed one (per_actor)."""
     a = self._config.actor
+    if a.epsilon_schedule == 'per_actor':
+      n = self._env.num_envs
+      return dqn.per_actor_epsilons(self._bundle * n, n, self._num_bundles * n,
+                                    a.per_actor_epsilon, a.per_actor_alpha)
     frame = self._published_frames + self._frames_since_refresh
     return dqn.linear_epsilon(frame, a.epsilon_start, a.epsilon_end,
                               a.epsilon_decay_frames)
@@ -93,7 +102,7 @@ class Actor:
   def select_actions(self, observations: np.ndarray) -> np.ndarray:
     epsilon = self.epsilon() if self._param_version >= 0 else 1.0
     greedy = None
-    if epsilon < 1.0:
+    if np.any(np.asarray(epsilon) < 1.0):
       greedy = self._greedy(observations).numpy()
     return epsilon_greedy(greedy, epsilon, self._info.num_actions, self._rng,
                           len(observations))

@@ -51,7 +51,7 @@ def make_actor(task: cluster_lib.Task, config: config_lib.GorilaConfig,
       config, info, env, q_net, writers,
       parameter_server.ParameterSubscriber(chief, q_net),
       metrics.StatsReporter(chief, task.index, config.actor.stats_interval_s),
-      seed=seed)
+      seed=seed, bundle=task.index, num_bundles=task.num_workers)
 
 
 def run(task: cluster_lib.Task, config: config_lib.GorilaConfig) -> None:

@@ -59,6 +59,10 @@ class ActorConfig:
   epsilon_start: float = 1.0  # exploration at frame 0
   epsilon_end: float = 0.1  # exploration after the decay
   epsilon_decay_frames: int = 4_000_000  # linear decay length, frames (1M agent steps)
+  epsilon_schedule: str = 'linear'  # 'linear': all actors decay together (paper);
+  # 'per_actor': fixed eps^(1 + alpha i / (N - 1)) for actor i of N (Ape-X option)
+  per_actor_epsilon: float = 0.4  # eps of the per_actor schedule
+  per_actor_alpha: float = 7.0  # alpha of the per_actor schedule
   param_refresh_steps: int = 100  # vector steps between parameter pulls from the ps
   stats_interval_s: float = 1.0  # seconds between progress reports to the chief
 
@@ -70,7 +74,11 @@ class ReplayConfig:
   capacity: int = 1_000_000  # transitions kept per bundle (FIFO eviction)
   min_size: int = 50_000  # transitions per bundle before its learner samples
   samples_per_insert: float = 8.0  # sampled/inserted transitions; 0 = free-running
-  mode: str = 'local'  # 'local': a learner samples its own bundle (paper's bundled mode)
+  mode: str = 'local'  # 'local': a learner samples its own bundle (paper's
+  # bundled mode); 'global': every learner samples all bundles' tables
+  prioritized: bool = False  # prioritized replay (Schaul et al. 2016, option)
+  priority_exponent: float = 0.6  # alpha: sampling probability ~ priority^alpha
+  importance_exponent: float = 0.4  # beta of the importance-sampling weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,6 +259,10 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('actor.epsilon_start', 0.0 <= c.actor.epsilon_start <= 1.0, 'in [0, 1]'),
       ('actor.epsilon_end', 0.0 <= c.actor.epsilon_end <= 1.0, 'in [0, 1]'),
       ('actor.epsilon_decay_frames', c.actor.epsilon_decay_frames >= 0, '>= 0'),
+      ('actor.epsilon_schedule', c.actor.epsilon_schedule in ('linear', 'per_actor'),
+       "one of 'linear', 'per_actor'"),
+      ('actor.per_actor_epsilon', 0.0 <= c.actor.per_actor_epsilon <= 1.0, 'in [0, 1]'),
+      ('actor.per_actor_alpha', c.actor.per_actor_alpha >= 0, '>= 0'),
       ('actor.param_refresh_steps', c.actor.param_refresh_steps >= 1, '>= 1'),
       ('actor.stats_interval_s', c.actor.stats_interval_s > 0, '> 0'),
       ('replay.capacity', c.replay.capacity >= 1, '>= 1'),
@@ -258,6 +270,9 @@ def validate(config: GorilaConfig) -> GorilaConfig:
        f'in [1, replay.capacity={c.replay.capacity}]'),
       ('replay.samples_per_insert', c.replay.samples_per_insert >= 0, '>= 0 (0 = free-running)'),
       ('replay.mode', c.replay.mode in ('local', 'global'), "one of 'local', 'global'"),
+      ('replay.priority_exponent', c.replay.priority_exponent >= 0, '>= 0'),
+      ('replay.importance_exponent', 0.0 <= c.replay.importance_exponent <= 1.0,
+       'in [0, 1]'),
       ('learner.batch_size', 1 <= c.learner.batch_size <= c.replay.capacity,
        f'in [1, replay.capacity={c.replay.capacity}]'),
       ('learner.discount', 0.0 <= c.learner.discount <= 1.0, 'in [0, 1]'),

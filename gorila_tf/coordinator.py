@@ -79,16 +79,16 @@ def _checkpoint(model: _Model) -> tf.train.Checkpoint:
       **model.learner_state.checkpoint_items())
 
 
-def _per_worker_addresses(task: cluster_lib.Task,
-                          config: config_lib.GorilaConfig) -> tf.Tensor:
-  """Reverb addresses a worker's learner samples from, selected at run time."""
+def _per_worker_replay(task: cluster_lib.Task, config: config_lib.GorilaConfig):
+  """(addresses, bundle indices) a worker's learner samples, chosen at run time."""
   addresses = tf.constant(task.worker_reverb_addresses())
   if config.replay.mode == 'global':
-    return addresses
+    return addresses, tf.range(task.num_workers)
   # Local (bundled) replay: the dataset function is traced once for all
   # workers; the worker index is resolved when it runs on each worker.
   index = tf.distribute.coordinator.experimental_get_current_worker_index()
-  return tf.reshape(tf.gather(addresses, index), [1])
+  index = tf.reshape(tf.cast(index, tf.int32), [1])
+  return tf.gather(addresses, index), index
 
 
 def _start_chief_reverb(task: cluster_lib.Task,
@@ -115,8 +115,9 @@ class Chief:
     self._model = _build_model(self._strategy, config, self._info,
                                task.num_workers)
     self._learner = learner_lib.Learner(
-        self._model.q_net, self._model.target_net,
-        self._model.optimizer, self._model.learner_state, config.learner)
+        self._model.q_net, self._model.target_net, self._model.optimizer,
+        self._model.learner_state, config.learner, config.replay,
+        task.worker_reverb_addresses())
     self._manager = tf.train.CheckpointManager(
         _checkpoint(self._model), os.path.join(run_dir, 'checkpoints'),
         max_to_keep=config.run.keep_checkpoints)
@@ -134,8 +135,9 @@ class Chief:
       c = config.learner
       worker = tf.distribute.coordinator.experimental_get_current_worker_index()
       delay_ms = tf.where(worker == c.debug_slow_worker, c.debug_slow_ms, 0)
-      return replay.make_dataset(_per_worker_addresses(task, config), info,
-                                 c.batch_size, c.n_step, delay_ms)
+      addresses, indices = _per_worker_replay(task, config)
+      return replay.make_dataset(addresses, info, c.batch_size, c.n_step,
+                                 delay_ms, server_indices=indices)
 
     return iter(self._coordinator.create_per_worker_dataset(dataset_fn))
 

@@ -5,6 +5,7 @@ Each function is tested against hand-worked numbers in tests/test_dqn.py.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -15,6 +16,25 @@ def linear_epsilon(frame: float, start: float, end: float,
     return end
   fraction = min(max(frame / decay_frames, 0.0), 1.0)
   return start + fraction * (end - start)
+
+
+def per_actor_epsilons(first_actor: int, count: int, total_actors: int,
+                       epsilon: float, alpha: float) -> np.ndarray:
+  """Ape-X's fixed exploration: actor i of N uses eps^(1 + alpha i / (N - 1)).
+
+  Args:
+    first_actor: global index of the first of this bundle's actors.
+    count: actors in this bundle.
+    total_actors: N, actors in the whole cluster.
+    epsilon: the base epsilon (0.4 in Ape-X).
+    alpha: the spread (7 in Ape-X).
+
+  Returns:
+    [count] epsilons, from eps (actor 0) down to eps^(1 + alpha) (actor N-1).
+  """
+  i = np.arange(first_actor, first_actor + count, dtype=np.float64)
+  exponent = 1.0 + alpha * i / max(total_actors - 1, 1)
+  return np.power(epsilon, exponent)
 
 
 def clip_rewards(rewards: tf.Tensor, clip: float) -> tf.Tensor:
@@ -83,7 +103,8 @@ def huber(x: tf.Tensor, delta: float) -> tf.Tensor:
 
 
 def dqn_loss(q_values: tf.Tensor, actions: tf.Tensor, targets: tf.Tensor,
-             delta: float) -> tuple[tf.Tensor, tf.Tensor]:
+             delta: float,
+             weights: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
   """Mean Huber TD loss of the taken actions.
 
   Args:
@@ -91,13 +112,17 @@ def dqn_loss(q_values: tf.Tensor, actions: tf.Tensor, targets: tf.Tensor,
     actions: [B] integer actions taken.
     targets: [B] Q-learning targets.
     delta: Huber threshold.
+    weights: optional [B] per-transition weights (importance sampling).
 
   Returns:
     (scalar mean loss, [B] TD errors target - Q(s, a)).
   """
   chosen = tf.gather(q_values, tf.cast(actions, tf.int32), axis=-1, batch_dims=1)
   td_errors = targets - chosen
-  return tf.reduce_mean(huber(td_errors, delta)), td_errors
+  losses = huber(td_errors, delta)
+  if weights is not None:
+    losses = weights * losses
+  return tf.reduce_mean(losses), td_errors
 
 
 def is_stale(version_now: tf.Tensor, replica_version: tf.Tensor,

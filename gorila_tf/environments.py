@@ -139,7 +139,7 @@ class VectorEnv:
     self.num_actions = int(self._env.single_action_space.n)
 
   def reset(self) -> np.ndarray:
-    obs, _ = self._env.reset(seed=self._seed)
+    obs, self.reset_info = self._env.reset(seed=self._seed)
     return self._shape(obs)
 
   def step(self, actions: np.ndarray):

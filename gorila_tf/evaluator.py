@@ -28,6 +28,7 @@ from gorila_tf import config as config_lib
 from gorila_tf import environments
 from gorila_tf import metrics
 from gorila_tf import networks
+from gorila_tf import reference
 from gorila_tf import run_dir as run_dir_lib
 
 
@@ -105,6 +106,27 @@ def restore_online_network(checkpoint_path: str, config: config_lib.GorilaConfig
   return q_net, updates, int(frames.numpy())
 
 
+def evaluate_checkpoint(checkpoint_path: str, config: config_lib.GorilaConfig,
+                        info: environments.EnvInfo) -> dict:
+  """Restores and evaluates one checkpoint; returns its results-table row."""
+  q_net, updates, frames = restore_online_network(checkpoint_path, config, info)
+  result = evaluate(q_net, config, info, seed=config.run.seed + updates)
+  row = reference.table_row(config.env.id, result.mean, result.stderr,
+                            len(result.returns), protocol='noop', frames=frames)
+  row.update(updates=updates, checkpoint=checkpoint_path)
+  return row
+
+
+def _write_row(writer: metrics.SummaryWriter, row: dict) -> None:
+  values = {metrics.TAGS['eval_return']: row['mean'],
+            'eval/episodic_return_stderr': row['stderr'],
+            'eval/human_normalized_score': row['human_normalized'],
+            'eval/dqn_published': row['dqn'],
+            'eval/gorila_published': row['gorila']}
+  writer.scalars(row['frames'], values, updates=row['updates'],
+                 episodes=row['episodes'], checkpoint=row['checkpoint'])
+
+
 def run(config: config_lib.GorilaConfig, run_dir: str,
         poll_s: Optional[float] = None) -> None:
   """The evaluator role: evaluate each new checkpoint until the run is done."""
@@ -118,13 +140,9 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     due = time.monotonic() - last_eval >= config.eval.every_s or done
     if latest and latest != evaluated and due:
-      q_net, updates, frames = restore_online_network(latest, config, info)
-      result = evaluate(q_net, config, info, seed=config.run.seed + updates)
-      writer.scalars(frames, {metrics.TAGS['eval_return']: result.mean,
-                              'eval/episodic_return_stderr': result.stderr},
-                     updates=updates, episodes=len(result.returns))
-      logging.info('eval of %s: %.2f +- %.2f over %d episodes', latest,
-                   result.mean, result.stderr, len(result.returns))
+      row = evaluate_checkpoint(latest, config, info)
+      _write_row(writer, row)
+      logging.info('eval of %s: %s', latest, reference.format_row(row))
       evaluated, last_eval = latest, time.monotonic()
     elif done and latest == evaluated:
       break

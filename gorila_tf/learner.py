@@ -20,6 +20,7 @@ Learners never see environments; actors never see the optimizer.
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import tensorflow as tf
 
@@ -27,6 +28,9 @@ from gorila_tf import config as config_lib
 from gorila_tf import dqn
 from gorila_tf import networks
 from gorila_tf import optimizers
+from gorila_tf import replay
+
+PRIORITY_FLOOR = 1e-6  # keeps every item sampleable under prioritized replay
 
 
 @dataclasses.dataclass
@@ -60,7 +64,11 @@ class Learner:
   def __init__(self, q_net: networks.QNetwork,
                target_net: networks.QNetwork,
                optimizer: optimizers.Optimizer, state: LearnerState,
-               learner: config_lib.LearnerConfig):
+               learner: config_lib.LearnerConfig,
+               replay_config: config_lib.ReplayConfig | None = None,
+               replay_addresses: Sequence[str] = ()):
+    self._replay = replay_config or config_lib.ReplayConfig()
+    self._replay_addresses = list(replay_addresses)
     self._q_net = q_net
     self._target_net = target_net
     self._optimizer = optimizer
@@ -68,7 +76,11 @@ class Learner:
     self._config = learner
 
   def _gradient(self, batch, online, target):
-    """DQN loss and its gradient w.r.t. the replica `online`."""
+    """DQN loss and its gradient w.r.t. the replica `online`.
+
+    With prioritized replay the loss is importance-weighted and the items'
+    priorities are set to their new |TD error|.
+    """
     c, spec = self._config, self._q_net.spec
     rewards = dqn.clip_rewards(batch['reward'], c.reward_clip)
     returns, bootstrap = dqn.n_step_returns(rewards, batch['discount'], c.discount)
@@ -77,10 +89,18 @@ class Learner:
                      if c.double_dqn else None)
     targets = dqn.q_learning_targets(returns, bootstrap, next_q_target,
                                      next_q_online)
+    weights = None
+    if self._replay.prioritized:
+      weights = replay.importance_weights(batch['probability'], batch['table_size'],
+                                          self._replay.importance_exponent)
     with tf.GradientTape() as tape:
       tape.watch(online)
       q_values = networks.apply(spec, online, batch['observation'])
-      loss, _ = dqn.dqn_loss(q_values, batch['action'], targets, c.huber_delta)
+      loss, td_errors = dqn.dqn_loss(q_values, batch['action'], targets,
+                                     c.huber_delta, weights)
+    if self._replay.prioritized:
+      replay.update_priorities(self._replay_addresses, batch['server'],
+                               batch['key'], tf.abs(td_errors) + PRIORITY_FLOOR)
     chosen_q = tf.gather(q_values, batch['action'], axis=-1, batch_dims=1)
     return loss, tape.gradient(loss, online), tf.reduce_mean(chosen_q)
 

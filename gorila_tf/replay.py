@@ -69,9 +69,11 @@ def make_replay_table(config: config_lib.GorilaConfig,
         error_buffer=error_buffer(replay, config.learner))
   else:
     limiter = reverb.rate_limiters.MinSize(replay.min_size)
+  sampler = (reverb.selectors.Prioritized(replay.priority_exponent)
+             if replay.prioritized else reverb.selectors.Uniform())
   return reverb.Table(
       name=REPLAY_TABLE,
-      sampler=reverb.selectors.Uniform(),
+      sampler=sampler,
       remover=reverb.selectors.Fifo(),
       max_size=replay.capacity,
       rate_limiter=limiter,
@@ -152,7 +154,8 @@ class TransitionWriter:
 
 def split_frames(batch: dict[str, tf.Tensor], frame_stack: int,
                  n_step: int = 1) -> dict[str, tf.Tensor]:
-  """Turns a batch of items into (observation, action, rewards, discounts, next)."""
+  """Turns a batch of items into states, action, n rewards/discounts, next
+  states, plus where each came from (for prioritized replay)."""
   frames = batch['frames']
   return {
       'observation': frames[:, :frame_stack],
@@ -160,12 +163,42 @@ def split_frames(batch: dict[str, tf.Tensor], frame_stack: int,
       'reward': batch['reward'],  # [B, n]
       'discount': batch['discount'],  # [B, n]
       'next_observation': frames[:, n_step:],
+      'key': batch['key'],  # the item's key in its table
+      'probability': batch['probability'],  # its sampling probability then
+      'table_size': batch['table_size'],
+      'server': batch['server'],  # index of its bundle's server
   }
+
+
+def importance_weights(probability: tf.Tensor, table_size: tf.Tensor,
+                       beta: float) -> tf.Tensor:
+  """(N P)^-beta, divided by the batch's largest (Schaul et al. 2016)."""
+  weights = tf.pow(tf.cast(table_size, tf.float64) * probability, -beta)
+  return tf.cast(weights / tf.reduce_max(weights), tf.float32)
+
+
+def update_priorities(addresses: Sequence[str], server: tf.Tensor,
+                      keys: tf.Tensor, priorities: tf.Tensor) -> None:
+  """Writes new priorities back to the table each item came from."""
+  for i, address in enumerate(addresses):
+    mine = tf.equal(server, i)
+
+    def send(address=address, mine=mine, i=i):
+      # shared_name: one client per server, kept in the worker's resources.
+      client = reverb.TFClient(address, shared_name=f'gorila_priorities_{i}')
+      client.update_priorities(REPLAY_TABLE, tf.boolean_mask(keys, mine),
+                               tf.cast(tf.boolean_mask(priorities, mine),
+                                       tf.float64))
+      return tf.constant(True)
+
+    tf.cond(tf.reduce_any(mine), send, lambda: tf.constant(False))
 
 
 def make_dataset(server_addresses: tf.Tensor | Sequence[str],
                  info: environments.EnvInfo, batch_size: int, n_step: int = 1,
-                 delay_ms: tf.Tensor | int = 0) -> tf.data.Dataset:
+                 delay_ms: tf.Tensor | int = 0,
+                 server_indices: tf.Tensor | Sequence[int] | None = None
+                 ) -> tf.data.Dataset:
   """Batches of transitions sampled from one or more bundles' tables.
 
   Args:
@@ -175,6 +208,8 @@ def make_dataset(server_addresses: tf.Tensor | Sequence[str],
     batch_size: transitions per batch.
     n_step: steps per transition.
     delay_ms: wait this long before every batch (fault injection for tests).
+    server_indices: each address's bundle index (default 0, 1, ...), recorded
+      in every sample so priorities go back to the right table.
 
   Returns:
     An endless dataset of dicts from `split_frames`.
@@ -183,18 +218,23 @@ def make_dataset(server_addresses: tf.Tensor | Sequence[str],
   dtypes = tf.nest.map_structure(lambda s: s.dtype, signature)
   shapes = tf.nest.map_structure(lambda s: s.shape, signature)
 
-  def from_server(address):
+  def from_server(index, address):
     dataset = reverb.TrajectoryDataset(
         server_address=address, table=REPLAY_TABLE, dtypes=dtypes,
         shapes=shapes, max_in_flight_samples_per_worker=2 * batch_size)
-    return dataset.map(lambda sample: sample.data)
+    return dataset.map(lambda sample: dict(
+        sample.data, key=sample.info.key, probability=sample.info.probability,
+        table_size=sample.info.table_size, server=index))
 
   addresses = tf.convert_to_tensor(server_addresses, tf.string)
   num_servers = addresses.shape[0]
   if num_servers is None:
     raise ValueError('server_addresses needs a static length')
+  if server_indices is None:
+    server_indices = tf.range(num_servers)
+  indices = tf.cast(tf.convert_to_tensor(server_indices), tf.int32)
   # Every server's stream is endless, so the cycle must hold all of them.
-  dataset = tf.data.Dataset.from_tensor_slices(addresses).interleave(
+  dataset = tf.data.Dataset.from_tensor_slices((indices, addresses)).interleave(
       from_server, cycle_length=num_servers, block_length=1,
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
   dataset = dataset.batch(batch_size, drop_remainder=True)

@@ -98,9 +98,9 @@ def main():
 
   # Local replay: a closure on worker w samples only bundle w's table.
   def dataset_fn():
-    return replay.make_dataset(
-        coordinator._per_worker_addresses(task, config), info,  # pylint: disable=protected-access
-        config.learner.batch_size)
+    addresses, indices = coordinator._per_worker_replay(task, config)  # pylint: disable=protected-access
+    return replay.make_dataset(addresses, info, config.learner.batch_size,
+                               server_indices=indices)
   iterator = iter(coord.create_per_worker_dataset(dataset_fn))
 
   @tf.function
@@ -131,6 +131,31 @@ def main():
                                ('applied', 'discarded_stale', 'discarded_outlier')]
   result['updates_by_worker'] = state.updates_by_worker.numpy().tolist()
   result['loss_stats_count'] = state.loss_stats.numpy()[:, 2].tolist()
+
+  # Global replay with prioritized updates: every learner samples both
+  # bundles and writes |TD| priorities back to the table each item came from.
+  global_config = config_lib.apply_overrides(
+      config, ['replay.mode=global', 'replay.prioritized=true'])
+
+  def global_dataset_fn():
+    addresses, indices = coordinator._per_worker_replay(task, global_config)  # pylint: disable=protected-access
+    return replay.make_dataset(addresses, info, 64, server_indices=indices)
+  global_iterator = iter(coord.create_per_worker_dataset(global_dataset_fn))
+  mixed = [coord.schedule(probe, args=(global_iterator,)) for _ in range(6)]
+  global_learner = learner_lib.Learner(
+      model.q_net, model.target_net, model.optimizer, model.learner_state,
+      global_config.learner, global_config.replay, task.worker_reverb_addresses())
+  for _ in range(4):
+    coord.schedule(global_learner.train_steps, args=(global_iterator,))
+  coord.join()
+  result['global_batch_rewards'] = [float(p.fetch()[1]) for p in mixed]
+  result['priorities_changed'] = []
+  for server in replay_servers:
+    info_by_table = server.localhost_client().server_info()
+    del info_by_table
+    priorities = [s.info.priority for s in server.localhost_client().sample(
+        replay.REPLAY_TABLE, num_samples=50, emit_timesteps=False)]
+    result['priorities_changed'].append(sum(p != 1.0 for p in priorities))
 
   # Target refresh copies the online network on the ps tasks.
   learner.sync_target()

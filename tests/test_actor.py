@@ -119,3 +119,11 @@ def test_stats_for_an_unreachable_chief_are_kept_not_lost():
   with reporter._lock:  # pylint: disable=protected-access
     pending = reporter._pending  # pylint: disable=protected-access
   assert (pending.env_steps, pending.episodes, pending.return_sum) == (5, 1, 10.0)
+
+
+def test_per_actor_schedule_gives_each_env_its_own_fixed_epsilon(servers):
+  chief, bundle = servers
+  actor, _ = make_actor(make_config(epsilon_schedule='per_actor'), chief, bundle)
+  eps = actor.epsilon()
+  np.testing.assert_allclose(eps, [0.4, 0.4 ** 4.5, 0.4 ** 8])
+  actor.close()

@@ -51,3 +51,18 @@ def test_train_without_a_cluster_says_how_to_start_one():
   proc = run_module('gorila_tf.train', '--config=cartpole', env={'TF_CONFIG': ''})
   assert proc.returncode == 2
   assert 'gorila_tf.launch.local' in proc.stderr
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--run_dir=/nonexistent', '--protocol=human_starts'],
+     'error: --protocol=human_starts needs the human-play start states'),
+    (['--run_dir=/nonexistent', '--protocol=sticky'],
+     "error: --protocol='sticky' does not exist; allowed: noop"),
+    ([], 'error: give --run_dir or --checkpoint'),
+    (['--checkpoint=/nonexistent/ckpt-1'],
+     "error: --checkpoint='/nonexistent/ckpt-1' does not exist"),
+])
+def test_evaluate_refuses_bad_input_with_one_line(args, message):
+  proc = run_module('gorila_tf.evaluate', *args, timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-2000:]

@@ -139,3 +139,21 @@ def test_outlier_gradient_is_dropped_above_mean_plus_k_std(x, count, k, outlier)
   result = dqn.is_loss_outlier(tf.constant(x), tf.constant(1.0), tf.constant(0.25),
                                tf.constant(float(count)), k, warmup=100)
   assert bool(result) == outlier
+
+
+def test_per_actor_epsilons_follow_apex_by_hand():
+  # N = 3 actors, eps 0.4, alpha 7: exponents 1, 4.5, 8.
+  eps = dqn.per_actor_epsilons(0, 3, 3, 0.4, 7.0)
+  np.testing.assert_allclose(eps, [0.4, 0.4 ** 4.5, 0.4 ** 8])
+  # A bundle's slice of a bigger cluster: actors 2 and 3 of 4 (exponents
+  # 1 + 7 * 2/3 and 8).
+  np.testing.assert_allclose(dqn.per_actor_epsilons(2, 2, 4, 0.4, 7.0),
+                             [0.4 ** (1 + 14 / 3), 0.4 ** 8])
+
+
+def test_weighted_dqn_loss_scales_each_transition():
+  q = tf.constant([[0.0], [0.0]])
+  # Errors 0.5 and 1 (huber 0.125 and 0.5); weights 1 and 0.5: mean 0.1875
+  loss, _ = dqn.dqn_loss(q, tf.constant([0, 0]), tf.constant([0.5, 1.0]), 1.0,
+                         weights=tf.constant([1.0, 0.5]))
+  assert float(loss) == pytest.approx(0.1875)

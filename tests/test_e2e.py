@@ -30,7 +30,7 @@ def checkpoint_counters(run_dir):
   reader = tf.train.load_checkpoint(path)
   get = lambda name: int(reader.get_tensor(f'{name}/.ATTRIBUTES/VARIABLE_VALUE'))
   return {'frames': get('frames'), 'env_steps': get('env_steps'),
-          'updates': get('optimizer/_iterations'), 'path': path}
+          'updates': get('optimizer/iterations'), 'path': path}
 
 
 def test_cartpole_learns_through_the_real_cluster(run_dir):
@@ -87,6 +87,16 @@ def test_pong_checkpoints_and_resumes_with_its_counters(run_dir):
   assert before['env_steps'] * 4 == before['frames']
   assert metrics.TAGS['td_loss'] in event_tags(os.path.join(run_dir, 'tb'))
   steps_before = [r['step'] for r in metrics.read_progress(run_dir)]
+
+  # The standalone evaluation of that checkpoint prints its table row (short
+  # episodes here; the protocol's other settings are the paper's).
+  evaluation = run_module('gorila_tf.evaluate', f'--run_dir={run_dir}',
+                          '--set=eval.episodes=2', '--set=eval.parallel_envs=2',
+                          '--set=eval.max_episode_frames=2000', timeout=300)
+  assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+  assert re.search(r'Pong \(noop\): -?\d+\.\d ± \d+\.\d over 2 episodes — '
+                   r'-?\d+\.\d% human; DQN 18\.9 \(132\.0%\), Gorila 18\.3 '
+                   r'\(130\.0%\)', evaluation.stdout), evaluation.stdout[-2000:]
 
   second = run_module('gorila_tf.launch.local', *PONG_ARGS, f'--run_dir={run_dir}',
                       '--set=run.max_frames=12000', '--max_wall_s=300', timeout=400)

@@ -71,3 +71,22 @@ def test_stacking_frames_of_a_vector_game_is_refused():
   env_config = config_lib.resolve('cartpole', ['env.frame_stack=4']).env
   with pytest.raises(config_lib.ConfigError, match='env.frame_stack=4 is out of range'):
     environments.env_info(env_config)
+
+
+def test_noop_starts_stay_within_noop_max():
+  # Each env starts after 0..noop_max random no-op steps of frameskip frames.
+  env_config = config_lib.resolve('pong').env
+  env = environments.VectorEnv(env_config, num_envs=16, seed=5)
+  env.reset()
+  frames = np.asarray(env.reset_info['episode_frame_number'])
+  env.close()
+  assert frames.max() <= env_config.noop_max * env_config.frameskip
+  assert len(set(frames.tolist())) > 3  # random counts, not one fixed start
+
+
+def test_no_noops_when_noop_max_is_zero():
+  env = environments.VectorEnv(config_lib.resolve('pong').env, 4, seed=5,
+                               noop_max=0)
+  env.reset()
+  assert not np.asarray(env.reset_info['episode_frame_number']).any()
+  env.close()

@@ -35,6 +35,15 @@ def test_each_worker_samples_its_own_bundle_in_local_replay(result):
   assert {tuple(p) for p in result['probes']} == {(0, 1.0), (1, 2.0)}
 
 
+def test_global_replay_batches_mix_every_bundle(result):
+  # Rewards 1 and 2 from the two bundles: a mixed batch's mean lies between.
+  assert any(1.0 < r < 2.0 for r in result['global_batch_rewards'])
+
+
+def test_prioritized_learner_writes_priorities_back_to_both_tables(result):
+  assert all(changed > 0 for changed in result['priorities_changed'])
+
+
 def test_scheduled_train_steps_update_the_ps_variables_and_learn(result):
   applied, stale, outlier = result['counted']
   assert applied + stale + outlier == 60 * 4  # closures x steps per closure

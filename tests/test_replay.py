@@ -182,3 +182,10 @@ def test_debug_delay_slows_every_batch(server):
   for _ in range(3):
     next(iterator)
   assert time.monotonic() - start >= 0.55  # 3 x 200 ms
+
+
+def test_importance_weights_by_hand():
+  # N P = [1, 2, 4] with beta 0.5: [1, 2^-0.5, 4^-0.5] / 1 = [1, 0.7071, 0.5]
+  w = replay.importance_weights(tf.constant([0.1, 0.2, 0.4], tf.float64),
+                                tf.constant([10, 10, 10], tf.int64), 0.5)
+  np.testing.assert_allclose(w, [1.0, 2 ** -0.5, 0.5], rtol=1e-6)

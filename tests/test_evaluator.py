@@ -1,0 +1,45 @@
+"""The evaluation protocol on real Pong: frame cap, episode split, the row."""
+
+import numpy as np
+import pytest
+
+from gorila_tf import config as config_lib
+from gorila_tf import environments
+from gorila_tf import evaluator
+from gorila_tf import networks
+
+
+def pong_config(*overrides):
+  return config_lib.resolve('pong', ['eval.episodes=4', 'eval.parallel_envs=2',
+                                     *overrides])
+
+
+def test_episodes_are_capped_at_max_episode_frames():
+  # The paper caps evaluation episodes at 18,000 frames; a short cap shows
+  # the mechanism on an untrained agent (whose Pong games last longer).
+  config = pong_config('eval.max_episode_frames=400')
+  info = environments.env_info(config.env)
+  q_net = networks.make_q_network(config.network, info)
+  result = evaluator.evaluate(q_net, config, info, seed=0)
+  assert len(result.returns) == 4
+  assert set(result.lengths) == {400}
+
+
+def test_paper_protocol_defaults():
+  e = config_lib.resolve('atari').eval
+  assert (e.episodes, e.epsilon, e.noop_max, e.max_episode_frames) == (30, 0.05, 30, 18_000)
+
+
+@pytest.mark.parametrize('episodes, envs, expected', [
+    (30, 5, [6, 6, 6, 6, 6]),
+    (10, 4, [3, 3, 2, 2]),
+])
+def test_episodes_are_split_evenly_so_short_ones_are_not_favoured(episodes, envs,
+                                                                  expected):
+  assert evaluator.episodes_per_env(episodes, envs).tolist() == expected
+
+
+def test_stderr_is_the_standard_error_of_the_mean_by_hand():
+  # returns 1, 3: mean 2, sample std sqrt(2), stderr sqrt(2)/sqrt(2) = 1
+  result = evaluator.EvalResult((1.0, 3.0), (10, 10))
+  assert result.mean == 2.0 and result.stderr == pytest.approx(1.0)
