@@ -1,0 +1,44 @@
+"""Pong on a small machine as fast as we know how (beyond the paper's settings).
+
+Same distributed system (ps, bundles, chief); the options that speed up
+learning on Pong are switched on: 3-step returns, double DQN, Adam, a faster
+epsilon decay and a more frequent target refresh, a smaller replay. The
+paper's faithful settings are in `atari`/`pong`.
+"""
+
+import dataclasses
+
+from gorila_tf import config as cfg
+from gorila_tf.configs import pong
+
+
+def get_config() -> cfg.GorilaConfig:
+  base = pong.get_config()
+  return dataclasses.replace(
+      base,
+      actor=dataclasses.replace(
+          base.actor,
+          epsilon_end=0.01,
+          epsilon_decay_frames=1_000_000,  # 250k agent steps
+          param_refresh_steps=50,
+      ),
+      replay=dataclasses.replace(
+          base.replay,
+          capacity=50_000,  # transitions per bundle
+          min_size=5_000,
+          samples_per_insert=8.0,  # one 32-batch update per 4 agent steps
+      ),
+      learner=dataclasses.replace(
+          base.learner,
+          optimizer='adam',
+          learning_rate=1e-4,
+          optimizer_epsilon=1.5e-4,
+          target_update_period=2_000,  # updates
+          n_step=3,
+          double_dqn=True,
+          replica_sync_period=2,
+      ),
+      eval=dataclasses.replace(base.eval, every_s=600.0),
+      run=dataclasses.replace(base.run, max_frames=20_000_000,
+                              checkpoint_every_s=300.0),
+  )
