@@ -3,7 +3,8 @@
 In one process:
   * a `tf.distribute.Server`: the chief's learner closures run here;
   * a Reverb server with this bundle's replay table (learner closures on this
-    worker read it in-process, without gRPC);
+    worker read it in-process, without gRPC), checkpointed under
+    <run_dir>/replay/bundle_<i>/ when the chief checkpoints;
   * the actors, in a thread: a vector env of real games, a local Q-network
     copy, one replay writer per env.
 
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Optional
 
 import reverb
 from absl import logging
 
 from gorila_tf import actor as actor_lib
+from gorila_tf import checkpointing
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import environments
@@ -30,10 +33,18 @@ from gorila_tf import replay
 
 
 def start_replay_server(task: cluster_lib.Task, config: config_lib.GorilaConfig,
-                        info: environments.EnvInfo) -> reverb.Server:
-  _, port = cluster_lib.split_address(
-      cluster_lib.reverb_address(task.address))
-  return reverb.Server(tables=[replay.make_replay_table(config, info)], port=port)
+                        info: environments.EnvInfo,
+                        run_dir: Optional[str]) -> reverb.Server:
+  """The bundle's replay, loaded from its last checkpoint in run_dir if any."""
+  address = cluster_lib.reverb_address(task.address)
+  cluster_lib.check_port_free(address, f'the replay of worker:{task.index}')
+  if run_dir:
+    checkpointing.check_compatible(
+        run_dir, checkpointing.model_signature(config, info, task.num_ps))
+  _, port = cluster_lib.split_address(address)
+  return reverb.Server(tables=[replay.make_replay_table(config, info)], port=port,
+                       checkpointer=checkpointing.replay_checkpointer(
+                           run_dir, task.index))
 
 
 def make_actor(task: cluster_lib.Task, config: config_lib.GorilaConfig,
@@ -54,10 +65,11 @@ def make_actor(task: cluster_lib.Task, config: config_lib.GorilaConfig,
       seed=seed, bundle=task.index, num_bundles=task.num_workers)
 
 
-def run(task: cluster_lib.Task, config: config_lib.GorilaConfig) -> None:
+def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
+        run_dir: Optional[str] = None) -> None:
   """The worker role: serve learner closures and act until stopped."""
   info = environments.env_info(config.env)
-  replay_server = start_replay_server(task, config, info)
+  replay_server = start_replay_server(task, config, info, run_dir)
   server = cluster_lib.start_server(task)
   del server  # serves in the background for the life of the process
   logging.info('bundle %d: learner at %s, replay on port %d', task.index,

@@ -154,6 +154,46 @@ def resolve_task(tf_config: Optional[str], cluster_spec: Optional[str],
   return parse_tf_config(tf_config)
 
 
+def wait_for_tasks(task: Task, jobs: tuple[str, ...], timeout_s: float) -> None:
+  """Waits until every task of `jobs` accepts connections; bounded.
+
+  Raises:
+    ConfigError: naming the first task still unreachable after `timeout_s`.
+  """
+  import socket  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  pending = [(job, i, a) for job in jobs for i, a in enumerate(task.cluster[job])]
+  deadline = time.monotonic() + timeout_s
+  while pending:
+    job, index, address = pending[0]
+    host, port = split_address(address)
+    try:
+      with socket.create_connection((host, port), timeout=2):
+        pending.pop(0)
+        continue
+    except OSError:
+      if time.monotonic() > deadline:
+        raise config_lib.ConfigError(
+            f'{job}:{index} at {address} is not reachable after {timeout_s:.0f} s '
+            '(is it started, and is the address right?)') from None
+      time.sleep(1.0)
+
+
+def check_port_free(address: str, what: str) -> None:
+  """Raises ConfigError if this host cannot listen on the address's port."""
+  import socket  # pylint: disable=g-import-not-at-top
+  _, port = split_address(address)
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    # As gRPC does: a port whose last owner died (TIME_WAIT) is free again.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+      s.bind(('', port))
+    except OSError as e:
+      raise config_lib.ConfigError(
+          f'port {port} for {what} ({address}) is already in use or not '
+          f'allowed ({e.strerror}); free it or choose another port') from None
+
+
 def server_config(inter_op_threads: int = 8):
   """Session config for ps/worker servers.
 
@@ -167,6 +207,7 @@ def server_config(inter_op_threads: int = 8):
 def start_server(task: Task):
   """Starts this task's `tf.distribute.Server` (ps or worker)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  check_port_free(task.address, f'{task.type}:{task.index}')
   return tf.distribute.Server(
       tf.train.ClusterSpec(task.training_cluster), job_name=task.type,
       task_index=task.index, protocol='grpc', config=server_config(),

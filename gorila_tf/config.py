@@ -28,6 +28,10 @@ class ConfigError(ValueError):
   """A preset, override or value that is not allowed (one-line message)."""
 
 
+class NumericalError(RuntimeError):
+  """A NaN or infinite loss, gradient or parameter: the run stops."""
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
   """Which game and how observations and rewards are shaped."""
@@ -107,6 +111,7 @@ class LearnerConfig:
   double_dqn: bool = False  # double-DQN targets (option); the paper: off
   debug_slow_worker: int = -1  # fault injection for tests: this worker's
   debug_slow_ms: int = 0  # learner waits this long for every batch
+  debug_nan_after_updates: int = 0  # fault injection: NaN losses from here on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +137,8 @@ class RunConfig:
   summary_every_s: float = 10.0  # seconds between TensorBoard/progress writes
   publish_every_s: float = 2.0  # seconds between parameter pushes to the actors
   max_closures_in_flight: int = 8  # scheduled learner closures not yet finished
+  connect_timeout_s: float = 120.0  # chief waits this long for every task to be up
+  min_free_disk_mb: int = 100  # refuse to start with less free space in the run dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,6 +298,8 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('learner.loss_outlier_warmup', c.learner.loss_outlier_warmup >= 0, '>= 0'),
       ('learner.n_step', c.learner.n_step >= 1, '>= 1'),
       ('learner.debug_slow_ms', c.learner.debug_slow_ms >= 0, '>= 0'),
+      ('learner.debug_nan_after_updates', c.learner.debug_nan_after_updates >= 0,
+       '>= 0 (0 = off)'),
       ('eval.episodes', c.eval.episodes >= 1, '>= 1'),
       ('eval.epsilon', 0.0 <= c.eval.epsilon <= 1.0, 'in [0, 1]'),
       ('eval.noop_max', c.eval.noop_max >= 0, '>= 0'),
@@ -305,6 +314,8 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('run.summary_every_s', c.run.summary_every_s > 0, '> 0'),
       ('run.publish_every_s', c.run.publish_every_s > 0, '> 0'),
       ('run.max_closures_in_flight', c.run.max_closures_in_flight >= 1, '>= 1'),
+      ('run.connect_timeout_s', c.run.connect_timeout_s > 0, '> 0'),
+      ('run.min_free_disk_mb', c.run.min_free_disk_mb >= 0, '>= 0'),
       ('launch.num_ps', c.launch.num_ps >= 1, '>= 1'),
       ('launch.num_workers', c.launch.num_workers >= 1, '>= 1'),
       ('launch.min_shard_bytes', c.launch.min_shard_bytes >= 1, '>= 1'),

@@ -27,6 +27,7 @@ import reverb
 import tensorflow as tf
 from absl import logging
 
+from gorila_tf import checkpointing
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import dqn
@@ -53,6 +54,8 @@ class _Model:
   episodes: tf.Variable
   wall_time_s: tf.Variable  # training time summed over restarts
   frames_by_bundle: tf.Variable  # [num_workers]
+  resumes: tf.Variable  # times the run was resumed from a checkpoint
+  saved_at: tf.Variable  # unix time of the checkpoint's save
 
 
 def _build_model(strategy, config: config_lib.GorilaConfig,
@@ -65,9 +68,11 @@ def _build_model(strategy, config: config_lib.GorilaConfig,
     optimizer = optimizers.Optimizer(config.learner, q_net.parts())
     state = learner_lib.LearnerState.create(num_workers)
   counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)
+  seconds = lambda: tf.Variable(0.0, dtype=tf.float64, trainable=False)
   return _Model(q_net, target_net, optimizer, state, counter(), counter(),
-                counter(), tf.Variable(0.0, dtype=tf.float64, trainable=False),
-                tf.Variable(tf.zeros([num_workers], tf.int64), trainable=False))
+                counter(), seconds(),
+                tf.Variable(tf.zeros([num_workers], tf.int64), trainable=False),
+                counter(), seconds())
 
 
 def _checkpoint(model: _Model) -> tf.train.Checkpoint:
@@ -75,8 +80,8 @@ def _checkpoint(model: _Model) -> tf.train.Checkpoint:
       q_network=model.q_net, target_network=model.target_net,
       optimizer=model.optimizer, frames=model.frames, env_steps=model.env_steps,
       episodes=model.episodes, wall_time_s=model.wall_time_s,
-      frames_by_bundle=model.frames_by_bundle,
-      **model.learner_state.checkpoint_items())
+      frames_by_bundle=model.frames_by_bundle, resumes=model.resumes,
+      saved_at=model.saved_at, **model.learner_state.checkpoint_items())
 
 
 def _per_worker_replay(task: cluster_lib.Task, config: config_lib.GorilaConfig):
@@ -109,6 +114,8 @@ class Chief:
     self._config = config
     self._run_dir = run_dir
     self._info = environments.env_info(config.env)
+    self._signature = checkpointing.model_signature(config, self._info,
+                                                    task.num_ps)
     self._strategy = parameter_server.make_strategy(task,
                                                     config.launch.min_shard_bytes)
     self._coordinator = tf.distribute.coordinator.ClusterCoordinator(self._strategy)
@@ -127,6 +134,7 @@ class Chief:
     self._publisher = parameter_server.ParameterPublisher(
         task.chief_reverb_address(), self._model.q_net)
     self._summaries = metrics.SummaryWriter(run_dir)
+    self._bundles = _BundleWatch(task.num_workers)
 
   def _make_iterator(self):
     config, info, task = self._config, self._info, self._task
@@ -146,18 +154,39 @@ class Chief:
     return int(self._model.optimizer.iterations.numpy())
 
   def restore(self) -> None:
-    path = self._manager.restore_or_initialize()
+    checkpoint = self._manager.checkpoint
+    path = checkpointing.restore_newest_readable(self._manager, checkpoint)
+    m = self._model
     if path:
-      logging.info('resumed from %s at %d updates, %d frames', path,
-                   self.updates, self.frames)
+      gap = time.time() - float(m.saved_at.numpy())
+      m.resumes.assign_add(1)
+      logging.info('resumed from %s at %d updates, %d frames (saved %.1f s '
+                   'ago; resume %d)', path, self.updates, self.frames, gap,
+                   int(m.resumes.numpy()))
+      self._resume_gap_s = gap
     else:
       self._learner.sync_target()
       logging.info('initialised a new run in %s', self._run_dir)
+      self._resume_gap_s = None
 
   def save(self) -> str:
-    path = self._manager.save(checkpoint_number=self.updates)
-    logging.info('checkpoint %s (%d updates, %d frames)', path, self.updates,
-                 self.frames)
+    """Checkpoints the model (if it is finite) and every bundle's replay."""
+    if not bool(checkpointing.all_finite(self._model.q_net.read())):
+      raise config_lib.NumericalError(
+          f'non-finite parameters at update {self.updates}; not checkpointed, '
+          f'the last good checkpoint {self._manager.latest_checkpoint} is kept')
+    self._model.saved_at.assign(time.time())
+    try:
+      path = self._manager.save(checkpoint_number=self.updates)
+      checkpointing.record_signature(self._run_dir, self._signature)
+    except (OSError, tf.errors.OpError) as e:
+      raise config_lib.ConfigError(
+          f'cannot write a checkpoint in {self._run_dir}: '
+          f'{getattr(e, "strerror", None) or getattr(e, "message", e)}; the '
+          f'last good checkpoint {self._manager.latest_checkpoint} is kept') from e
+    replays = checkpointing.checkpoint_replay(self._task.worker_reverb_addresses())
+    logging.info('checkpoint %s (%d updates, %d frames; replay of %d/%d bundles)',
+                 path, self.updates, self.frames, replays, self._task.num_workers)
     return path
 
   def _replay_size(self) -> int:
@@ -166,7 +195,8 @@ class Chief:
       try:
         info = reverb.Client(address).server_info(timeout=2)
         total += info[replay.REPLAY_TABLE].current_size
-      except (RuntimeError, tf.errors.OpError, KeyError):
+      except (reverb.errors.ReverbError, RuntimeError, tf.errors.OpError,
+              KeyError):
         pass  # a bundle restarting: its replay is counted when it is back
     return total
 
@@ -193,6 +223,7 @@ class Chief:
                                                  args=(iterator,)))
       for result in in_flight.wait_any():
         window.add_learner(result)
+        self._check_finite(result)
       if self.updates - updates_at_target >= c.learner.target_update_period:
         self._learner.sync_target()
         updates_at_target = self.updates
@@ -208,6 +239,13 @@ class Chief:
                  'frame budget reached' if self.budget_spent() else 'stopped',
                  self.frames, self.updates)
 
+  def _check_finite(self, result: dict) -> None:
+    if int(result['nonfinite']):
+      raise config_lib.NumericalError(
+          f'non-finite loss or gradient near update {self.updates}: training '
+          f'stopped, nothing was applied from it, and the last good checkpoint '
+          f'{self._manager.latest_checkpoint} is kept')
+
   def _periodic_work(self, clock: '_Clock', window: '_SummaryWindow') -> None:
     c = self._config.run
     if clock.due('publish', c.publish_every_s):
@@ -221,6 +259,7 @@ class Chief:
   def _count_actor_stats(self) -> metrics.ActorStats:
     """Drains the actors' records into the run's counters."""
     drained = metrics.drain_stats(self._reverb_client)
+    self._bundles.saw(drained.incarnations)
     m = self._model
     frames_per_step = self._info.frames_per_step
     m.env_steps.assign_add(drained.env_steps)
@@ -258,6 +297,11 @@ class Chief:
         t['discarded_stale']: int(state.discarded_stale.numpy()),
         t['discarded_outlier']: int(state.discarded_outlier.numpy()),
     }
+    values['cluster/resumes'] = int(self._model.resumes.numpy())
+    if self._resume_gap_s is not None:
+      values['cluster/resume_gap_s'] = self._resume_gap_s
+      self._resume_gap_s = None
+    values.update(self._bundles.summary())
     for i, n in enumerate(self._model.frames_by_bundle.numpy()):
       values[f'bundles/{i}/frames'] = int(n)
     for i, n in enumerate(state.updates_by_worker.numpy()):
@@ -273,6 +317,37 @@ class Chief:
   def close(self) -> None:
     self._summaries.close()
     self._reverb_server.stop()
+
+
+class _BundleWatch:
+  """Notices bundle restarts from the incarnation in their stats records."""
+
+  def __init__(self, num_bundles: int):
+    self._incarnation: dict[int, int] = {}
+    self._last_seen: dict[int, float] = {}
+    self.restarts = [0] * num_bundles
+    self.last_downtime_s = [0.0] * num_bundles
+
+  def saw(self, incarnations: dict[int, int]) -> None:
+    now = time.monotonic()
+    for bundle, incarnation in incarnations.items():
+      known = self._incarnation.get(bundle)
+      if known is not None and incarnation > known:
+        downtime = now - self._last_seen[bundle]
+        self.restarts[bundle] += 1
+        self.last_downtime_s[bundle] = downtime
+        logging.warning('bundle %d restarted: %.1f s without its reports', bundle,
+                        downtime)
+      self._incarnation[bundle] = max(incarnation, known or 0)
+      self._last_seen[bundle] = now
+
+  def summary(self) -> dict[str, float]:
+    values = {}
+    for i, (restarts, downtime) in enumerate(zip(self.restarts,
+                                                 self.last_downtime_s)):
+      values[f'bundles/{i}/restarts'] = restarts
+      values[f'bundles/{i}/last_downtime_s'] = downtime
+    return values
 
 
 class _InFlight:
@@ -344,10 +419,24 @@ class _SummaryWindow:
     return metrics.mean_or_nan(sum(values), len(values))
 
 
+def preflight(task: cluster_lib.Task, config: config_lib.GorilaConfig,
+              run_dir: str) -> None:
+  """Every check that can refuse the run, before anything is written."""
+  info = environments.env_info(config.env)
+  checkpointing.check_compatible(
+      run_dir, checkpointing.model_signature(config, info, task.num_ps))
+  cluster_lib.check_port_free(task.address, 'chief:0')
+  cluster_lib.check_port_free(task.chief_reverb_address(),
+                              'the parameter tables of chief:0')
+  cluster_lib.wait_for_tasks(task, ('ps', 'worker'), config.run.connect_timeout_s)
+  run_dir_lib.check_writable(run_dir, config.run.min_free_disk_mb)
+
+
 def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
         run_dir: str) -> None:
   """The chief role. SIGTERM/SIGINT stop it after a last checkpoint."""
-  run_dir_lib.prepare(run_dir, config)
+  preflight(task, config, run_dir)
+  run_dir_lib.prepare(run_dir, config, config.run.min_free_disk_mb)
   stop = threading.Event()
 
   def on_signal(signum, frame):

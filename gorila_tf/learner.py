@@ -46,13 +46,15 @@ class LearnerState:
   discarded_outlier: tf.Variable  # gradients with an outlying loss
   loss_stats: tf.Variable  # [W, 3]: running mean, variance, count of |loss|
   updates_by_worker: tf.Variable  # [W] gradients applied per learner
+  nonfinite: tf.Variable  # NaN/inf losses or gradients seen (never applied)
 
   @classmethod
   def create(cls, num_workers: int) -> 'LearnerState':
     counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)
     return cls(counter(), counter(), counter(),
                tf.Variable(tf.zeros([num_workers, 3]), trainable=False),
-               tf.Variable(tf.zeros([num_workers], tf.int64), trainable=False))
+               tf.Variable(tf.zeros([num_workers], tf.int64), trainable=False),
+               counter())
 
   def checkpoint_items(self) -> dict:
     return dataclasses.asdict(self)
@@ -98,6 +100,9 @@ class Learner:
       q_values = networks.apply(spec, online, batch['observation'])
       loss, td_errors = dqn.dqn_loss(q_values, batch['action'], targets,
                                      c.huber_delta, weights)
+    if c.debug_nan_after_updates > 0:  # fault injection for tests
+      loss = tf.where(self._optimizer.iterations >= c.debug_nan_after_updates,
+                      tf.constant(float('nan')), loss)
     if self._replay.prioritized:
       replay.update_priorities(self._replay_addresses, batch['server'],
                                batch['key'], tf.abs(td_errors) + PRIORITY_FLOOR)
@@ -108,12 +113,16 @@ class Learner:
     """One sample -> gradient -> accept or discard."""
     c = self._config
     loss, gradients, mean_q = self._gradient(batch, online, target)
+    # A NaN or inf never reaches the ps; the chief stops the run on seeing one.
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t))
+                            for t in [loss] + list(gradients)])
     staleness = self._optimizer.iterations - version
     stale = dqn.is_stale(self._optimizer.iterations, version, c.max_staleness)
     outlier = tf.logical_and(
         tf.logical_not(stale),
         dqn.is_loss_outlier(loss, *stats, c.loss_outlier_k, c.loss_outlier_warmup))
-    accept = tf.logical_not(tf.logical_or(stale, outlier))
+    accept = tf.logical_and(finite,
+                            tf.logical_not(tf.logical_or(stale, outlier)))
 
     def apply():
       with tf.control_dependencies([self._optimizer.apply(
@@ -121,8 +130,11 @@ class Learner:
         return tf.constant(True)
 
     tf.cond(accept, apply, lambda: tf.constant(False))
-    stats = dqn.update_loss_stats(*stats, loss, c.loss_stats_decay)
-    flags = tf.cast(tf.stack([accept, stale, outlier]), tf.int64)
+    stats = tf.cond(finite,
+                    lambda: dqn.update_loss_stats(*stats, loss, c.loss_stats_decay),
+                    lambda: stats)
+    flags = tf.cast(tf.stack([accept, stale, outlier, tf.logical_not(finite)]),
+                    tf.int64)
     return loss, mean_q, tf.cast(staleness, tf.float32), flags, stats
 
   @tf.function
@@ -133,7 +145,7 @@ class Learner:
     row = tf.gather(self._state.loss_stats, worker)
     stats = (row[0], row[1], row[2])
     loss_sum = q_sum = staleness_sum = tf.constant(0.0)
-    counts = tf.zeros([3], tf.int64)
+    counts = tf.zeros([4], tf.int64)
     for step in range(self._config.steps_per_closure):
       if step % self._config.replica_sync_period == 0:
         # Refresh the learner's replica: its version is the update count then.
@@ -151,13 +163,15 @@ class Learner:
     steps = float(self._config.steps_per_closure)
     return {'loss': loss_sum / steps, 'mean_q': q_sum / steps,
             'staleness': staleness_sum / steps, 'applied': counts[0],
-            'discarded_stale': counts[1], 'discarded_outlier': counts[2]}
+            'discarded_stale': counts[1], 'discarded_outlier': counts[2],
+            'nonfinite': counts[3]}
 
   def _record(self, worker, counts, stats) -> None:
     s = self._state
     s.applied.assign_add(counts[0])
     s.discarded_stale.assign_add(counts[1])
     s.discarded_outlier.assign_add(counts[2])
+    s.nonfinite.assign_add(counts[3])
     s.updates_by_worker.scatter_add(
         tf.IndexedSlices(counts[0:1], tf.reshape(tf.cast(worker, tf.int32), [1])))
     s.loss_stats.scatter_update(

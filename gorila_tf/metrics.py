@@ -29,6 +29,7 @@ STATS_SIGNATURE = {
     'return_sum': tf.TensorSpec((), tf.float64),  # their summed returns
     'length_sum': tf.TensorSpec((), tf.int64),  # their summed lengths, steps
     'param_version': tf.TensorSpec((), tf.int64),  # version acted with, -1 = none
+    'incarnation': tf.TensorSpec((), tf.int64),  # the bundle process's start, ms
 }
 
 
@@ -54,9 +55,12 @@ class ActorStats:
   length_sum: int = 0
   param_versions: list = dataclasses.field(default_factory=list)
   steps_by_bundle: dict = dataclasses.field(default_factory=dict)
+  incarnations: dict = dataclasses.field(default_factory=dict)  # bundle -> newest
 
   def add(self, record: dict) -> None:
     bundle = int(record['bundle'])
+    self.incarnations[bundle] = max(self.incarnations.get(bundle, 0),
+                                    int(record['incarnation']))
     self.steps_by_bundle[bundle] = (self.steps_by_bundle.get(bundle, 0)
                                     + int(record['env_steps']))
     self.env_steps += int(record['env_steps'])
@@ -74,6 +78,8 @@ class ActorStats:
     self.param_versions.extend(other.param_versions)
     for bundle, steps in other.steps_by_bundle.items():
       self.steps_by_bundle[bundle] = self.steps_by_bundle.get(bundle, 0) + steps
+    for bundle, incarnation in other.incarnations.items():
+      self.incarnations[bundle] = max(self.incarnations.get(bundle, 0), incarnation)
 
 
 class StatsReporter:
@@ -92,6 +98,7 @@ class StatsReporter:
     self._lock = threading.Lock()
     self._pending = ActorStats()
     self._param_version = -1
+    self._incarnation = int(time.time() * 1000)  # tells the chief of restarts
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, daemon=True,
                                     name=f'stats-{bundle}')
@@ -122,7 +129,8 @@ class StatsReporter:
               'episodes': np.int64(sent.episodes),
               'return_sum': np.float64(sent.return_sum),
               'length_sum': np.int64(sent.length_sum),
-              'param_version': np.int64(version)}
+              'param_version': np.int64(version),
+              'incarnation': np.int64(self._incarnation)}
     try:
       client = reverb.Client(self._address)
       client.server_info(timeout=1)  # inserting into a dead server blocks

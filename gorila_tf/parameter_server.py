@@ -70,9 +70,15 @@ def make_variables_table(shapes: Sequence[tf.TensorShape]) -> reverb.Table:
 
 
 class ParameterPublisher:
-  """Chief side: reads the sharded online network and pushes whole tensors."""
+  """Chief side: reads the sharded online network and pushes whole tensors.
+
+  The push goes through a Reverb client resource in the chief's eager
+  context. When the strategy recovers from a lost worker it resets that
+  context and the resource is gone: the client is then made again.
+  """
 
   def __init__(self, address: str, online_net: networks.QNetwork):
+    self._address = address
     self._container = reverb_variable_container.ReverbVariableContainer(address)
     self._net = online_net
 
@@ -80,10 +86,22 @@ class ParameterPublisher:
   def _read(self):
     return self._net.read()  # shards joined
 
-  def publish(self, version: int, frames: int) -> None:
-    self._container.push({'params': self._read(),
-                          'version': tf.constant(version, tf.int64),
-                          'frames': tf.constant(frames, tf.int64)})
+  def publish(self, version: int, frames: int) -> bool:
+    """Pushes the parameters; returns False if this push had to be skipped."""
+    values = {'params': self._read(),
+              'version': tf.constant(version, tf.int64),
+              'frames': tf.constant(frames, tf.int64)}
+    for attempt in range(2):
+      try:
+        self._container.push(values)
+        return True
+      except tf.errors.OpError as e:
+        logging.warning('parameter push failed (%s); %s', type(e).__name__,
+                        'retrying with a new client' if attempt == 0 else
+                        'skipped, actors keep their parameters')
+        self._container = reverb_variable_container.ReverbVariableContainer(
+            self._address)
+    return False
 
 
 class ParameterSubscriber:

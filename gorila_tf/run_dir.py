@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -28,15 +29,31 @@ def default_run_dir(config: config_lib.GorilaConfig, base: str = 'runs') -> str:
   return os.path.join(base, f'{game}__{config.name}__{config.run.seed}__{stamp}')
 
 
-def check_writable(run_dir: str) -> None:
-  """Raises ConfigError unless run_dir can be created and written."""
+def check_writable(run_dir: str, min_free_mb: int = 0) -> None:
+  """Raises ConfigError unless run_dir can be created and written and has
+  at least `min_free_mb` MiB free. Creates nothing when it raises."""
+  existed = os.path.isdir(run_dir)
   try:
     os.makedirs(run_dir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=run_dir, prefix='.write-test-'):
-      pass
+    with tempfile.NamedTemporaryFile(dir=run_dir, prefix='.write-test-') as f:
+      f.write(b'x' * 4096)
+      f.flush()
+      os.fsync(f.fileno())
+    free_mb = shutil.disk_usage(run_dir).free // (1 << 20)
   except OSError as e:
+    _remove_if_created(run_dir, existed)
     raise config_lib.ConfigError(
         f'run directory {run_dir!r} is not writable: {e.strerror}') from None
+  if free_mb < min_free_mb:
+    _remove_if_created(run_dir, existed)
+    raise config_lib.ConfigError(
+        f'run directory {run_dir!r} has {free_mb} MiB free; at least '
+        f'{min_free_mb} MiB is needed (run.min_free_disk_mb)')
+
+
+def _remove_if_created(run_dir: str, existed: bool) -> None:
+  if not existed and os.path.isdir(run_dir) and not os.listdir(run_dir):
+    os.rmdir(run_dir)
 
 
 def write_json_atomic(path: str, data: dict) -> None:
@@ -57,9 +74,10 @@ def read_config(run_dir: str) -> config_lib.GorilaConfig | None:
     return config_lib.from_dict(json.load(f))
 
 
-def prepare(run_dir: str, config: config_lib.GorilaConfig) -> None:
+def prepare(run_dir: str, config: config_lib.GorilaConfig,
+            min_free_mb: int = 0) -> None:
   """Creates the run dir and records the config (chief only)."""
-  check_writable(run_dir)
+  check_writable(run_dir, min_free_mb)
   write_json_atomic(os.path.join(run_dir, CONFIG_FILE), config_lib.to_dict(config))
   done = os.path.join(run_dir, DONE_FILE)
   if os.path.exists(done):

@@ -44,6 +44,10 @@ flags.DEFINE_string('task_type', None, 'ps, worker, chief or evaluator.')
 flags.DEFINE_integer('task_index', 0, 'Index of this task in its job.')
 
 
+EXIT_BAD_INPUT = 2  # refused input or environment: a restart would not help
+EXIT_NUMERICAL = 4  # NaN/inf: stopped, the last good checkpoint kept
+
+
 def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
              run_dir: str) -> None:
   """Imports TF-heavy modules only now, so bad input fails fast."""
@@ -54,7 +58,7 @@ def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
     parameter_server.serve(task)
   elif task.type == 'worker':
     from gorila_tf import bundle  # pylint: disable=g-import-not-at-top
-    bundle.run(task, config)
+    bundle.run(task, config, run_dir)
   elif task.type == 'chief':
     from gorila_tf import coordinator  # pylint: disable=g-import-not-at-top
     coordinator.run(task, config, run_dir)
@@ -76,13 +80,16 @@ def main(argv):
     if not FLAGS.run_dir and task.type in ('chief', 'evaluator'):
       raise config_lib.ConfigError('--run_dir is required for the chief and the '
                                    'evaluator')
+    if task.type == 'chief':
+      logging.info('config %s:\n%s', config.name, config_lib.to_json(config))
+    logging.info('task %s:%d, config %s', task.type, task.index, config.name)
+    run_task(task, config, FLAGS.run_dir)
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
-  if task.type == 'chief':
-    logging.info('config %s:\n%s', config.name, config_lib.to_json(config))
-  logging.info('task %s:%d, config %s', task.type, task.index, config.name)
-  run_task(task, config, FLAGS.run_dir)
+    return EXIT_BAD_INPUT
+  except config_lib.NumericalError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return EXIT_NUMERICAL
   return 0
 
 

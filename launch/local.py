@@ -2,12 +2,20 @@ r"""Local launcher: a whole Gorila cluster on this machine, over loopback.
 
 Starts N ps tasks, M worker tasks (bundles), the chief and optionally an
 evaluator as child processes of this one, each running `gorila_tf.train` with
-its own TF_CONFIG on 127.0.0.1. Every child's output is shown with its role
-as a prefix and saved to <run_dir>/logs/<role>.log.
+its own TF_CONFIG on 127.0.0.1, inside a network namespace of their own that
+has only a loopback interface (see isolation.py). Every child's output is
+shown with its role as a prefix and saved to <run_dir>/logs/<role>.log.
 
-It stops every child when the chief finishes (frame budget reached), when a
-task fails (exit status 1), on Ctrl-C or SIGTERM, or after --max_wall_s.
-Children die with the launcher even if it is killed (PR_SET_PDEATHSIG).
+Faults: a worker or evaluator that dies is restarted; a ps that dies is
+restarted together with the chief (ParameterServerStrategy cannot go on
+without it), and the chief resumes from the latest checkpoint; a chief that
+dies is restarted and resumes. A task that exits with status 2 (refused
+input) or 4 (NaN/inf) is not restarted, and neither is one that failed more
+than --max_restarts times: the run stops.
+
+Exit status: 0 done; 1 a task failed for good; 2 bad input; 3 --max_wall_s
+reached; 4 numerical fault; 130 interrupted (Ctrl-C/SIGTERM). Children die
+with the launcher even if it is killed (PR_SET_PDEATHSIG).
 
   python -m gorila_tf.launch.local --config=cartpole
   python -m gorila_tf.launch.local --config=pong --num_workers=2 \
@@ -33,6 +41,7 @@ from absl import flags
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import run_dir as run_dir_lib
+from gorila_tf.launch import isolation
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('config', 'pong', 'Preset name from configs/.')
@@ -44,10 +53,18 @@ flags.DEFINE_integer('num_workers', None, 'Bundles (default: config).')
 flags.DEFINE_bool('evaluator', None, 'Start an evaluator task (default: config).')
 flags.DEFINE_float('max_wall_s', None, 'Stop everything after this many seconds '
                    '(exit status 3).')
+flags.DEFINE_integer('max_restarts', 5, 'Restarts allowed per task before the '
+                     'run is stopped.')
+flags.DEFINE_bool('isolate_network', True, 'Run the cluster in a loopback-only '
+                  'network namespace (servers unreachable from other hosts).')
 
 HOST = '127.0.0.1'
 STOP_GRACE_S = 10.0  # seconds a task has to exit after SIGTERM
 CHIEF_GRACE_S = 60.0  # the chief finishes its closures and checkpoints first
+RESTART_DELAY_S = 1.0
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WALL, EXIT_NUMERICAL, EXIT_INTERRUPTED = (
+    1, 2, 3, 4, 130)
+FINAL_STATUSES = (EXIT_BAD_INPUT, EXIT_NUMERICAL)  # restarting would not help
 _PR_SET_PDEATHSIG = 1
 
 
@@ -88,29 +105,44 @@ def _die_with_parent() -> None:
 
 
 class TaskProcess:
-  """One child task with its output pumped to our stdout and a log file."""
+  """One task, (re)started as a child, its output pumped to stdout and a log."""
 
   def __init__(self, role: str, task_type: str, index: int,
                cluster: dict[str, list[str]], args: Sequence[str], log_dir: str):
     self.role = role
     self.task_type = task_type
-    env = dict(os.environ)
-    env['TF_CONFIG'] = json.dumps({'cluster': cluster,
-                                   'task': {'type': task_type, 'index': index}})
-    env['GRPC_FAIL_FAST'] = 'use_caller'
-    env['PYTHONUNBUFFERED'] = '1'
+    self.restarts = 0
+    self.started_at = 0.0
+    self._args = list(args)
+    self._env = dict(os.environ)
+    self._env['TF_CONFIG'] = json.dumps(
+        {'cluster': cluster, 'task': {'type': task_type, 'index': index}})
+    self._env['GRPC_FAIL_FAST'] = 'use_caller'
+    self._env['PYTHONUNBUFFERED'] = '1'
     self._log = open(os.path.join(log_dir, f'{role}.log'), 'a')
+    self._pumps: list[threading.Thread] = []
+    self.process: subprocess.Popen = None  # type: ignore[assignment]
+    self.start()
+
+  def start(self) -> None:
     self.process = subprocess.Popen(
-        [sys.executable, '-m', 'gorila_tf.train', *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, '-m', 'gorila_tf.train', *self._args],
+        env=self._env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
         preexec_fn=_die_with_parent)
-    self._pump = threading.Thread(target=self._copy_output, daemon=True)
-    self._pump.start()
-    print(f'[launcher] started {role} (pid {self.process.pid})', flush=True)
+    self.started_at = time.monotonic()
+    pump = threading.Thread(target=self._copy_output, args=(self.process,),
+                            daemon=True)
+    pump.start()
+    self._pumps.append(pump)
+    print(f'[launcher] started {self.role} (pid {self.process.pid})', flush=True)
 
-  def _copy_output(self) -> None:
-    for raw in self.process.stdout:
+  def restart(self) -> None:
+    self.restarts += 1
+    self.start()
+
+  def _copy_output(self, process: subprocess.Popen) -> None:
+    for raw in process.stdout:
       line = raw.decode(errors='replace').rstrip('\n')
       sys.stdout.write(f'[{self.role}] {line}\n')
       sys.stdout.flush()
@@ -128,8 +160,13 @@ class TaskProcess:
       except ProcessLookupError:
         pass
 
+  def kill_and_wait(self) -> None:
+    self.signal(signal.SIGKILL)
+    self.process.wait()
+
   def close(self) -> None:
-    self._pump.join(timeout=5)
+    for pump in self._pumps:
+      pump.join(timeout=5)
     self._log.close()
 
 
@@ -150,8 +187,7 @@ def stop_all(tasks: Sequence[TaskProcess]) -> None:
       try:
         t.process.wait(timeout=max(0.0, deadline - time.monotonic()))
       except subprocess.TimeoutExpired:
-        t.signal(signal.SIGKILL)
-        t.process.wait()
+        t.kill_and_wait()
   for t in tasks:
     t.close()
 
@@ -173,47 +209,72 @@ def start_cluster(config: config_lib.GorilaConfig, run_dir: str,
   return tasks
 
 
-def supervise(tasks: Sequence[TaskProcess], max_wall_s: Optional[float],
-              stop: threading.Event) -> int:
-  """Waits for the chief; returns the launcher's exit status."""
-  chief = next(t for t in tasks if t.task_type == 'chief')
-  evaluator = next((t for t in tasks if t.task_type == 'evaluator'), None)
-  start = time.monotonic()
-  while not stop.wait(0.5):
-    for t in tasks:
-      code = t.poll()
-      if code is not None and t is not chief and t is not evaluator:
-        print(f'[launcher] {t.role} exited with status {code}; stopping the run',
+class Supervisor:
+  """Watches the tasks, restarts the failed ones, decides when the run ends."""
+
+  def __init__(self, tasks: Sequence[TaskProcess], max_restarts: int):
+    self._tasks = list(tasks)
+    self._max_restarts = max_restarts
+    self._chief = next(t for t in tasks if t.task_type == 'chief')
+    self._evaluator = next((t for t in tasks if t.task_type == 'evaluator'), None)
+
+  def run(self, stop: threading.Event, max_wall_s: Optional[float]) -> int:
+    """Returns the launcher's exit status."""
+    start = time.monotonic()
+    while not stop.wait(0.5):
+      if self._chief.poll() == 0:
+        return self._finish(stop)
+      for t in self._tasks:
+        code = t.poll()
+        if code is not None and not (t is self._evaluator and code == 0):
+          status = self._handle_exit(t, code)
+          if status is not None:
+            return status
+      if max_wall_s is not None and time.monotonic() - start > max_wall_s:
+        print(f'[launcher] --max_wall_s={max_wall_s} reached; stopping the run',
               flush=True)
-        return 1
-      if t is evaluator and code not in (None, 0):
-        print(f'[launcher] evaluator exited with status {code}; stopping the run',
-              flush=True)
-        return 1
-    code = chief.poll()
-    if code is not None:
-      if code != 0:
-        print(f'[launcher] chief exited with status {code}; stopping the run',
-              flush=True)
-        return 1
-      if evaluator is not None:
-        print('[launcher] training done; waiting for the final evaluation',
-              flush=True)
-        while evaluator.poll() is None and not stop.wait(0.5):
-          pass
-      print('[launcher] training done', flush=True)
-      return 0
-    if max_wall_s is not None and time.monotonic() - start > max_wall_s:
-      print(f'[launcher] --max_wall_s={max_wall_s} reached; stopping the run',
+        return EXIT_WALL
+    print('[launcher] interrupted; stopping the run', flush=True)
+    return EXIT_INTERRUPTED
+
+  def _finish(self, stop: threading.Event) -> int:
+    if self._evaluator is not None:
+      print('[launcher] training done; waiting for the final evaluation',
             flush=True)
-      return 3
-  print('[launcher] interrupted; stopping the run', flush=True)
-  return 130
+      while self._evaluator.poll() is None and not stop.wait(0.5):
+        pass
+    print('[launcher] training done', flush=True)
+    return 0
+
+  def _handle_exit(self, task: TaskProcess, code: int) -> Optional[int]:
+    """Restarts `task` (and the chief after a ps), or returns a final status."""
+    lived = time.monotonic() - task.started_at
+    print(f'[launcher] {task.role} exited with status {code} after {lived:.1f} s',
+          flush=True)
+    if code in FINAL_STATUSES:
+      print(f'[launcher] {task.role} cannot be helped by a restart; stopping '
+            'the run', flush=True)
+      return code
+    if task.restarts >= self._max_restarts:
+      print(f'[launcher] {task.role} failed {task.restarts + 1} times; '
+            'stopping the run', flush=True)
+      return EXIT_FAILED
+    time.sleep(RESTART_DELAY_S)
+    print(f'[launcher] restarting {task.role} ({task.restarts + 1} of '
+          f'{self._max_restarts})', flush=True)
+    task.restart()
+    if task.task_type == 'ps' and self._chief.poll() is None:
+      # The strategy cannot recover from a lost ps: restart the chief, which
+      # resumes from its latest checkpoint once the ps is back.
+      print('[launcher] restarting chief after the loss of '
+            f'{task.role}', flush=True)
+      self._chief.kill_and_wait()
+      self._chief.restart()
+    return None
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
+  """Config, run dir and the overrides passed to every task, from the flags."""
   overrides = list(FLAGS.set)
   for flag_name, key in (('num_ps', 'launch.num_ps'),
                          ('num_workers', 'launch.num_workers'),
@@ -221,18 +282,33 @@ def main(argv):
     value = getattr(FLAGS, flag_name)
     if value is not None:
       overrides.append(f'{key}={value}')
+  config = config_lib.resolve(FLAGS.config, overrides)
+  from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+  environments.check_env_id(config.env.id)
+  run_dir = FLAGS.run_dir or run_dir_lib.default_run_dir(config)
+  run_dir_lib.check_writable(run_dir, config.run.min_free_disk_mb)
+  return config, run_dir, overrides
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   try:
-    config = config_lib.resolve(FLAGS.config, overrides)
-    from gorila_tf import environments  # pylint: disable=g-import-not-at-top
-    environments.check_env_id(config.env.id)
-    run_dir = FLAGS.run_dir or run_dir_lib.default_run_dir(config)
-    run_dir_lib.check_writable(run_dir)
+    config, run_dir, overrides = resolve_config()
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
+    return EXIT_BAD_INPUT
+  network = 'loopback-only network namespace'
+  if FLAGS.isolate_network:
+    why = isolation.isolate_network()
+    if why:
+      network = f'host network (no namespace: {why}; servers listen on all interfaces)'
+  else:
+    network = 'host network (servers listen on all interfaces)'
   print(f'[launcher] run dir {run_dir}; {config.launch.num_ps} ps, '
         f'{config.launch.num_workers} workers, chief'
-        f'{", evaluator" if config.launch.evaluator else ""} on {HOST}', flush=True)
+        f'{", evaluator" if config.launch.evaluator else ""} on {HOST}, {network}',
+        flush=True)
   print(f'[launcher] tensorboard --logdir {os.path.join(run_dir, "tb")}',
         flush=True)
   train_args = [f'--config={FLAGS.config}', f'--run_dir={run_dir}']
@@ -247,7 +323,7 @@ def main(argv):
   signal.signal(signal.SIGTERM, on_signal)
   tasks = start_cluster(config, run_dir, train_args)
   try:
-    status = supervise(tasks, FLAGS.max_wall_s, stop)
+    status = Supervisor(tasks, FLAGS.max_restarts).run(stop, FLAGS.max_wall_s)
   finally:
     stop_all(tasks)
   return status

@@ -5,14 +5,18 @@ import glob
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from gorila_tf import metrics
+from gorila_tf.launch import isolation
 from tests.conftest import REPO, run_module
 
 
@@ -106,29 +110,63 @@ def test_pong_checkpoints_and_resumes_with_its_counters(run_dir):
   after = checkpoint_counters(run_dir)
   assert after['frames'] >= 12000 and after['updates'] > before['updates']
   # The curve continues: no step of the resumed run goes back before the first.
-  steps_after = [r['step'] for r in metrics.read_progress(run_dir)][len(steps_before):]
+  progress = metrics.read_progress(run_dir)
+  steps_after = [r['step'] for r in progress][len(steps_before):]
   assert steps_after and min(steps_after) >= before['frames']
+  # Replay (Reverb checkpoints) and the epsilon schedule continue too.
+  last_before, first_after = progress[len(steps_before) - 1], progress[len(steps_before)]
+  assert first_after['replay/size'] >= last_before['replay/size'] > 0
+  assert first_after['actors/epsilon'] <= last_before['actors/epsilon'] < 1.0
 
 
-def start_launcher(run_dir, *extra):
-  return subprocess.Popen(
-      [sys.executable, '-m', 'gorila_tf.launch.local', '--config=cartpole',
-       f'--run_dir={run_dir}', '--set=run.max_frames=10000000', *extra],
-      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+class Launcher:
+  """A launcher subprocess whose output can be waited on line by line."""
+
+  def __init__(self, run_dir, *extra, config='cartpole'):
+    self.proc = subprocess.Popen(
+        [sys.executable, '-m', 'gorila_tf.launch.local', f'--config={config}',
+         f'--run_dir={run_dir}', *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    self.lines = []
+    self._new = threading.Condition()
+    threading.Thread(target=self._read, daemon=True).start()
+
+  def _read(self):
+    for line in self.proc.stdout:
+      with self._new:
+        self.lines.append(line)
+        self._new.notify_all()
+
+  def wait_for(self, pattern, timeout=180, after=0):
+    """The first match of `pattern` in lines[after:]; waits for it."""
+    deadline = time.monotonic() + timeout
+    with self._new:
+      while True:
+        for line in self.lines[after:]:
+          m = re.search(pattern, line)
+          if m:
+            return m
+        left = deadline - time.monotonic()
+        if left <= 0 or self.proc.poll() is not None and not self._pending():
+          raise AssertionError(f'no {pattern!r} in output:\n'
+                               + ''.join(self.lines[-60:]))
+        self._new.wait(min(left, 1.0))
+
+  def _pending(self):
+    return not self.proc.stdout.closed
+
+  def pids(self):
+    return {m.group(1): int(m.group(2)) for m in
+            (re.search(r'\[launcher\] started (\w+) \(pid (\d+)\)', l)
+             for l in self.lines) if m}
+
+  def finish(self, timeout=300):
+    self.proc.wait(timeout=timeout)
+    time.sleep(0.5)  # let the reader drain
+    return self.proc.returncode, ''.join(self.lines)
 
 
-def wait_for_training(proc, timeout=180):
-  """Reads launcher output until the chief reports progress; returns child pids."""
-  pids, deadline, lines = {}, time.monotonic() + timeout, []
-  while time.monotonic() < deadline:
-    line = proc.stdout.readline()
-    lines.append(line)
-    m = re.match(r'\[launcher\] started (\w+) \(pid (\d+)\)', line)
-    if m:
-      pids[m.group(1)] = int(m.group(2))
-    if line.startswith('[chief]') and 'updates' in line and 'frames' in line:
-      return pids
-  raise AssertionError('no training progress:\n' + ''.join(lines[-50:]))
+TRAINING = r'\[chief\].*frames (\d+) updates (\d+)'
 
 
 def alive(pid):
@@ -140,23 +178,58 @@ def alive(pid):
     return f.read().split()[2] != 'Z'
 
 
-def test_a_failed_task_stops_the_run_with_an_error_and_no_orphans(run_dir):
-  proc = start_launcher(run_dir)
-  pids = wait_for_training(proc)
+def test_cluster_survives_a_killed_worker_and_a_killed_ps(run_dir):
+  launcher = Launcher(run_dir, '--set=run.max_frames=30000',
+                      '--set=run.checkpoint_every_s=5')
+  launcher.wait_for(r'checkpoint .*ckpt-')
+  # A bundle dies: the other keeps training; the launcher restarts it and it
+  # reports again (a new incarnation).
+  os.kill(launcher.pids()['worker0'], signal.SIGKILL)
+  mark = len(launcher.lines)
+  launcher.wait_for(r'restarting worker0 \(1 of 5\)', after=mark)
+  launcher.wait_for(r'bundle 0 restarted: [\d.]+ s without its reports',
+                    after=mark)
+  # A parameter server dies: it is restarted with the chief, which resumes
+  # from its latest checkpoint.
+  os.kill(launcher.pids()['ps1'], signal.SIGKILL)
+  mark = len(launcher.lines)
+  launcher.wait_for(r'restarting chief after the loss of ps1', after=mark)
+  resumed = launcher.wait_for(r'resumed from .*ckpt-(\d+) at (\d+) updates',
+                              after=mark)
+  assert int(resumed.group(2)) > 0
+  code, out = launcher.finish()
+  assert code == 0, out[-4000:]
+  progress = metrics.read_progress(run_dir)
+  # The first chief saw bundle 0 come back; its successor counts a resume.
+  assert max(r.get('bundles/0/restarts', 0) for r in progress) >= 1
+  assert progress[-1]['cluster/resumes'] >= 1
+  assert progress[-1]['charts/frames'] >= 30000
+  # The curve continues across the resume: frames never go back.
+  frames = [r['charts/frames'] for r in progress]
+  assert frames == sorted(frames)
+
+
+def test_a_task_failing_for_good_stops_the_run_with_no_orphans(run_dir):
+  launcher = Launcher(run_dir, '--set=run.max_frames=10000000', '--max_restarts=0')
+  launcher.wait_for(TRAINING)
+  pids = launcher.pids()
   os.kill(pids['worker0'], signal.SIGKILL)
-  out, _ = proc.communicate(timeout=60)
-  assert proc.returncode == 1
+  code, out = launcher.finish(timeout=120)
+  assert code == 1
   assert 'worker0 exited with status -9' in out
+  assert 'worker0 failed 1 times; stopping the run' in out
   time.sleep(1)
   assert not [role for role, pid in pids.items() if alive(pid)]
 
 
 def test_sigterm_checkpoints_then_stops_every_task(run_dir):
-  proc = start_launcher(run_dir, '--set=run.checkpoint_every_s=3600')
-  pids = wait_for_training(proc)
-  proc.send_signal(signal.SIGTERM)
-  out, _ = proc.communicate(timeout=120)
-  assert proc.returncode == 130
+  launcher = Launcher(run_dir, '--set=run.max_frames=10000000',
+                      '--set=run.checkpoint_every_s=3600')
+  launcher.wait_for(TRAINING)
+  pids = launcher.pids()
+  launcher.proc.send_signal(signal.SIGTERM)
+  code, out = launcher.finish(timeout=120)
+  assert code == 130
   time.sleep(1)
   assert not [role for role, pid in pids.items() if alive(pid)]
   # The chief stopped first and saved where it stopped.
@@ -165,3 +238,40 @@ def test_sigterm_checkpoints_then_stops_every_task(run_dir):
   counters = checkpoint_counters(run_dir)
   assert counters['updates'] == int(stopped.group(2)) > 0
   assert counters['frames'] == int(stopped.group(1)) > 0
+
+
+def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_dir):
+  launcher = Launcher(run_dir, '--set=learner.debug_nan_after_updates=1500',
+                      '--set=run.checkpoint_every_s=2',
+                      '--set=run.max_frames=10000000')
+  code, out = launcher.finish(timeout=300)
+  assert code == 4, out[-4000:]
+  assert re.search(r'error: non-finite loss or gradient near update \d+: '
+                   r'training stopped', out)
+  counters = checkpoint_counters(run_dir)
+  assert 0 < counters['updates'] <= 1500 + 8 * 8  # nothing after the NaN
+  reader = tf.train.load_checkpoint(counters['path'])
+  for name in reader.get_variable_to_shape_map():
+    if name.startswith('q_network/params'):
+      assert np.isfinite(reader.get_tensor(name)).all(), name
+
+
+def test_local_servers_listen_on_loopback_only(run_dir):
+  launcher = Launcher(run_dir, '--set=run.max_frames=10000000')
+  launcher.wait_for(TRAINING)
+  pids = launcher.pids()
+  for role, pid in pids.items():
+    # The task's network namespace has no interface but loopback...
+    assert isolation.interfaces(pid) == ['lo'], role
+  # ...and its listening ports are unreachable from the host's network.
+  chief_ports = [int(line.split()[1].split(':')[1], 16)
+                 for path in (f'/proc/{pids["chief"]}/net/tcp',
+                              f'/proc/{pids["chief"]}/net/tcp6')
+                 for line in open(path).read().splitlines()[1:]
+                 if line.split()[3] == '0A']  # LISTEN
+  assert chief_ports
+  for port in chief_ports:
+    with pytest.raises(OSError):
+      socket.create_connection(('127.0.0.1', port), timeout=2).close()
+  launcher.proc.send_signal(signal.SIGTERM)
+  launcher.finish(timeout=120)
