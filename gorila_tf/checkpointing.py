@@ -80,7 +80,8 @@ def restore_newest_readable(manager: tf.train.CheckpointManager,
     try:
       checkpoint.restore(path).assert_existing_objects_matched()
       return path
-    except (tf.errors.OpError, ValueError, AssertionError) as e:
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError,
+            OSError, RuntimeError) as e:
       logging.warning('checkpoint %s is unreadable (%s: %s); trying the one '
                       'before it', path, type(e).__name__,
                       str(e).splitlines()[0][:200])

@@ -1,0 +1,180 @@
+"""Checkpoint safety and refused starts: nothing written, one clear line."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gorila_tf import checkpointing
+from gorila_tf import config as config_lib
+from gorila_tf import environments
+from tests.conftest import REPO, run_module
+
+
+def cartpole():
+  config = config_lib.resolve('cartpole')
+  return config, environments.env_info(config.env)
+
+
+def make_checkpoints(directory, values):
+  """One checkpoint per value of a counter, newest last."""
+  counter = tf.Variable(0, dtype=tf.int64)
+  checkpoint = tf.train.Checkpoint(counter=counter)
+  manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=5)
+  for v in values:
+    counter.assign(v)
+    manager.save(checkpoint_number=v)
+  return manager, checkpoint, counter
+
+
+def test_a_truncated_newest_checkpoint_is_skipped_for_the_one_before(tmp_path, caplog):
+  manager, checkpoint, counter = make_checkpoints(str(tmp_path), [10, 20])
+  newest = manager.latest_checkpoint
+  data = [p for p in os.listdir(tmp_path) if p.startswith('ckpt-20.data')][0]
+  with open(tmp_path / data, 'r+b') as f:
+    f.truncate(3)
+  counter.assign(0)
+  path = checkpointing.restore_newest_readable(manager, checkpoint)
+  assert path.endswith('ckpt-10') and newest.endswith('ckpt-20')
+  assert int(counter.numpy()) == 10
+  assert 'ckpt-20 is unreadable' in caplog.text
+
+
+def test_no_readable_checkpoint_is_refused_not_overwritten(tmp_path):
+  manager, checkpoint, _ = make_checkpoints(str(tmp_path), [10])
+  for name in os.listdir(tmp_path):
+    if name.startswith('ckpt-10.'):
+      open(tmp_path / name, 'wb').close()
+  with pytest.raises(config_lib.ConfigError, match='none of the checkpoints in .* '
+                     r'can be read \(ckpt-10\)'):
+    checkpointing.restore_newest_readable(manager, checkpoint)
+
+
+def test_no_checkpoint_means_a_fresh_start(tmp_path):
+  manager, checkpoint, _ = make_checkpoints(str(tmp_path), [])
+  assert checkpointing.restore_newest_readable(manager, checkpoint) is None
+
+
+def test_checkpoint_of_another_model_is_refused_naming_the_difference(tmp_path):
+  config, info = cartpole()
+  checkpointing.record_signature(str(tmp_path),
+                                 checkpointing.model_signature(config, info, 2))
+  checkpointing.check_compatible(
+      str(tmp_path), checkpointing.model_signature(config, info, 2))  # same: fine
+  other = config_lib.apply_overrides(config, ['network.mlp_layers=32'])
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"network.mlp_layers: checkpoint \[64, 64\], this run \[32\]"):
+    checkpointing.check_compatible(
+        str(tmp_path), checkpointing.model_signature(other, info, 2))
+  with pytest.raises(config_lib.ConfigError,
+                     match=r'num_ps \(shard count\): checkpoint 2, this run 3'):
+    checkpointing.check_compatible(
+        str(tmp_path), checkpointing.model_signature(config, info, 3))
+
+
+def test_all_finite_spots_a_nan_anywhere():
+  assert bool(checkpointing.all_finite([tf.ones(3), tf.zeros((2, 2))]))
+  assert not bool(checkpointing.all_finite([tf.ones(3), tf.constant([1.0, np.nan])]))
+  assert not bool(checkpointing.all_finite([tf.constant([np.inf])]))
+
+
+def tf_config(task_type, index, ports):
+  cluster = {'chief': [f'127.0.0.1:{ports[0]}'], 'ps': [f'127.0.0.1:{ports[1]}'],
+             'worker': [f'127.0.0.1:{ports[2]}']}
+  return json.dumps({'cluster': cluster, 'task': {'type': task_type, 'index': index}})
+
+
+def free_ports(n):
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def test_a_port_already_in_use_is_refused():
+  with socket.socket() as busy:
+    busy.bind(('', 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    ports = free_ports(3)
+    ports[1] = port
+    proc = run_module('gorila_tf.train', '--config=cartpole',
+                      env={'TF_CONFIG': tf_config('ps', 0, ports)}, timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      f'error: port {port} for ps:0 (127.0.0.1:{port}) is already in use'), proc.stderr[-2000:]
+
+
+def test_an_unreachable_ps_is_reported_after_bounded_retries(tmp_path):
+  run_dir = tmp_path / 'run'
+  ports = free_ports(3)
+  proc = run_module('gorila_tf.train', '--config=cartpole', f'--run_dir={run_dir}',
+                    '--set=run.connect_timeout_s=3',
+                    env={'TF_CONFIG': tf_config('chief', 0, ports)}, timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      f'error: ps:0 at 127.0.0.1:{ports[1]} is not reachable after 3 s'), proc.stderr[-2000:]
+  assert not run_dir.exists()
+
+
+def test_a_chief_on_a_run_dir_of_another_model_is_refused(tmp_path):
+  config, info = cartpole()
+  run_dir = tmp_path / 'run'
+  run_dir.mkdir()
+  checkpointing.record_signature(str(run_dir),
+                                 checkpointing.model_signature(config, info, 1))
+  before = sorted(os.listdir(run_dir))
+  proc = run_module('gorila_tf.train', '--config=cartpole', f'--run_dir={run_dir}',
+                    '--set=network.dueling=true',
+                    env={'TF_CONFIG': tf_config('chief', 0, free_ports(3))},
+                    timeout=120)
+  assert proc.returncode == 2
+  assert 'network.dueling: checkpoint False, this run True' in proc.stderr
+  assert sorted(os.listdir(run_dir)) == before
+
+
+def mount_namespace_available():
+  if shutil.which('unshare') is None or os.geteuid() != 0:
+    return False
+  return subprocess.run(['unshare', '-m', 'true'], capture_output=True).returncode == 0
+
+
+needs_mounts = pytest.mark.skipif(not mount_namespace_available(),
+                                  reason='needs root and mount namespaces')
+
+
+def launch_in_tmpfs(tmp_path, mount_options):
+  """Runs the launcher with its run dir on a private tmpfs mount."""
+  mount = tmp_path / 'mnt'
+  mount.mkdir()
+  script = (f'mount -t tmpfs -o {mount_options} none {mount} && '
+            f'{sys.executable} -m gorila_tf.launch.local --config=cartpole '
+            f'--run_dir={mount}/run; code=$?; ls -A {mount}; exit $code')
+  return subprocess.run(['unshare', '-m', 'sh', '-c', script], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+
+
+@needs_mounts
+def test_a_read_only_run_dir_is_refused(tmp_path):
+  proc = launch_in_tmpfs(tmp_path, 'ro,size=16m')
+  assert proc.returncode == 2
+  assert "error: run directory" in proc.stderr
+  assert 'is not writable: Read-only file system' in proc.stderr
+  assert proc.stdout.strip() == ''  # nothing written in the mount
+
+
+@needs_mounts
+def test_a_full_disk_is_refused_before_anything_is_written(tmp_path):
+  proc = launch_in_tmpfs(tmp_path, 'size=2m')
+  assert proc.returncode == 2
+  assert 'MiB free; at least 100 MiB is needed (run.min_free_disk_mb)' in proc.stderr
+  assert proc.stdout.strip() == ''  # the run dir was removed again
