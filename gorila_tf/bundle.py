@@ -56,7 +56,8 @@ def make_actor(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   q_net = networks.make_q_network(config.network, info, seed=seed)
   client = reverb.Client(f'localhost:{replay_port}')
   writers = [replay.TransitionWriter(client, info.frame_stack,
-                                     config.learner.n_step) for _ in range(n)]
+                                     config.learner.n_step,
+                                     config.replay.chunk_length) for _ in range(n)]
   chief = task.chief_reverb_address()
   return actor_lib.Actor(
       config, info, env, q_net, writers,

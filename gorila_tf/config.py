@@ -80,6 +80,7 @@ class ReplayConfig:
   samples_per_insert: float = 8.0  # sampled/inserted transitions; 0 = free-running
   mode: str = 'local'  # 'local': a learner samples its own bundle (paper's
   # bundled mode); 'global': every learner samples all bundles' tables
+  chunk_length: int = 16  # rows Reverb compresses together (memory vs. latency)
   prioritized: bool = False  # prioritized replay (Schaul et al. 2016, option)
   priority_exponent: float = 0.6  # alpha: sampling probability ~ priority^alpha
   importance_exponent: float = 0.4  # beta of the importance-sampling weights
@@ -277,6 +278,7 @@ def validate(config: GorilaConfig) -> GorilaConfig:
        f'in [1, replay.capacity={c.replay.capacity}]'),
       ('replay.samples_per_insert', c.replay.samples_per_insert >= 0, '>= 0 (0 = free-running)'),
       ('replay.mode', c.replay.mode in ('local', 'global'), "one of 'local', 'global'"),
+      ('replay.chunk_length', c.replay.chunk_length >= 1, '>= 1'),
       ('replay.priority_exponent', c.replay.priority_exponent >= 0, '>= 0'),
       ('replay.importance_exponent', 0.0 <= c.replay.importance_exponent <= 1.0,
        'in [0, 1]'),

@@ -77,7 +77,7 @@ class Learner:
     self._state = state
     self._config = learner
 
-  def _gradient(self, batch, online, target):
+  def gradient(self, batch, online, target):
     """DQN loss and its gradient w.r.t. the replica `online`.
 
     With prioritized replay the loss is importance-weighted and the items'
@@ -112,7 +112,7 @@ class Learner:
   def _step(self, batch, online, target, version, stats):
     """One sample -> gradient -> accept or discard."""
     c = self._config
-    loss, gradients, mean_q = self._gradient(batch, online, target)
+    loss, gradients, mean_q = self.gradient(batch, online, target)
     # A NaN or inf never reaches the ps; the chief stops the run on seeing one.
     finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t))
                             for t in [loss] + list(gradients)])

@@ -18,7 +18,6 @@ os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
-import portpicker
 import reverb
 import tensorflow as tf
 
@@ -27,6 +26,7 @@ from gorila_tf import config as config_lib
 from gorila_tf import coordinator
 from gorila_tf import environments
 from gorila_tf import learner as learner_lib
+from gorila_tf import local_cluster
 from gorila_tf import networks
 from gorila_tf import parameter_server
 from gorila_tf import replay
@@ -37,24 +37,6 @@ def make_config() -> config_lib.GorilaConfig:
       'replay.min_size=1', 'replay.samples_per_insert=0',
       'learner.batch_size=16', 'learner.steps_per_closure=4',
       'learner.learning_rate=0.003', 'launch.min_shard_bytes=8192'])
-
-
-def start_cluster():
-  """2 ps + 2 workers in this process; the reverb port is TF port + 1."""
-  ports = []
-  while len(ports) < 5:
-    p = portpicker.pick_unused_port()
-    if portpicker.is_port_free(p + 1) and p not in ports and p + 1 not in ports:
-      ports.append(p)
-  spec = {'chief': [f'localhost:{ports[0]}'],
-          'ps': [f'localhost:{p}' for p in ports[1:3]],
-          'worker': [f'localhost:{p}' for p in ports[3:5]]}
-  servers = []
-  for job in ('ps', 'worker'):
-    for i in range(2):
-      task = cluster_lib.make_task(spec, job, i)
-      servers.append(cluster_lib.start_server(task))
-  return cluster_lib.make_task(spec, 'chief', 0), servers
 
 
 def fill_replay(task, config, info):
@@ -80,7 +62,7 @@ def fill_replay(task, config, info):
 def main():
   config = make_config()
   info = environments.env_info(config.env)
-  task, _ = start_cluster()
+  task, _ = local_cluster.start(num_ps=2, num_workers=2)
   replay_servers = fill_replay(task, config, info)
   strategy = parameter_server.make_strategy(task, config.launch.min_shard_bytes)
   coord = tf.distribute.coordinator.ClusterCoordinator(strategy)

@@ -134,7 +134,9 @@ def test_global_dataset_samples_from_every_server():
     writer.close()
   dataset = replay.make_dataset([f'localhost:{s.port}' for s in servers], INFO,
                                 batch_size=32)
-  frames = next(iter(dataset))['observation'].numpy()[:, 0, 0]
+  iterator = iter(dataset)
+  frames = np.concatenate([next(iterator)['observation'].numpy()[:, 0, 0]
+                           for _ in range(8)])
   assert (frames < 1000).any() and (frames >= 1000).any()
   for s in servers:
     s.stop()

@@ -1,0 +1,422 @@
+r"""Throughput and memory, measured side by side on this machine.
+
+  python -m gorila_tf.bench                      # everything, ~6 minutes
+  python -m gorila_tf.bench --sections=emulator,actor,learner --seconds=20
+  python -m gorila_tf.bench --out=bench.json
+
+Sections (all on Pong with the Nature network and batch 32):
+  emulator  raw AtariVectorEnv steps/s, random actions, as many games as the
+            default cluster's actors (the ceiling for actors);
+  actor     our Actor on the same games: batched inference, replay writes
+            into a real Reverb table, parameter refreshes from a real
+            variables table;
+  learner   DQN updates/s of one tf.function loop in one process vs. the same
+            update through ParameterServerStrategy (1 ps, 1 worker, real
+            servers on loopback), both sampling a prefilled Reverb table;
+  e2e       frames/s and updates/s of the default `make run` cluster, and each
+            process's peak resident memory;
+  memory    replay bytes per stored transition;
+  peers     TF-Agents' DqnAgent with Reverb in one process, and
+            Stable-Baselines3's DQN (its own virtualenv, see
+            gorila_tf/bench_peers/), at our replay ratio.
+
+Ratios are what count: absolute numbers drift on shared machines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Callable
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+
+FLAGS = flags.FLAGS
+SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers')
+flags.DEFINE_list('sections', list(SECTIONS), f'Any of {", ".join(SECTIONS)}.')
+flags.DEFINE_float('seconds', 30.0, 'Measuring time per section.')
+flags.DEFINE_string('config', 'pong', 'Preset the measurements use.')
+flags.DEFINE_string('out', None, 'Also write the results as JSON here.')
+flags.DEFINE_string('peer_python', '.venv-bench/bin/python',
+                    'Python of the Stable-Baselines3 virtualenv.')
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def timed(run_for: Callable[[float], int], seconds: float) -> tuple[int, float]:
+  """Calls run_for(deadline) -> units done; returns (units, seconds taken)."""
+  start = time.monotonic()
+  units = run_for(start + seconds)
+  return units, time.monotonic() - start
+
+
+def bench_emulator(config, seconds: float) -> dict[str, Any]:
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+  n = config.actor.envs_per_bundle * config.launch.num_workers
+  env = environments.VectorEnv(config.env, n, seed=0)
+  env.reset()
+  rng = np.random.default_rng(0)
+
+  def run(deadline):
+    steps = 0
+    while time.monotonic() < deadline:
+      env.step(rng.integers(0, env.num_actions, n, dtype=np.int32))
+      steps += n
+    return steps
+
+  steps, seconds = timed(run, seconds)
+  env.close()
+  return {'envs': n, 'env_steps_per_s': steps / seconds}
+
+
+def _fill_servers(config, info):
+  """A replay table without rate limiting and the chief's tables."""
+  import reverb  # pylint: disable=g-import-not-at-top
+  from gorila_tf import metrics, networks, parameter_server, replay  # pylint: disable=g-import-not-at-top
+  free = config_lib.apply_overrides(config, ['replay.samples_per_insert=0',
+                                             'replay.min_size=1'])
+  replay_server = reverb.Server([replay.make_replay_table(free, info)])
+  net = networks.make_q_network(config.network, info)
+  chief = reverb.Server([parameter_server.make_variables_table(net.shapes()),
+                         metrics.make_stats_table()])
+  parameter_server.ParameterPublisher(f'localhost:{chief.port}', net).publish(0, 0)
+  return replay_server, chief
+
+
+def _make_actor(config, info, replay_server, chief, num_envs, seed=0):
+  from gorila_tf import actor, environments, metrics, networks, parameter_server, replay  # pylint: disable=g-import-not-at-top
+  net = networks.make_q_network(config.network, info)
+  writers = [replay.TransitionWriter(replay_server.localhost_client(),
+                                     info.frame_stack, config.learner.n_step,
+                                     config.replay.chunk_length)
+             for _ in range(num_envs)]
+  address = f'localhost:{chief.port}'
+  return actor.Actor(config, info, environments.VectorEnv(config.env, num_envs, seed),
+                     net, writers, parameter_server.ParameterSubscriber(address, net),
+                     metrics.StatsReporter(address, 0, 1.0), seed=seed)
+
+
+def bench_actor(config, seconds: float) -> dict[str, Any]:
+  from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+  info = environments.env_info(config.env)
+  replay_server, chief = _fill_servers(config, info)
+  n = config.actor.envs_per_bundle * config.launch.num_workers
+  actor = _make_actor(config, info, replay_server, chief, n)
+  stop = threading.Event()
+  actor.run(stop, max_steps=20)  # compile the policy first
+  before = actor.env_steps
+  timer = threading.Timer(seconds, stop.set)
+  start = time.monotonic()
+  timer.start()
+  actor.run(stop)
+  took = time.monotonic() - start
+  steps = actor.env_steps - before
+  actor.close()
+  replay_server.stop()
+  chief.stop()
+  return {'envs': n, 'env_steps_per_s': steps / took,
+          'param_refresh_steps': config.actor.param_refresh_steps}
+
+
+class _ReplayFiller:
+  """A Reverb replay filled with real Pong transitions by a real actor."""
+
+  def __init__(self, config, info, port: int | None = None):
+    import reverb  # pylint: disable=g-import-not-at-top
+    from gorila_tf import replay  # pylint: disable=g-import-not-at-top
+    free = config_lib.apply_overrides(config, ['replay.samples_per_insert=0',
+                                               'replay.min_size=1'])
+    self.server = reverb.Server([replay.make_replay_table(free, info)], port=port)
+    _, self._chief = _fill_servers(config, info)
+    self._actor = _make_actor(config, info, self.server, self._chief, 4, seed=1)
+
+  def fill_to(self, transitions: int) -> None:
+    while self._actor.env_steps < transitions:
+      self._actor.run(threading.Event(), max_steps=100)
+
+  def close_actor(self) -> None:
+    self._actor.close()
+    self._chief.stop()
+
+
+def _prefilled_replay(config, info, transitions: int, port: int | None = None):
+  filler = _ReplayFiller(config, info, port)
+  filler.fill_to(transitions)
+  filler.close_actor()
+  return filler.server
+
+
+def _single_process_learner(config, seconds: float, queue) -> None:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from gorila_tf import environments, learner, networks, optimizers, replay  # pylint: disable=g-import-not-at-top
+  info = environments.env_info(config.env)
+  server = _prefilled_replay(config, info, 2_000)
+  q_net = networks.make_q_network(config.network, info)
+  target = networks.make_q_network(config.network, info)
+  optimizer = optimizers.Optimizer(config.learner, q_net.parts())
+  rules = learner.Learner(q_net, target, optimizer, None, config.learner)
+  iterator = iter(replay.make_dataset([f'localhost:{server.port}'], info,
+                                      config.learner.batch_size, config.learner.n_step))
+  steps = config.learner.steps_per_closure
+
+  @tf.function
+  def train():
+    for _ in range(steps):
+      _, gradients, _ = rules.gradient(next(iterator), q_net.read(), target.read())
+      optimizer.apply(networks.split_gradients(gradients, q_net))
+
+  train()
+  updates, took = timed(lambda deadline: _repeat(train, deadline) * steps, seconds)
+  queue.put({'updates_per_s': updates / took})
+
+
+def _repeat(fn, deadline) -> int:
+  calls = 0
+  while time.monotonic() < deadline:
+    fn()
+    calls += 1
+  return calls
+
+
+def _pss_learner(config, seconds: float, queue) -> None:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from gorila_tf import cluster, coordinator, environments, local_cluster  # pylint: disable=g-import-not-at-top
+  info = environments.env_info(config.env)
+  task, _ = local_cluster.start(num_ps=1, num_workers=1)
+  _, port = cluster.split_address(task.worker_reverb_addresses()[0])
+  server = _prefilled_replay(config, info, 2_000, port=port)
+  chief = coordinator.Chief(task, config, tempfile.mkdtemp())
+  schedule = chief._coordinator.schedule  # pylint: disable=protected-access
+  iterator = chief._make_iterator()  # pylint: disable=protected-access
+  train = chief._learner.train_steps  # pylint: disable=protected-access
+  for _ in range(2):
+    schedule(train, args=(iterator,))
+  chief._coordinator.join()  # pylint: disable=protected-access
+  start_updates = chief.updates
+
+  def run(deadline):
+    while time.monotonic() < deadline:
+      for _ in range(config.run.max_closures_in_flight):
+        schedule(train, args=(iterator,))
+      chief._coordinator.join()  # pylint: disable=protected-access
+    return chief.updates - start_updates
+
+  updates, took = timed(run, seconds)
+  queue.put({'updates_per_s': updates / took})
+  del server, tf
+  os._exit(0)  # in-process servers have no clean shutdown
+
+
+def _in_child(target, *args) -> dict[str, Any]:
+  """Runs target(*args, queue) in a fresh process (TF contexts do not mix)."""
+  context = multiprocessing.get_context('spawn')
+  queue = context.Queue()
+  process = context.Process(target=target, args=(*args, queue))
+  process.start()
+  result = queue.get(timeout=900)
+  process.join(timeout=60)
+  return result
+
+
+def bench_learner(config, seconds: float) -> dict[str, Any]:
+  single = _in_child(_single_process_learner, config, seconds)
+  pss = _in_child(_pss_learner, config, seconds)
+  return {'single_process_updates_per_s': single['updates_per_s'],
+          'pss_updates_per_s': pss['updates_per_s'],
+          'pss_over_single': pss['updates_per_s'] / single['updates_per_s'],
+          'batch_size': config.learner.batch_size,
+          'replica_sync_period': config.learner.replica_sync_period}
+
+
+def _memory(config, queue) -> None:
+  """Marginal memory of 20,000 more transitions, and their checkpoint size."""
+  from gorila_tf import environments, replay  # pylint: disable=g-import-not-at-top
+  info = environments.env_info(config.env)
+  filler = _ReplayFiller(config, info)
+  filler.fill_to(5_000)  # everything but the replay has been allocated by now
+  before, stored_before = _rss_mb(), filler.server.localhost_client().server_info()[
+      replay.REPLAY_TABLE].current_size
+  filler.fill_to(25_000)
+  client = filler.server.localhost_client()
+  stored = client.server_info()[replay.REPLAY_TABLE].current_size
+  grown = (_rss_mb() - before) * 2**20 / (stored - stored_before)
+  path = client.checkpoint()
+  on_disk = sum(os.path.getsize(os.path.join(root, f))
+                for root, _, files in os.walk(path) for f in files)
+  stacked = 2 * info.frame_stack * int(_prod(info.frame_shape))  # s and s'
+  filler.close_actor()
+  queue.put({'transitions': stored,
+             'rss_bytes_per_transition': grown,
+             'checkpoint_bytes_per_transition': on_disk / stored,
+             'two_stacked_observations_bytes': stacked})
+
+
+def _prod(shape) -> int:
+  total = 1
+  for d in shape:
+    total *= d
+  return total
+
+
+def _rss_mb() -> float:
+  with open('/proc/self/status') as f:
+    for line in f:
+      if line.startswith('VmRSS:'):
+        return int(line.split()[1]) / 1024
+  return 0.0
+
+
+def bench_memory(config, seconds: float) -> dict[str, Any]:
+  del seconds
+  return _in_child(_memory, config)
+
+
+def bench_e2e(config_name: str, seconds: float) -> dict[str, Any]:
+  """The default cluster for `seconds` after warm-up, with peak RSS per task."""
+  import psutil  # pylint: disable=g-import-not-at-top
+  from gorila_tf import metrics  # pylint: disable=g-import-not-at-top
+  run_dir = tempfile.mkdtemp(prefix='gorila-bench-')
+  warmup = 60.0
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'gorila_tf.launch.local', f'--config={config_name}',
+       f'--run_dir={run_dir}', f'--max_wall_s={warmup + seconds}'],
+      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  peak: dict[str, float] = {}
+  while proc.poll() is None:
+    for child in psutil.Process(proc.pid).children(recursive=True):
+      try:
+        role = _role(child.cmdline(), child.environ())
+        peak[role] = max(peak.get(role, 0.0), child.memory_info().rss / 2**20)
+      except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
+    time.sleep(1.0)
+  rows = [r for r in metrics.read_progress(run_dir)]
+  start = rows[0]['time'] + warmup
+  steady = [r for r in rows if r['time'] >= start]
+  shutil.rmtree(run_dir, ignore_errors=True)
+  if len(steady) < 2:
+    return {'error': 'too few summaries after warm-up'}
+  span = steady[-1]['time'] - steady[0]['time']
+  frames = steady[-1]['charts/frames'] - steady[0]['charts/frames']
+  updates = steady[-1]['learners/updates'] - steady[0]['learners/updates']
+  return {'frames_per_s': frames / span, 'updates_per_s': updates / span,
+          'env_steps_per_s': frames / span / 4, 'peak_rss_mb': peak}
+
+
+def _role(cmdline, environ) -> str:
+  config = environ.get('TF_CONFIG')
+  if config:
+    task = json.loads(config)['task']
+    return f'{task["type"]}{task["index"]}'
+  return os.path.basename(cmdline[0]) if cmdline else '?'
+
+
+def _peer(command: list[str], seconds: float) -> dict[str, Any]:
+  proc = subprocess.run([*command, f'--seconds={seconds}'], cwd=REPO,
+                        capture_output=True, text=True, timeout=seconds + 600)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
+  if not lines:
+    return {'error': (proc.stderr or proc.stdout)[-500:]}
+  return json.loads(lines[-1][len('RESULT '):])
+
+
+def bench_peers(config, seconds: float) -> dict[str, Any]:
+  del config
+  results = {'tf_agents_dqn': _peer(
+      [sys.executable, '-m', 'gorila_tf.bench_peers.tf_agents_dqn'], seconds)}
+  peer_python = os.path.join(REPO, FLAGS.peer_python)
+  if os.path.exists(peer_python):
+    results['sb3_dqn'] = _peer(
+        [peer_python, os.path.join(REPO, 'gorila_tf', 'bench_peers', 'sb3_dqn.py')],
+        seconds)
+  else:
+    results['sb3_dqn'] = {'error': f'{FLAGS.peer_python} missing: run '
+                          'gorila_tf/bench_peers/install_sb3_venv.sh'}
+  return results
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+  """The issue's targets as ratios measured in this one run."""
+  out = {}
+  emulator, actor = results.get('emulator'), results.get('actor')
+  if emulator and actor:
+    out['actor_over_emulator'] = actor['env_steps_per_s'] / emulator['env_steps_per_s']
+  if 'learner' in results:
+    out['pss_over_single_process'] = results['learner']['pss_over_single']
+  e2e, peers = results.get('e2e', {}), results.get('peers', {})
+  for name, peer in peers.items():
+    if 'env_steps_per_s' in peer and 'env_steps_per_s' in e2e:
+      out[f'e2e_over_{name}'] = e2e['env_steps_per_s'] / peer['env_steps_per_s']
+  if 'memory' in results:
+    out['replay_kb_per_transition'] = (
+        results['memory']['rss_bytes_per_transition'] / 1024)
+  return out
+
+
+def table(results: dict[str, Any]) -> str:
+  lines = [f'gorila_tf bench — {results["date"]} — {results["machine"]}', '']
+  for section, values in results.items():
+    if isinstance(values, dict):
+      lines.append(f'[{section}]')
+      for key, value in values.items():
+        shown = (f'{value:,.1f}' if isinstance(value, float) else
+                 json.dumps(value) if isinstance(value, dict) else str(value))
+        lines.append(f'  {key:<40} {shown}')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  unknown = [s for s in FLAGS.sections if s not in SECTIONS]
+  if unknown:
+    print(f'error: unknown section {unknown[0]!r}; allowed: {", ".join(SECTIONS)}',
+          file=sys.stderr)
+    return 2
+  config = config_lib.resolve(FLAGS.config)
+  results: dict[str, Any] = {
+      'date': time.strftime('%Y-%m-%d %H:%M'),
+      'machine': f'{platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}',
+      'config': FLAGS.config, 'seconds': FLAGS.seconds}
+  runners = {'emulator': lambda: bench_emulator(config, FLAGS.seconds),
+             'actor': lambda: bench_actor(config, FLAGS.seconds),
+             'learner': lambda: bench_learner(config, FLAGS.seconds),
+             'memory': lambda: bench_memory(config, FLAGS.seconds),
+             'e2e': lambda: bench_e2e(FLAGS.config, FLAGS.seconds),
+             'peers': lambda: bench_peers(config, FLAGS.seconds)}
+  for section in SECTIONS:
+    if section in FLAGS.sections:
+      print(f'[bench] {section} ...', file=sys.stderr, flush=True)
+      results[section] = runners[section]()
+  results['ratios'] = ratios(results)
+  results['bench_peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print(table(results))
+  if FLAGS.out:
+    with open(FLAGS.out, 'w') as f:
+      json.dump(results, f, indent=2)
+  return 0
+
+
+def cli():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  cli()

@@ -1,0 +1,1 @@
+"""Standalone peer DQN throughput benchmarks (TF-Agents, Stable-Baselines3)."""

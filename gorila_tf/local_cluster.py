@@ -1,0 +1,38 @@
+"""Real `tf.distribute.Server`s in this process, on free loopback ports.
+
+For tests and benchmarks that need a genuine ps/worker cluster without the
+launcher: the servers speak gRPC over loopback like separate processes would,
+while this process is the chief. Connecting to a cluster changes
+TensorFlow's global context for good, so callers run this in a child process.
+"""
+
+from __future__ import annotations
+
+import portpicker
+
+from gorila_tf import cluster as cluster_lib
+
+
+def free_port_pairs(count: int) -> list[int]:
+  """Ports p whose Reverb partner p + REVERB_PORT_OFFSET is free too."""
+  ports: list[int] = []
+  offset = cluster_lib.REVERB_PORT_OFFSET
+  while len(ports) < count:
+    p = portpicker.pick_unused_port()
+    taken = {q for r in ports for q in (r, r + offset)}
+    if portpicker.is_port_free(p + offset) and not {p, p + offset} & taken:
+      ports.append(p)
+  return ports
+
+
+def start(num_ps: int, num_workers: int):
+  """Starts the ps and worker servers; returns (chief task, servers)."""
+  ports = free_port_pairs(1 + num_ps + num_workers)
+  spec = {'chief': [f'localhost:{ports[0]}'],
+          'ps': [f'localhost:{p}' for p in ports[1:1 + num_ps]],
+          'worker': [f'localhost:{p}' for p in ports[1 + num_ps:]]}
+  servers = []
+  for job, count in (('ps', num_ps), ('worker', num_workers)):
+    for i in range(count):
+      servers.append(cluster_lib.start_server(cluster_lib.make_task(spec, job, i)))
+  return cluster_lib.make_task(spec, 'chief', 0), servers
