@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     'ale-py>=0.12,<0.13',
     'numpy>=1.26,<2',
     'absl-py>=2.0',
+    'matplotlib>=3.8',  # gorila-plot
 ]
 
 setup(
@@ -25,17 +26,26 @@ setup(
     description='Gorila (Nair et al. 2015) distributed DQN on TensorFlow '
                 'ParameterServerStrategy, Reverb and ale-py',
     python_requires='>=3.11,<3.12',
-    packages=['gorila_tf', 'gorila_tf.configs', 'gorila_tf.launch'],
+    packages=['gorila_tf', 'gorila_tf.configs', 'gorila_tf.launch',
+              'gorila_tf.bench_peers'],
     package_dir={'gorila_tf': 'gorila_tf', 'gorila_tf.configs': 'configs',
                  'gorila_tf.launch': 'launch'},
     package_data={'gorila_tf': ['data/reference/*.csv', 'data/reference/*.md']},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
-    extras_require={'test': ['pytest>=8']},
+    extras_require={
+        'test': ['pytest>=8', 'pyyaml>=6'],
+        # Peers run in their own virtualenv (gorila_tf/bench_peers/).
+        'bench': ['psutil>=5'],
+    },
     entry_points={'console_scripts': [
         'gorila-train=gorila_tf.train:cli',
         'gorila-launch=gorila_tf.launch.local:cli',
         'gorila-suite=gorila_tf.suite:cli',
         'gorila-eval=gorila_tf.evaluate:cli',
+        'gorila-play=gorila_tf.play:cli',
+        'gorila-export=gorila_tf.export:cli',
+        'gorila-plot=gorila_tf.plot:cli',
+        'gorila-bench=gorila_tf.bench:cli',
     ]},
 )

@@ -125,7 +125,7 @@ class VectorEnv:
 
   def __init__(self, env_config: config_lib.EnvConfig, num_envs: int, seed: int,
                noop_max: Optional[int] = None,
-               max_episode_frames: Optional[int] = None):
+               max_episode_frames: Optional[int] = None, render: bool = False):
     self.num_envs = num_envs
     self._seed = seed
     self._atari = is_atari(env_config.id)
@@ -134,8 +134,10 @@ class VectorEnv:
                               max_episode_frames)
     else:
       cap = max_episode_frames or env_config.max_episode_frames
+      mode = 'rgb_array' if render else None
       self._env = gym.vector.SyncVectorEnv(
-          [lambda: gym.make(env_config.id, max_episode_steps=cap)] * num_envs)
+          [lambda: gym.make(env_config.id, max_episode_steps=cap,
+                            render_mode=mode)] * num_envs)
     self.num_actions = int(self._env.single_action_space.n)
 
   def reset(self) -> np.ndarray:
@@ -148,6 +150,13 @@ class VectorEnv:
     lives = info.get('lives') if self._atari else None
     return (self._shape(obs), np.asarray(rewards, np.float32),
             np.asarray(terminated, bool), np.asarray(truncated, bool), lives)
+
+  def frames(self, observations: np.ndarray) -> list[np.ndarray]:
+    """A picture of each env now: what the agent sees for Atari (the newest
+    84x84 frame), the game's own rendering otherwise (needs render=True)."""
+    if self._atari:
+      return list(observations[:, -1])
+    return list(self._env.render())
 
   def _shape(self, obs: np.ndarray) -> np.ndarray:
     if self._atari:

@@ -50,25 +50,7 @@ def resolve_inputs(run_dir, checkpoint, preset, overrides, protocol):
       raise config_lib.ConfigError(HUMAN_STARTS_UNAVAILABLE)
     raise config_lib.ConfigError(f'--protocol={protocol!r} does not exist; '
                                  'allowed: noop')
-  if not run_dir and not checkpoint:
-    raise config_lib.ConfigError('give --run_dir or --checkpoint')
-  if checkpoint is None:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
-    if checkpoint is None:
-      raise config_lib.ConfigError(f'no checkpoint in {run_dir}/checkpoints')
-  elif not os.path.exists(checkpoint + '.index'):
-    raise config_lib.ConfigError(f'--checkpoint={checkpoint!r} does not exist '
-                                 '(expected the ckpt-N prefix of a .index file)')
-  if run_dir is None:  # runs/x/checkpoints/ckpt-N -> runs/x
-    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
-  config = run_dir_lib.read_config(run_dir)
-  if config is None:
-    if not preset:
-      raise config_lib.ConfigError(f'{run_dir} has no config.json; pass --config')
-    config = config_lib.load_preset(preset)
-  return checkpoint, config_lib.validate(
-      config_lib.apply_overrides(config, overrides))
+  return run_dir_lib.resolve_checkpoint(run_dir, checkpoint, preset, overrides)
 
 
 def main(argv):

@@ -91,3 +91,31 @@ def mark_done(run_dir: str) -> None:
 
 def is_done(run_dir: str) -> bool:
   return os.path.exists(os.path.join(run_dir, DONE_FILE))
+
+
+def resolve_checkpoint(run_dir: str | None, checkpoint: str | None,
+                       preset: str | None, overrides) -> tuple[str, config_lib.GorilaConfig]:
+  """The checkpoint to read and the config it was trained with.
+
+  The newest checkpoint of `run_dir`, or `checkpoint` itself; the config from
+  the run directory's config.json (or `preset` when there is none), with
+  `overrides` on top. Raises ConfigError naming what is missing.
+  """
+  if not run_dir and not checkpoint:
+    raise config_lib.ConfigError('give --run_dir or --checkpoint')
+  if checkpoint is None:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
+    if checkpoint is None:
+      raise config_lib.ConfigError(f'no checkpoint in {run_dir}/checkpoints')
+  elif not os.path.exists(checkpoint + '.index'):
+    raise config_lib.ConfigError(f'--checkpoint={checkpoint!r} does not exist '
+                                 '(expected the ckpt-N prefix of a .index file)')
+  if run_dir is None:  # runs/x/checkpoints/ckpt-N -> runs/x
+    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
+  config = read_config(run_dir)
+  if config is None:
+    if not preset:
+      raise config_lib.ConfigError(f'{run_dir} has no config.json; pass --config')
+    config = config_lib.load_preset(preset)
+  return checkpoint, config_lib.validate(config_lib.apply_overrides(config, overrides))

@@ -55,7 +55,8 @@ def build_sources():
 def test_every_module_and_test_file_has_a_bazel_target():
   sources = build_sources()
   files = [os.path.relpath(p, REPO) for pattern in
-           ('gorila_tf/*.py', 'configs/*.py', 'launch/*.py', 'tests/*.py')
+           ('gorila_tf/*.py', 'gorila_tf/*/*.py', 'configs/*.py', 'launch/*.py',
+            'tests/*.py')
            for p in glob.glob(os.path.join(REPO, pattern))]
   missing = sorted(f for f in files if f not in sources)
   assert not missing, f'files without a BUILD target: {missing}'

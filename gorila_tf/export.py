@@ -1,0 +1,93 @@
+r"""Export the greedy policy of a checkpoint as a self-contained SavedModel.
+
+  python -m gorila_tf.export --run_dir=runs/pong1 --out=exported/pong_policy
+
+The SavedModel holds plain (unsharded) variables and two functions:
+`action(observations) -> int32 actions` (the default serving signature) and
+`q_values(observations) -> [B, num_actions]`. Observations are
+[B, frame_stack, *frame] as the actors see them (uint8 84x84 frames for
+Atari). It loads with `tf.saved_model.load` alone, without gorila_tf:
+
+  policy = tf.saved_model.load('exported/pong_policy')
+  actions = policy.action(observations)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+from gorila_tf import config as config_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('run_dir', None, 'Run directory (newest checkpoint).')
+flags.DEFINE_string('checkpoint', None, 'A checkpoint path (ckpt-N prefix).')
+flags.DEFINE_string('config', None, 'Preset, for a checkpoint without run dir.')
+flags.DEFINE_string('out', None, 'Directory to write the SavedModel to.')
+
+
+def make_policy_module(q_net):
+  """A tf.Module whose functions close over copies of the parameters."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from gorila_tf import networks  # pylint: disable=g-import-not-at-top
+  spec = q_net.spec
+  signature = [tf.TensorSpec((None,) + tuple(spec.observation_shape),
+                             tf.as_dtype(spec.observation_dtype), 'observations')]
+
+  class GreedyPolicy(tf.Module):
+
+    def __init__(self):
+      super().__init__(name='greedy_policy')
+      self.params = [tf.Variable(p, trainable=False) for p in q_net.read()]
+      self.num_actions = tf.constant(spec.num_actions)
+
+    @tf.function(input_signature=signature)
+    def q_values(self, observations):
+      return networks.apply(spec, self.params, observations)
+
+    @tf.function(input_signature=signature)
+    def action(self, observations):
+      return tf.argmax(self.q_values(observations), axis=-1, output_type=tf.int32)
+
+  return GreedyPolicy()
+
+
+def export(q_net, out: str) -> None:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  policy = make_policy_module(q_net)
+  tf.saved_model.save(policy, out, signatures={'serving_default': policy.action,
+                                               'q_values': policy.q_values})
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  from gorila_tf import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
+  try:
+    if not FLAGS.out:
+      raise config_lib.ConfigError('--out is required (the SavedModel directory)')
+    checkpoint, config = run_dir_lib.resolve_checkpoint(
+        FLAGS.run_dir, FLAGS.checkpoint, FLAGS.config, [])
+  except config_lib.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  from gorila_tf import environments, evaluator  # pylint: disable=g-import-not-at-top
+  info = environments.env_info(config.env)
+  q_net, updates, frames = evaluator.restore_online_network(checkpoint, config, info)
+  export(q_net, FLAGS.out)
+  print(f'exported the greedy policy of {checkpoint} ({updates} updates, '
+        f'{frames} frames) to {FLAGS.out}')
+  return 0
+
+
+def cli():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  cli()

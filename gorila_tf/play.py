@@ -1,0 +1,103 @@
+r"""Watch an agent: play a checkpoint and write a GIF.
+
+  python -m gorila_tf.play --run_dir=runs/pong1 --episodes=2 --out=pong.gif
+  python -m gorila_tf.play --checkpoint=runs/pong1/checkpoints/ckpt-1200 --out=a.gif
+
+Atari GIFs show what the agent sees (the newest 84x84 frame it acts on);
+other games use their own rendering. The agent acts with the evaluation
+epsilon (0.05 for Atari) from the paper's no-op starts.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+import numpy as np
+
+from gorila_tf import config as config_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('run_dir', None, 'Run directory (newest checkpoint).')
+flags.DEFINE_string('checkpoint', None, 'A checkpoint path (ckpt-N prefix).')
+flags.DEFINE_string('config', None, 'Preset, for a checkpoint without run dir.')
+flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
+flags.DEFINE_integer('episodes', 1, 'Episodes to play.')
+flags.DEFINE_integer('max_frames', 18_000, 'Frame cap per episode.')
+flags.DEFINE_string('out', 'play.gif', 'GIF to write.')
+flags.DEFINE_integer('fps', 30, 'Frames per second of the GIF.')
+
+
+def play(q_net, config: config_lib.GorilaConfig, info, episodes: int,
+         max_frames: int, seed: int = 0) -> tuple[list[np.ndarray], list[float]]:
+  """Plays `episodes` episodes in one env; returns (pictures, returns)."""
+  from gorila_tf import actor  # pylint: disable=g-import-not-at-top
+  from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  env = environments.VectorEnv(config.env, 1, seed, noop_max=config.eval.noop_max,
+                               max_episode_frames=max_frames, render=True)
+  greedy = actor.make_greedy_policy(q_net, info.observation_shape,
+                                    tf.as_dtype(info.frame_dtype))
+  rng = np.random.default_rng(seed)
+  observations = env.reset()
+  pictures, returns, total = env.frames(observations), [], 0.0
+  while len(returns) < episodes:
+    actions = actor.epsilon_greedy(greedy(observations).numpy(), config.eval.epsilon,
+                                   info.num_actions, rng, 1)
+    observations, rewards, terminated, truncated, _ = env.step(actions)
+    total += float(rewards[0])
+    if terminated[0] or truncated[0]:
+      returns.append(total)
+      total = 0.0
+      observations, *_ = env.step(actions)  # the auto-reset step
+    pictures.extend(env.frames(observations))
+  env.close()
+  return pictures, returns
+
+
+def gif_bytes(pictures: list[np.ndarray], fps: int = 30, scale: int = 2) -> bytes:
+  """An animated GIF of the pictures (gray or RGB), each scaled up."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  images = [Image.fromarray(np.asarray(p, np.uint8)).resize(
+      (p.shape[1] * scale, p.shape[0] * scale), Image.NEAREST) for p in pictures]
+  buffer = io.BytesIO()
+  images[0].save(buffer, format='GIF', save_all=True, append_images=images[1:],
+                 duration=max(1, round(1000 / fps)), loop=0)
+  return buffer.getvalue()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  from gorila_tf import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
+  try:
+    checkpoint, config = run_dir_lib.resolve_checkpoint(
+        FLAGS.run_dir, FLAGS.checkpoint, FLAGS.config, FLAGS.set)
+    if FLAGS.episodes < 1:
+      raise config_lib.ConfigError(f'--episodes={FLAGS.episodes} is out of range; '
+                                   'allowed: >= 1')
+  except config_lib.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  from gorila_tf import environments, evaluator  # pylint: disable=g-import-not-at-top
+  info = environments.env_info(config.env)
+  q_net, updates, _ = evaluator.restore_online_network(checkpoint, config, info)
+  pictures, returns = play(q_net, config, info, FLAGS.episodes, FLAGS.max_frames)
+  with open(FLAGS.out, 'wb') as f:
+    f.write(gif_bytes(pictures, FLAGS.fps))
+  print(f'{FLAGS.out}: {len(pictures)} frames, {len(returns)} episode(s) at '
+        f'{updates} updates, returns {", ".join(f"{r:g}" for r in returns)}')
+  return 0
+
+
+def cli():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  cli()

@@ -1,0 +1,133 @@
+r"""Learning curves and a results table from runs' own files.
+
+  python -m gorila_tf.plot --run_dirs=runs/pong1,runs/pong2 --out=plots/
+
+writes, for each game among the runs:
+  <out>/<game>_frames.png  evaluation score against training frames
+  <out>/<game>_wall.png    evaluation score against wall-clock hours
+with the published DQN and Gorila scores (no-op starts) as reference lines,
+and across all runs `<out>/results.csv` and `results.md` (each run's last
+evaluation, human-normalized, next to the paper's numbers).
+
+Reads `eval.jsonl` (the evaluator's scores) and `progress.jsonl` (the chief's
+wall time per frame); a run without evaluations is plotted from its training
+returns, labelled as such.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from gorila_tf import metrics
+from gorila_tf import reference
+from gorila_tf import run_dir as run_dir_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('run_dirs', [], 'Run directories to plot.')
+flags.DEFINE_string('out', 'plots', 'Directory for the PNGs and the table.')
+
+
+def curve(run_dir: str) -> dict:
+  """A run's score curve: frames, wall hours, scores, and what they are."""
+  progress = metrics.read_progress(run_dir)
+  evals = metrics.read_progress(run_dir, 'eval.jsonl')
+  frames_axis = np.array([r['step'] for r in progress], float)
+  hours_axis = np.array([r.get('wall_time_s', 0.0) for r in progress]) / 3600
+  if evals:
+    frames = np.array([r['step'] for r in evals], float)
+    scores = np.array([r['eval/episodic_return'] for r in evals], float)
+    kind = 'evaluation (no-op starts, ε=0.05)'
+  else:
+    rows = [r for r in progress if 'charts/episodic_return' in r]
+    frames = np.array([r['step'] for r in rows], float)
+    scores = np.array([r['charts/episodic_return'] for r in rows], float)
+    kind = 'training episodes (ε-greedy)'
+  hours = (np.interp(frames, frames_axis, hours_axis) if len(frames_axis)
+           else np.zeros_like(frames))
+  return {'frames': frames, 'hours': hours, 'scores': scores, 'kind': kind,
+          'last_eval': evals[-1] if evals else None}
+
+
+def plot_game(env_id: str, runs: dict[str, dict], out_dir: str) -> list[str]:
+  """The two PNGs of one game; returns their paths."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  scores = reference.for_env_id(env_id)
+  stem = env_id.removeprefix('ALE/').replace('/', '_')
+  paths = []
+  for axis, label, name in (('frames', 'training frames', 'frames'),
+                            ('hours', 'wall-clock hours', 'wall')):
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    for run_name, c in runs.items():
+      ax.plot(c[axis], c['scores'], marker='o', markersize=3,
+              label=f'{run_name} — {c["kind"]}')
+    if scores is not None:
+      ax.axhline(scores.dqn_nature_noop, color='gray', linestyle='--',
+                 label=f'DQN (Mnih et al. 2015) {scores.dqn_nature_noop:g}')
+      ax.axhline(scores.gorila_noop, color='black', linestyle=':',
+                 label=f'Gorila (Nair et al. 2015) {scores.gorila_noop:g}')
+      ax.axhline(scores.human_noop, color='tab:green', linestyle='-.', alpha=0.5,
+                 label=f'human {scores.human_noop:g}')
+    ax.set_xlabel(label)
+    ax.set_ylabel('episode return')
+    ax.set_title(f'{env_id}')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc='center right')
+    figure.tight_layout()
+    path = os.path.join(out_dir, f'{stem}_{name}.png')
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    paths.append(path)
+  return paths
+
+
+def results_rows(run_dirs: list[str]) -> list[dict]:
+  rows = []
+  for run_dir in run_dirs:
+    config = run_dir_lib.read_config(run_dir)
+    last = curve(run_dir)['last_eval']
+    if config is None:
+      continue
+    rows.append(reference.table_row(
+        config.env.id, last['eval/episodic_return'] if last else None,
+        last.get('eval/episodic_return_stderr') if last else None,
+        last.get('episodes') if last else None, frames=last['step'] if last else None))
+  return rows
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  missing = [d for d in FLAGS.run_dirs if run_dir_lib.read_config(d) is None]
+  if not FLAGS.run_dirs or missing:
+    print(f'error: --run_dirs needs run directories with a config.json; not one: '
+          f'{", ".join(missing) or "(none given)"}', file=sys.stderr)
+    return 2
+  os.makedirs(FLAGS.out, exist_ok=True)
+  by_game = collections.defaultdict(dict)
+  for run_dir in FLAGS.run_dirs:
+    config = run_dir_lib.read_config(run_dir)
+    by_game[config.env.id][os.path.basename(run_dir.rstrip('/'))] = curve(run_dir)
+  for env_id, runs in by_game.items():
+    for path in plot_game(env_id, runs, FLAGS.out):
+      print(path)
+  rows = results_rows(FLAGS.run_dirs)
+  reference.write_table(rows, os.path.join(FLAGS.out, 'results.csv'),
+                        os.path.join(FLAGS.out, 'results.md'))
+  print(os.path.join(FLAGS.out, 'results.md'))
+  return 0
+
+
+def cli():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  cli()

@@ -1,0 +1,103 @@
+"""The watch/export/plot commands on a tiny real checkpoint."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from gorila_tf import config as config_lib
+from gorila_tf import environments
+from gorila_tf import networks
+from gorila_tf import run_dir as run_dir_lib
+from tests.conftest import run_module
+
+
+@pytest.fixture(scope='module')
+def cartpole_run(tmp_path_factory):
+  """A run dir with config.json, one checkpoint, progress and evaluations."""
+  run_dir = str(tmp_path_factory.mktemp('runs') / 'cartpole')
+  config = config_lib.resolve('cartpole')
+  run_dir_lib.prepare(run_dir, config)
+  info = environments.env_info(config.env)
+  q_net = networks.make_q_network(config.network, info, seed=3)
+  checkpoint = tf.train.Checkpoint(q_network=q_net,
+                                   frames=tf.Variable(1234, dtype=tf.int64))
+  tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, 'checkpoints'),
+                             max_to_keep=1).save(checkpoint_number=77)
+  with open(os.path.join(run_dir, 'progress.jsonl'), 'w') as f:
+    for i in range(5):
+      f.write(json.dumps({'step': 1000 * i, 'wall_time_s': 60.0 * i,
+                          'charts/episodic_return': 20.0 + 10 * i}) + '\n')
+  with open(os.path.join(run_dir, 'eval.jsonl'), 'w') as f:
+    for i in (1, 3):
+      f.write(json.dumps({'step': 1000 * i, 'eval/episodic_return': 30.0 * i,
+                          'eval/episodic_return_stderr': 1.0, 'episodes': 10}) + '\n')
+  return run_dir, q_net
+
+
+def test_play_writes_an_animated_gif(cartpole_run, tmp_path):
+  run_dir, _ = cartpole_run
+  out = tmp_path / 'play.gif'
+  proc = run_module('gorila_tf.play', f'--run_dir={run_dir}', '--episodes=2',
+                    f'--out={out}', timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert '2 episode(s) at 77 updates' in proc.stdout
+  image = Image.open(out)
+  assert image.format == 'GIF' and image.n_frames > 10
+
+
+BLOCK_GORILA = (
+    'import sys\n'
+    'class Block:\n'
+    '  def find_spec(self, name, path=None, target=None):\n'
+    '    if name.split(".")[0] == "gorila_tf": raise ImportError("no gorila_tf")\n'
+    'sys.meta_path.insert(0, Block())\n')
+
+
+def test_exported_policy_loads_and_acts_without_gorila_tf(cartpole_run, tmp_path):
+  run_dir, q_net = cartpole_run
+  out = tmp_path / 'policy'
+  proc = run_module('gorila_tf.export', f'--run_dir={run_dir}', f'--out={out}',
+                    timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  observations = np.random.default_rng(0).normal(size=(16, 1, 4)).astype(np.float32)
+  np.save(tmp_path / 'obs.npy', observations)
+  script = BLOCK_GORILA + (
+      'import numpy as np, tensorflow as tf\n'
+      f'policy = tf.saved_model.load({str(out)!r})\n'
+      f'obs = np.load({str(tmp_path / "obs.npy")!r})\n'
+      'print("ACTIONS", policy.action(obs).numpy().tolist())\n'
+      'print("SIGNATURES", sorted(policy.signatures))\n')
+  loaded = subprocess.run([sys.executable, '-c', script], capture_output=True,
+                          text=True, timeout=300, cwd=str(tmp_path))
+  assert loaded.returncode == 0, loaded.stderr[-2000:]
+  actions = json.loads(loaded.stdout.split('ACTIONS ')[1].splitlines()[0])
+  expected = tf.argmax(q_net(observations), axis=-1).numpy().tolist()
+  assert actions == expected and set(actions) <= {0, 1}
+  assert "['q_values', 'serving_default']" in loaded.stdout
+
+
+def test_plot_writes_curves_and_a_results_table(cartpole_run, tmp_path):
+  run_dir, _ = cartpole_run
+  proc = run_module('gorila_tf.plot', f'--run_dirs={run_dir}', f'--out={tmp_path}',
+                    timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for name in ('CartPole-v1_frames.png', 'CartPole-v1_wall.png'):
+    image = Image.open(tmp_path / name)
+    assert image.format == 'PNG' and image.size[0] > 300
+  table = (tmp_path / 'results.md').read_text()
+  assert '| CartPole-v1 | 90.0 ± 1.0 |' in table
+
+
+def test_commands_refuse_missing_inputs_with_one_line(tmp_path):
+  for module, args in (('gorila_tf.play', [f'--run_dir={tmp_path}']),
+                       ('gorila_tf.export', [f'--run_dir={tmp_path}', f'--out={tmp_path}/x']),
+                       ('gorila_tf.plot', [f'--run_dirs={tmp_path}'])):
+    proc = run_module(module, *args, timeout=120)
+    assert proc.returncode == 2, (module, proc.stderr[-1000:])
+    assert proc.stderr.strip().splitlines()[-1].startswith('error: '), module
