@@ -105,7 +105,7 @@ def _make_actor(config, info, replay_server, chief, num_envs, seed=0):
   net = networks.make_q_network(config.network, info)
   writers = [replay.TransitionWriter(replay_server.localhost_client(),
                                      info.frame_stack, config.learner.n_step,
-                                     config.replay.chunk_length)
+                                     chunk_length=config.replay.chunk_length)
              for _ in range(num_envs)]
   address = f'localhost:{chief.port}'
   return actor.Actor(config, info, environments.VectorEnv(config.env, num_envs, seed),

@@ -57,7 +57,8 @@ def make_actor(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   client = reverb.Client(f'localhost:{replay_port}')
   writers = [replay.TransitionWriter(client, info.frame_stack,
                                      config.learner.n_step,
-                                     config.replay.chunk_length) for _ in range(n)]
+                                     chunk_length=config.replay.chunk_length)
+             for _ in range(n)]
   chief = task.chief_reverb_address()
   return actor_lib.Actor(
       config, info, env, q_net, writers,

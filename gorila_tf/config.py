@@ -125,6 +125,7 @@ class EvalConfig:
   max_episode_frames: int = 18_000  # episode cap, frames (5 minutes)
   parallel_envs: int = 5  # envs stepped together; episodes split evenly between them
   every_s: float = 60.0  # seconds between evaluations of the newest checkpoint
+  record_frames: int = 300  # frames of one evaluation episode shown in TensorBoard
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,6 +310,7 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('eval.parallel_envs', 1 <= c.eval.parallel_envs <= c.eval.episodes,
        f'in [1, eval.episodes={c.eval.episodes}]'),
       ('eval.every_s', c.eval.every_s > 0, '> 0'),
+      ('eval.record_frames', c.eval.record_frames >= 0, '>= 0 (0 = none)'),
       ('run.max_frames', c.run.max_frames >= 1, '>= 1'),
       ('run.seed', c.run.seed >= 0, '>= 0'),
       ('run.checkpoint_every_s', c.run.checkpoint_every_s > 0, '> 0'),

@@ -211,6 +211,9 @@ class Chief:
     """Trains until `run.max_frames` or `stop`, then checkpoints."""
     c = self._config
     self.restore()
+    self._summaries.text('config', '```\n' + config_lib.to_json(c) + '\n```',
+                         self.frames)
+    self._summaries.hparams(_flatten(config_lib.to_dict(c)))
     self._publisher.publish(self.updates, self.frames)
     iterator = self._make_iterator()
     in_flight = _InFlight(c.run.max_closures_in_flight)
@@ -308,6 +311,10 @@ class Chief:
       values[f'bundles/{i}/updates'] = int(n)
     self._summaries.scalars(frames, values, episodes=int(self._model.episodes.numpy()),
                             wall_time_s=float(self._model.wall_time_s.numpy()))
+    self._summaries.histograms(frames, {
+        'learners/q_values': window.samples['q_values'],
+        'learners/gradient_staleness_hist': window.samples['staleness_by_step'],
+        'actors/param_staleness_hist': staleness})
     logging.info('frames %d updates %d return %.2f loss %.4f fps %.0f ups %.1f '
                  'discarded %d stale %d outlier', frames, updates,
                  values[t['episodic_return']], values[t['td_loss']],
@@ -317,6 +324,16 @@ class Chief:
   def close(self) -> None:
     self._summaries.close()
     self._reverb_server.stop()
+
+
+def _flatten(tree: dict, prefix: str = '') -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
 
 
 class _BundleWatch:
@@ -409,10 +426,14 @@ class _SummaryWindow:
   def reset(self) -> None:
     self.actors = metrics.ActorStats()
     self.learner: dict[str, list[float]] = collections.defaultdict(list)
+    self.samples: dict[str, list[float]] = collections.defaultdict(list)
 
   def add_learner(self, result: dict) -> None:
     for key, value in result.items():
-      self.learner[key].append(float(value))
+      if getattr(value, 'ndim', 0):
+        self.samples[key].extend(float(v) for v in value)
+      else:
+        self.learner[key].append(float(value))
 
   def mean(self, key: str) -> float:
     values = self.learner[key]

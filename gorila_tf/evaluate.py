@@ -65,8 +65,10 @@ def main(argv):
   from gorila_tf import environments  # pylint: disable=g-import-not-at-top
   from gorila_tf import evaluator  # pylint: disable=g-import-not-at-top
   from gorila_tf import reference  # pylint: disable=g-import-not-at-top
+  config = config_lib.apply_overrides(config, ['eval.record_frames=0'])
   row = evaluator.evaluate_checkpoint(checkpoint, config,
                                       environments.env_info(config.env))
+  row.pop('pictures', None)
   print(reference.format_row(row))
   print(json.dumps(row))
   if FLAGS.out:

@@ -36,6 +36,7 @@ from gorila_tf import run_dir as run_dir_lib
 class EvalResult:
   returns: tuple[float, ...]
   lengths: tuple[int, ...]  # frames
+  pictures: tuple = ()  # the first episode of env 0, up to eval.record_frames
 
   @property
   def mean(self) -> float:
@@ -60,7 +61,8 @@ def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
   e = config.eval
   env = environments.VectorEnv(config.env, e.parallel_envs, seed,
                                noop_max=e.noop_max,
-                               max_episode_frames=e.max_episode_frames)
+                               max_episode_frames=e.max_episode_frames,
+                               render=e.record_frames > 0)
   greedy = actor_lib.make_greedy_policy(q_net, info.observation_shape,
                                         tf.as_dtype(info.frame_dtype))
   rng = np.random.default_rng(seed)
@@ -70,8 +72,11 @@ def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
   episode_steps = np.zeros(e.parallel_envs, np.int64)
   resetting = np.zeros(e.parallel_envs, bool)
   observations = env.reset()
+  pictures, recording = [], e.record_frames > 0
   try:
     while remaining.sum() > 0:
+      if recording:
+        pictures.append(env.frames(observations)[0])
       actions = actor_lib.epsilon_greedy(greedy(observations).numpy(), e.epsilon,
                                          info.num_actions, rng, e.parallel_envs)
       observations, rewards, terminated, truncated, _ = env.step(actions)
@@ -79,6 +84,7 @@ def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
       episode_return += np.where(counting, rewards, 0.0)
       episode_steps += counting
       ended = counting & (terminated | truncated)
+      recording = recording and not ended[0] and len(pictures) < e.record_frames
       for i in np.flatnonzero(ended):
         returns.append(float(episode_return[i]))
         lengths.append(int(episode_steps[i]) * info.frames_per_step)
@@ -88,7 +94,7 @@ def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
       resetting = ~resetting & (terminated | truncated)
   finally:
     env.close()
-  return EvalResult(tuple(returns), tuple(lengths))
+  return EvalResult(tuple(returns), tuple(lengths), tuple(pictures))
 
 
 def restore_online_network(checkpoint_path: str, config: config_lib.GorilaConfig,
@@ -114,10 +120,16 @@ def evaluate_checkpoint(checkpoint_path: str, config: config_lib.GorilaConfig,
   row = reference.table_row(config.env.id, result.mean, result.stderr,
                             len(result.returns), protocol='noop', frames=frames)
   row.update(updates=updates, checkpoint=checkpoint_path)
+  row['pictures'] = result.pictures
   return row
 
 
 def _write_row(writer: metrics.SummaryWriter, row: dict) -> None:
+  pictures = row.pop('pictures', ())
+  if pictures:
+    height, width = pictures[0].shape[:2]
+    writer.animation('eval/episode', metrics.gif_bytes(list(pictures), fps=15),
+                     width * 2, height * 2, row['frames'])
   values = {metrics.TAGS['eval_return']: row['mean'],
             'eval/episodic_return_stderr': row['stderr'],
             'eval/human_normalized_score': row['human_normalized'],
@@ -143,6 +155,7 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
       row = evaluate_checkpoint(latest, config, info)
       _write_row(writer, row)
       logging.info('eval of %s: %s', latest, reference.format_row(row))
+      row.pop('pictures', None)
       evaluated, last_eval = latest, time.monotonic()
     elif done and latest == evaluated:
       break

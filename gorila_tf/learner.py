@@ -107,12 +107,12 @@ class Learner:
       replay.update_priorities(self._replay_addresses, batch['server'],
                                batch['key'], tf.abs(td_errors) + PRIORITY_FLOOR)
     chosen_q = tf.gather(q_values, batch['action'], axis=-1, batch_dims=1)
-    return loss, tape.gradient(loss, online), tf.reduce_mean(chosen_q)
+    return loss, tape.gradient(loss, online), chosen_q
 
   def _step(self, batch, online, target, version, stats):
     """One sample -> gradient -> accept or discard."""
     c = self._config
-    loss, gradients, mean_q = self.gradient(batch, online, target)
+    loss, gradients, chosen_q = self.gradient(batch, online, target)
     # A NaN or inf never reaches the ps; the chief stops the run on seeing one.
     finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t))
                             for t in [loss] + list(gradients)])
@@ -135,16 +135,17 @@ class Learner:
                     lambda: stats)
     flags = tf.cast(tf.stack([accept, stale, outlier, tf.logical_not(finite)]),
                     tf.int64)
-    return loss, mean_q, tf.cast(staleness, tf.float32), flags, stats
+    return loss, chosen_q, tf.cast(staleness, tf.float32), flags, stats
 
   @tf.function
   def train_steps(self, iterator) -> dict[str, tf.Tensor]:
-    """One learner round; returns the round's means and counts."""
+    """One learner round; returns the round's means, counts and samples."""
     worker = tf.distribute.coordinator.experimental_get_current_worker_index()
     target = self._target_net.read()  # changes only every C updates
     row = tf.gather(self._state.loss_stats, worker)
     stats = (row[0], row[1], row[2])
-    loss_sum = q_sum = staleness_sum = tf.constant(0.0)
+    loss_sum = q_sum = tf.constant(0.0)
+    staleness = []
     counts = tf.zeros([4], tf.int64)
     for step in range(self._config.steps_per_closure):
       if step % self._config.replica_sync_period == 0:
@@ -153,16 +154,18 @@ class Learner:
         with tf.control_dependencies([version]):
           online = self._q_net.read()
       batch = next(iterator)
-      loss, mean_q, staleness, flags, stats = self._step(
+      loss, chosen_q, step_staleness, flags, stats = self._step(
           batch, online, target, version, stats)
       loss_sum += loss
-      q_sum += mean_q
-      staleness_sum += staleness
+      q_sum += tf.reduce_mean(chosen_q)
+      staleness.append(step_staleness)
       counts += flags
     self._record(worker, counts, stats)
     steps = float(self._config.steps_per_closure)
     return {'loss': loss_sum / steps, 'mean_q': q_sum / steps,
-            'staleness': staleness_sum / steps, 'applied': counts[0],
+            'staleness': tf.reduce_mean(staleness), 'applied': counts[0],
+            'q_values': chosen_q,  # the last batch's, for a histogram
+            'staleness_by_step': tf.stack(staleness),
             'discarded_stale': counts[1], 'discarded_outlier': counts[2],
             'nonfinite': counts[3]}
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import io
 import json
 import os
 import threading
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import reverb
@@ -206,6 +207,33 @@ class SummaryWriter:
       tf.summary.text(tag, text)
       self._writer.flush()
 
+  def histograms(self, step: int, values: dict[str, list[float]]) -> None:
+    with self._lock, self._writer.as_default(step=step):
+      for tag, data in values.items():
+        if len(data):
+          tf.summary.histogram(tag, np.asarray(data, np.float64))
+      self._writer.flush()
+
+  def hparams(self, flat: dict[str, Any]) -> None:
+    """The run's config in TensorBoard's HPARAMS tab."""
+    from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+    clean = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+             for k, v in flat.items()}
+    with self._lock, self._writer.as_default(step=0):
+      hp.hparams(clean)
+      self._writer.flush()
+
+  def animation(self, tag: str, gif: bytes, width: int, height: int,
+                step: int) -> None:
+    """An animated GIF in the IMAGES tab (the image plugin shows the bytes)."""
+    from tensorboard.plugins.image import metadata as image_metadata  # pylint: disable=g-import-not-at-top
+    metadata = image_metadata.create_summary_metadata(
+        display_name=tag, description='an evaluation episode')
+    with self._lock, self._writer.as_default(step=step):
+      tf.summary.write(tag, tf.constant([str(width), str(height), gif]),
+                       metadata=metadata)
+      self._writer.flush()
+
   def close(self) -> None:
     self._writer.close()
 
@@ -242,3 +270,14 @@ TAGS = collections.OrderedDict(
     updates='learners/updates',
     eval_return='eval/episodic_return',
 )
+
+
+def gif_bytes(pictures: list, fps: int = 30, scale: int = 2) -> bytes:
+  """An animated GIF of the pictures (gray or RGB arrays), each scaled up."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  images = [Image.fromarray(np.asarray(p, np.uint8)).resize(
+      (p.shape[1] * scale, p.shape[0] * scale), Image.NEAREST) for p in pictures]
+  buffer = io.BytesIO()
+  images[0].save(buffer, format='GIF', save_all=True, append_images=images[1:],
+                 duration=max(1, round(1000 / fps)), loop=0)
+  return buffer.getvalue()

@@ -10,7 +10,6 @@ epsilon (0.05 for Atari) from the paper's no-op starts.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 
@@ -21,6 +20,7 @@ from absl import flags
 import numpy as np
 
 from gorila_tf import config as config_lib
+from gorila_tf import metrics
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('run_dir', None, 'Run directory (newest checkpoint).')
@@ -60,17 +60,6 @@ def play(q_net, config: config_lib.GorilaConfig, info, episodes: int,
   return pictures, returns
 
 
-def gif_bytes(pictures: list[np.ndarray], fps: int = 30, scale: int = 2) -> bytes:
-  """An animated GIF of the pictures (gray or RGB), each scaled up."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  images = [Image.fromarray(np.asarray(p, np.uint8)).resize(
-      (p.shape[1] * scale, p.shape[0] * scale), Image.NEAREST) for p in pictures]
-  buffer = io.BytesIO()
-  images[0].save(buffer, format='GIF', save_all=True, append_images=images[1:],
-                 duration=max(1, round(1000 / fps)), loop=0)
-  return buffer.getvalue()
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -89,7 +78,7 @@ def main(argv):
   q_net, updates, _ = evaluator.restore_online_network(checkpoint, config, info)
   pictures, returns = play(q_net, config, info, FLAGS.episodes, FLAGS.max_frames)
   with open(FLAGS.out, 'wb') as f:
-    f.write(gif_bytes(pictures, FLAGS.fps))
+    f.write(metrics.gif_bytes(pictures, FLAGS.fps))
   print(f'{FLAGS.out}: {len(pictures)} frames, {len(returns)} episode(s) at '
         f'{updates} updates, returns {", ".join(f"{r:g}" for r in returns)}')
   return 0

@@ -52,7 +52,12 @@ def test_cartpole_learns_through_the_real_cluster(run_dir):
   assert progress[-1]['charts/frames'] >= 40_000
   tags = event_tags(os.path.join(run_dir, 'tb'))
   assert set(metrics.TAGS.values()) - {metrics.TAGS['eval_return']} <= tags
-  assert metrics.TAGS['eval_return'] in event_tags(os.path.join(run_dir, 'tb', 'eval'))
+  # Beyond scalars: the config as text and hparams, Q-value and staleness
+  # histograms, and an evaluation episode to watch in the IMAGES tab.
+  assert {'config', '_hparams_/session_start_info', 'learners/q_values',
+          'learners/gradient_staleness_hist', 'actors/param_staleness_hist'} <= tags
+  assert {metrics.TAGS['eval_return'], 'eval/episode'} <= event_tags(
+      os.path.join(run_dir, 'tb', 'eval'))
 
 
 def test_stale_gradients_of_a_delayed_worker_are_discarded_and_training_goes_on(
