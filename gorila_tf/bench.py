@@ -15,6 +15,8 @@ Sections (all on Pong with the Nature network and batch 32):
             servers on loopback), both sampling a prefilled Reverb table;
   e2e       frames/s and updates/s of the default `make run` cluster, and each
             process's peak resident memory;
+  faults    (only when asked for) time to recover from a SIGKILLed worker,
+            ps and chief, and the updates each lost (bench_faults.py);
   memory    replay bytes per stored transition;
   peers     TF-Agents' DqnAgent with Reverb in one process, and
             Stable-Baselines3's DQN (its own virtualenv, see
@@ -45,13 +47,17 @@ os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+from gorila_tf import bench_faults  # pylint: disable=g-import-not-at-top
+from gorila_tf import config as config_lib
 
 FLAGS = flags.FLAGS
-SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers')
-flags.DEFINE_list('sections', list(SECTIONS), f'Any of {", ".join(SECTIONS)}.')
+SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults')
+DEFAULT_SECTIONS = SECTIONS[:-1]  # faults takes ~6 more minutes: ask for it
+flags.DEFINE_list('sections', list(DEFAULT_SECTIONS), f'Any of {", ".join(SECTIONS)}.')
 flags.DEFINE_float('seconds', 30.0, 'Measuring time per section.')
 flags.DEFINE_string('config', 'pong', 'Preset the measurements use.')
+flags.DEFINE_multi_string('set', [], 'Config override, section.field=value '
+                          '(repeatable), applied to every section.')
 flags.DEFINE_string('out', None, 'Also write the results as JSON here.')
 flags.DEFINE_string('peer_python', '.venv-bench/bin/python',
                     'Python of the Stable-Baselines3 virtualenv.')
@@ -288,7 +294,8 @@ def bench_memory(config, seconds: float) -> dict[str, Any]:
   return _in_child(_memory, config)
 
 
-def bench_e2e(config_name: str, seconds: float) -> dict[str, Any]:
+def bench_e2e(config_name: str, seconds: float,
+              overrides: tuple[str, ...] = ()) -> dict[str, Any]:
   """The default cluster for `seconds` after warm-up, with peak RSS per task."""
   import psutil  # pylint: disable=g-import-not-at-top
   from gorila_tf import metrics  # pylint: disable=g-import-not-at-top
@@ -296,7 +303,8 @@ def bench_e2e(config_name: str, seconds: float) -> dict[str, Any]:
   warmup = 60.0
   proc = subprocess.Popen(
       [sys.executable, '-m', 'gorila_tf.launch.local', f'--config={config_name}',
-       f'--run_dir={run_dir}', f'--max_wall_s={warmup + seconds}'],
+       f'--run_dir={run_dir}', f'--max_wall_s={warmup + seconds}',
+       '--progress=off', *[f'--set={o}' for o in overrides]],
       cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   peak: dict[str, float] = {}
   while proc.poll() is None:
@@ -390,17 +398,23 @@ def main(argv):
     print(f'error: unknown section {unknown[0]!r}; allowed: {", ".join(SECTIONS)}',
           file=sys.stderr)
     return 2
-  config = config_lib.resolve(FLAGS.config)
+  try:
+    config = config_lib.resolve(FLAGS.config, FLAGS.set)
+  except config_lib.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   results: dict[str, Any] = {
       'date': time.strftime('%Y-%m-%d %H:%M'),
       'machine': f'{platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}',
-      'config': FLAGS.config, 'seconds': FLAGS.seconds}
+      'config': FLAGS.config, 'overrides': list(FLAGS.set),
+      'seconds': FLAGS.seconds}
   runners = {'emulator': lambda: bench_emulator(config, FLAGS.seconds),
              'actor': lambda: bench_actor(config, FLAGS.seconds),
              'learner': lambda: bench_learner(config, FLAGS.seconds),
              'memory': lambda: bench_memory(config, FLAGS.seconds),
-             'e2e': lambda: bench_e2e(FLAGS.config, FLAGS.seconds),
-             'peers': lambda: bench_peers(config, FLAGS.seconds)}
+             'e2e': lambda: bench_e2e(FLAGS.config, FLAGS.seconds, FLAGS.set),
+             'peers': lambda: bench_peers(config, FLAGS.seconds),
+             'faults': lambda: bench_faults.measure(FLAGS.config, FLAGS.set)}
   for section in SECTIONS:
     if section in FLAGS.sections:
       print(f'[bench] {section} ...', file=sys.stderr, flush=True)

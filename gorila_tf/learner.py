@@ -100,9 +100,9 @@ class Learner:
       q_values = networks.apply(spec, online, batch['observation'])
       loss, td_errors = dqn.dqn_loss(q_values, batch['action'], targets,
                                      c.huber_delta, weights)
-    if c.debug_nan_after_updates > 0:  # fault injection for tests
-      loss = tf.where(self._optimizer.iterations >= c.debug_nan_after_updates,
-                      tf.constant(float('nan')), loss)
+      if c.debug_nan_after_updates > 0:  # fault injection for tests
+        loss = tf.where(self._optimizer.iterations >= c.debug_nan_after_updates,
+                        tf.constant(float('nan')), loss)
     if self._replay.prioritized:
       replay.update_priorities(self._replay_addresses, batch['server'],
                                batch['key'], tf.abs(td_errors) + PRIORITY_FLOOR)

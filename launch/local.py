@@ -42,6 +42,7 @@ from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import run_dir as run_dir_lib
 from gorila_tf.launch import isolation
+from gorila_tf.launch import progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('config', 'pong', 'Preset name from configs/.')
@@ -55,6 +56,11 @@ flags.DEFINE_float('max_wall_s', None, 'Stop everything after this many seconds 
                    '(exit status 3).')
 flags.DEFINE_integer('max_restarts', 5, 'Restarts allowed per task before the '
                      'run is stopped.')
+flags.DEFINE_enum('progress', 'auto', progress.MODES, 'Progress line: live '
+                  '(redrawn in place), lines (a plain line every '
+                  '--progress_every_s), auto (live on a terminal, else lines), off.')
+flags.DEFINE_float('progress_every_s', 30.0, 'Seconds between plain progress '
+                   'lines (the live line is redrawn every second).')
 flags.DEFINE_bool('isolate_network', True, 'Run the cluster in a loopback-only '
                   'network namespace (servers unreachable from other hosts).')
 
@@ -66,6 +72,12 @@ EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WALL, EXIT_NUMERICAL, EXIT_INTERRUPTED = (
     1, 2, 3, 4, 130)
 FINAL_STATUSES = (EXIT_BAD_INPUT, EXIT_NUMERICAL)  # restarting would not help
 _PR_SET_PDEATHSIG = 1
+CONSOLE = progress.Console()  # replaced in main() by the --progress choice
+
+
+def say(message: str) -> None:
+  """A launcher line, drawn above the live progress line if there is one."""
+  CONSOLE.log(message)
 
 
 def _port_free(port: int) -> bool:
@@ -135,7 +147,7 @@ class TaskProcess:
                             daemon=True)
     pump.start()
     self._pumps.append(pump)
-    print(f'[launcher] started {self.role} (pid {self.process.pid})', flush=True)
+    say(f'[launcher] started {self.role} (pid {self.process.pid})')
 
   def restart(self) -> None:
     self.restarts += 1
@@ -144,8 +156,7 @@ class TaskProcess:
   def _copy_output(self, process: subprocess.Popen) -> None:
     for raw in process.stdout:
       line = raw.decode(errors='replace').rstrip('\n')
-      sys.stdout.write(f'[{self.role}] {line}\n')
-      sys.stdout.flush()
+      CONSOLE.log(f'[{self.role}] {line}')
       self._log.write(line + '\n')
       self._log.flush()
 
@@ -231,43 +242,40 @@ class Supervisor:
           if status is not None:
             return status
       if max_wall_s is not None and time.monotonic() - start > max_wall_s:
-        print(f'[launcher] --max_wall_s={max_wall_s} reached; stopping the run',
-              flush=True)
+        say(f'[launcher] --max_wall_s={max_wall_s} reached; stopping the run')
         return EXIT_WALL
-    print('[launcher] interrupted; stopping the run', flush=True)
+    say('[launcher] interrupted; stopping the run')
     return EXIT_INTERRUPTED
 
   def _finish(self, stop: threading.Event) -> int:
     if self._evaluator is not None:
-      print('[launcher] training done; waiting for the final evaluation',
-            flush=True)
+      say('[launcher] training done; waiting for the final evaluation')
       while self._evaluator.poll() is None and not stop.wait(0.5):
         pass
-    print('[launcher] training done', flush=True)
+    say('[launcher] training done')
     return 0
 
   def _handle_exit(self, task: TaskProcess, code: int) -> Optional[int]:
     """Restarts `task` (and the chief after a ps), or returns a final status."""
     lived = time.monotonic() - task.started_at
-    print(f'[launcher] {task.role} exited with status {code} after {lived:.1f} s',
-          flush=True)
+    say(f'[launcher] {task.role} exited with status {code} after {lived:.1f} s')
     if code in FINAL_STATUSES:
-      print(f'[launcher] {task.role} cannot be helped by a restart; stopping '
-            'the run', flush=True)
+      say(f'[launcher] {task.role} cannot be helped by a restart; stopping '
+            'the run')
       return code
     if task.restarts >= self._max_restarts:
-      print(f'[launcher] {task.role} failed {task.restarts + 1} times; '
-            'stopping the run', flush=True)
+      say(f'[launcher] {task.role} failed {task.restarts + 1} times; '
+            'stopping the run')
       return EXIT_FAILED
     time.sleep(RESTART_DELAY_S)
-    print(f'[launcher] restarting {task.role} ({task.restarts + 1} of '
-          f'{self._max_restarts})', flush=True)
+    say(f'[launcher] restarting {task.role} ({task.restarts + 1} of '
+          f'{self._max_restarts})')
     task.restart()
     if task.task_type == 'ps' and self._chief.poll() is None:
       # The strategy cannot recover from a lost ps: restart the chief, which
       # resumes from its latest checkpoint once the ps is back.
-      print('[launcher] restarting chief after the loss of '
-            f'{task.role}', flush=True)
+      say('[launcher] restarting chief after the loss of '
+            f'{task.role}')
       self._chief.kill_and_wait()
       self._chief.restart()
     return None
@@ -294,9 +302,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   try:
+    if FLAGS.progress_every_s <= 0:
+      raise config_lib.ConfigError(
+          f'--progress_every_s={FLAGS.progress_every_s} must be > 0 (seconds)')
     config, run_dir, overrides = resolve_config()
   except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
+    print(f'error: {e}', file=sys.stderr, flush=True)
     return EXIT_BAD_INPUT
   network = 'loopback-only network namespace'
   if FLAGS.isolate_network:
@@ -305,12 +316,12 @@ def main(argv):
       network = f'host network (no namespace: {why}; servers listen on all interfaces)'
   else:
     network = 'host network (servers listen on all interfaces)'
-  print(f'[launcher] run dir {run_dir}; {config.launch.num_ps} ps, '
-        f'{config.launch.num_workers} workers, chief'
-        f'{", evaluator" if config.launch.evaluator else ""} on {HOST}, {network}',
-        flush=True)
-  print(f'[launcher] tensorboard --logdir {os.path.join(run_dir, "tb")}',
-        flush=True)
+  global CONSOLE
+  CONSOLE = progress.make_console(FLAGS.progress)
+  say(f'[launcher] run dir {run_dir}; {config.launch.num_ps} ps, '
+      f'{config.launch.num_workers} workers, chief'
+      f'{", evaluator" if config.launch.evaluator else ""} on {HOST}, {network}')
+  say(f'[launcher] tensorboard --logdir {os.path.join(run_dir, "tb")}')
   train_args = [f'--config={FLAGS.config}', f'--run_dir={run_dir}']
   train_args += [f'--set={o}' for o in overrides]
   stop = threading.Event()
@@ -322,10 +333,22 @@ def main(argv):
   signal.signal(signal.SIGINT, on_signal)
   signal.signal(signal.SIGTERM, on_signal)
   tasks = start_cluster(config, run_dir, train_args)
+  reporter_stop = threading.Event()
+  reporter = None
+  if FLAGS.progress != 'off':
+    every_s = 1.0 if CONSOLE.live else FLAGS.progress_every_s
+    reporter = progress.ProgressReporter(CONSOLE, run_dir, config.run.max_frames,
+                                         every_s, reporter_stop)
+    reporter.start()
   try:
     status = Supervisor(tasks, FLAGS.max_restarts).run(stop, FLAGS.max_wall_s)
   finally:
+    reporter_stop.set()
     stop_all(tasks)
+    if reporter is not None:
+      reporter.join()
+      reporter.report_once()  # the chief's last record, written as it stopped
+    CONSOLE.close()
   return status
 
 

@@ -40,8 +40,10 @@ def checkpoint_counters(run_dir):
 def test_cartpole_learns_through_the_real_cluster(run_dir):
   proc = run_module('gorila_tf.launch.local', '--config=cartpole',
                     f'--run_dir={run_dir}', '--evaluator', '--max_wall_s=420',
-                    timeout=600)
+                    '--progress_every_s=5', timeout=600)
   assert proc.returncode == 0, proc.stdout[-5000:]
+  # stdout is a pipe here, so the progress line comes as plain lines.
+  assert re.search(r'\[progress\] frames [\d,]+/40,000 .* ETA ', proc.stdout)
   progress = metrics.read_progress(run_dir)
   returns = [r['charts/episodic_return'] for r in progress
              if 'charts/episodic_return' in r]
@@ -194,13 +196,15 @@ def test_cluster_survives_a_killed_worker_and_a_killed_ps(run_dir):
   launcher.wait_for(r'restarting worker0 \(1 of 5\)', after=mark)
   launcher.wait_for(r'bundle 0 restarted: [\d.]+ s without its reports',
                     after=mark)
+  # Let the chief write that into a summary before it is restarted below.
+  launcher.wait_for(r'frames \d+ updates \d+ return', after=len(launcher.lines))
   # A parameter server dies: it is restarted with the chief, which resumes
   # from its latest checkpoint.
   os.kill(launcher.pids()['ps1'], signal.SIGKILL)
   mark = len(launcher.lines)
   launcher.wait_for(r'restarting chief after the loss of ps1', after=mark)
-  resumed = launcher.wait_for(r'resumed from .*ckpt-(\d+) at (\d+) updates',
-                              after=mark)
+  resumed = launcher.wait_for(
+      r'resumed from .*ckpt-(\d+) at (\d+) updates, (\d+) frames', after=mark)
   assert int(resumed.group(2)) > 0
   code, out = launcher.finish()
   assert code == 0, out[-4000:]
@@ -209,9 +213,12 @@ def test_cluster_survives_a_killed_worker_and_a_killed_ps(run_dir):
   assert max(r.get('bundles/0/restarts', 0) for r in progress) >= 1
   assert progress[-1]['cluster/resumes'] >= 1
   assert progress[-1]['charts/frames'] >= 30000
-  # The curve continues across the resume: frames never go back.
+  # The curve continues from the checkpoint, not from 0: after the resume no
+  # record goes below the checkpoint's frames (the work since it is lost).
   frames = [r['charts/frames'] for r in progress]
-  assert frames == sorted(frames)
+  resume = next(i for i, r in enumerate(progress) if r['cluster/resumes'] >= 1)
+  assert min(frames[resume:]) >= int(resumed.group(3)) > 0
+  assert frames[resume:] == sorted(frames[resume:])
 
 
 def test_a_task_failing_for_good_stops_the_run_with_no_orphans(run_dir):

@@ -1,0 +1,60 @@
+"""The benchmark command: its arithmetic, its log reading, and a short real run."""
+
+import json
+
+from gorila_tf import bench
+from gorila_tf import bench_faults
+from tests.conftest import run_module
+
+
+def test_ratios_are_the_issue_targets_from_one_run():
+  results = {'emulator': {'env_steps_per_s': 1000.0},
+             'actor': {'env_steps_per_s': 850.0},
+             'learner': {'pss_over_single': 0.5},
+             'e2e': {'env_steps_per_s': 120.0},
+             'peers': {'tf_agents_dqn': {'env_steps_per_s': 60.0},
+                       'sb3_dqn': {'error': 'missing'}},
+             'memory': {'rss_bytes_per_transition': 2048.0}}
+  assert bench.ratios(results) == {'actor_over_emulator': 0.85,
+                                   'pss_over_single_process': 0.5,
+                                   'e2e_over_tf_agents_dqn': 2.0,
+                                   'replay_kb_per_transition': 2.0}
+
+
+def test_fault_timing_reads_the_launchers_lines():
+  state = bench_faults.LogState()
+  for line in [
+      '[launcher] started worker1 (pid 101)',
+      '[chief] I1125 coordinator.py:318] frames 9000 updates 400 return nan',
+      '[launcher] started worker1 (pid 202)',
+      '[chief] W1125 coordinator.py:356] bundle 1 restarted: 12.5 s without its reports',
+      '[chief] I1125 coordinator.py:318] frames 12000 updates 900 return -20.0',
+      '[chief] I1125 coordinator.py:163] resumed from /r/ckpt-700 at 700 updates, '
+      '11000 frames (saved 20.0 s ago; resume 1)']:
+    state.read(line)
+  assert state.pids == {'worker1': 202}
+  assert state.bundle_back == {1: 12.5}
+  # A resume sets the counter back: the old chief's 900 must not count as progress.
+  assert state.resumed_at == 700 and state.updates == 700
+
+
+def test_bench_measures_the_emulator_and_the_actors(tmp_path):
+  out = tmp_path / 'bench.json'
+  proc = run_module('gorila_tf.bench', '--sections=emulator,actor', '--seconds=3',
+                    f'--out={out}', timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads(out.read_text())
+  assert results['emulator']['env_steps_per_s'] > 0
+  assert results['actor']['env_steps_per_s'] > 0
+  assert 0 < results['ratios']['actor_over_emulator']
+  assert '[actor]' in proc.stdout and 'env_steps_per_s' in proc.stdout
+
+
+def test_bench_refuses_unknown_sections_and_overrides():
+  proc = run_module('gorila_tf.bench', '--sections=emulator,warp', timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: unknown section 'warp'; allowed: emulator, actor, learner, memory, "
+      'e2e, peers, faults')
+  proc = run_module('gorila_tf.bench', '--set=learner.bogus=1', timeout=120)
+  assert proc.returncode == 2 and 'learner.bogus' in proc.stderr

@@ -1,0 +1,79 @@
+"""The launcher's progress line, against hand-worked records."""
+
+import io
+import json
+import threading
+
+import pytest
+
+from gorila_tf.launch import progress
+
+
+RECORD = {'step': 50_000, 'charts/frames': 50_000.0,
+          'charts/frames_per_second': 250.0, 'learners/updates': 3125.0,
+          'learners/updates_per_second': 15.62, 'charts/episodic_return': -19.25}
+
+
+def test_line_has_counts_speeds_returns_and_eta():
+  line = progress.format_line(RECORD, {'eval/episodic_return': -20.5},
+                              max_frames=200_000, elapsed_s=3725)
+  # 150,000 frames to go at 250 frames/s: 600 s.
+  assert line == ('frames 50,000/200,000 (25%) | updates 3,125 | 250 fps | '
+                  '15.6 ups | return -19.2 | eval -20.5 | elapsed 1:02:05 | '
+                  'ETA 0:10:00')
+
+
+def test_missing_values_show_as_dashes():
+  record = dict(RECORD, **{'charts/episodic_return': float('nan'),
+                           'charts/frames_per_second': 0.0})
+  line = progress.format_line(record, None, max_frames=200_000, elapsed_s=0)
+  assert 'return - |' in line and 'eval - |' in line and line.endswith('ETA -')
+
+
+def test_tail_reads_only_whole_new_lines(tmp_path):
+  path = tmp_path / 'progress.jsonl'
+  tail = progress._JsonlTail(str(path))
+  assert not tail.poll() and tail.last is None  # no file yet
+  path.write_text(json.dumps({'step': 1}) + '\n' + '{"step": ')
+  assert tail.poll() and tail.last == {'step': 1}
+  with open(path, 'a') as f:
+    f.write('2}\n')
+  assert tail.poll() and tail.last == {'step': 2}
+  assert not tail.poll()
+
+
+def test_plain_mode_prints_progress_lines_between_logs():
+  out = io.StringIO()
+  console = progress.make_console('auto', out)  # a StringIO is no terminal
+  assert not console.live
+  console.log('[chief] hello')
+  console.status('frames 1')
+  assert out.getvalue() == '[chief] hello\n[progress] frames 1\n'
+
+
+def test_live_mode_keeps_the_line_at_the_bottom():
+  out = io.StringIO()
+  console = progress.make_console('live', out)
+  console.status('frames 1')
+  console.log('[chief] hello')
+  console.status('frames 2')
+  console.close()
+  assert out.getvalue() == ('\r\x1b[Kframes 1'
+                            '\r\x1b[K[chief] hello\nframes 1'
+                            '\r\x1b[Kframes 2\n')
+
+
+def test_unknown_mode_is_refused():
+  with pytest.raises(ValueError, match="'loud' is not one of auto, live"):
+    progress.make_console('loud', io.StringIO())
+
+
+def test_reporter_prints_a_line_only_for_new_records(tmp_path):
+  (tmp_path / 'progress.jsonl').write_text(json.dumps(RECORD) + '\n')
+  out = io.StringIO()
+  reporter = progress.ProgressReporter(progress.make_console('lines', out),
+                                       str(tmp_path), 200_000, 1.0,
+                                       threading.Event())
+  reporter.report_once()
+  reporter.report_once()
+  assert out.getvalue().count('[progress] frames 50,000/200,000') == 1
