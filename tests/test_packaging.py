@@ -4,6 +4,10 @@ import ast
 import glob
 import os
 import re
+import shutil
+import subprocess
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -69,3 +73,15 @@ def test_every_test_module_is_a_py_test_target():
   for path in glob.glob(os.path.join(REPO, 'tests', 'test_*.py')):
     name = os.path.splitext(os.path.basename(path))[0]
     assert re.search(rf'py_test\(\s*name = "{name}"', text), name
+
+
+@pytest.mark.skipif(shutil.which('bazel') is None,
+                    reason="needs bazel on PATH (Debian's bazel-bootstrap)")
+def test_bazel_query_lists_every_target_offline():
+  proc = subprocess.run(['bazel', 'query', '//...'], cwd=REPO, capture_output=True,
+                        text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  listed = {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+  names = re.findall(r'^\s+name = "(\w+)"', open(os.path.join(REPO, 'BUILD')).read(),
+                     re.M)
+  assert listed == {f'//:{name}' for name in names}
