@@ -48,6 +48,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from gorila_tf import bench_faults  # pylint: disable=g-import-not-at-top
+from gorila_tf import bench_report
 from gorila_tf import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -360,36 +361,6 @@ def bench_peers(config, seconds: float) -> dict[str, Any]:
   return results
 
 
-def ratios(results: dict[str, Any]) -> dict[str, float]:
-  """The issue's targets as ratios measured in this one run."""
-  out = {}
-  emulator, actor = results.get('emulator'), results.get('actor')
-  if emulator and actor:
-    out['actor_over_emulator'] = actor['env_steps_per_s'] / emulator['env_steps_per_s']
-  if 'learner' in results:
-    out['pss_over_single_process'] = results['learner']['pss_over_single']
-  e2e, peers = results.get('e2e', {}), results.get('peers', {})
-  for name, peer in peers.items():
-    if 'env_steps_per_s' in peer and 'env_steps_per_s' in e2e:
-      out[f'e2e_over_{name}'] = e2e['env_steps_per_s'] / peer['env_steps_per_s']
-  if 'memory' in results:
-    out['replay_kb_per_transition'] = (
-        results['memory']['rss_bytes_per_transition'] / 1024)
-  return out
-
-
-def table(results: dict[str, Any]) -> str:
-  lines = [f'gorila_tf bench — {results["date"]} — {results["machine"]}', '']
-  for section, values in results.items():
-    if isinstance(values, dict):
-      lines.append(f'[{section}]')
-      for key, value in values.items():
-        shown = (f'{value:,.1f}' if isinstance(value, float) else
-                 json.dumps(value) if isinstance(value, dict) else str(value))
-        lines.append(f'  {key:<40} {shown}')
-  return '\n'.join(lines)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -419,9 +390,9 @@ def main(argv):
     if section in FLAGS.sections:
       print(f'[bench] {section} ...', file=sys.stderr, flush=True)
       results[section] = runners[section]()
-  results['ratios'] = ratios(results)
+  results['ratios'] = bench_report.ratios(results)
   results['bench_peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  print(table(results))
+  print(bench_report.table(results))
   if FLAGS.out:
     with open(FLAGS.out, 'w') as f:
       json.dump(results, f, indent=2)

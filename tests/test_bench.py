@@ -2,7 +2,7 @@
 
 import json
 
-from gorila_tf import bench
+from gorila_tf import bench_report
 from gorila_tf import bench_faults
 from tests.conftest import run_module
 
@@ -15,7 +15,7 @@ def test_ratios_are_the_issue_targets_from_one_run():
              'peers': {'tf_agents_dqn': {'env_steps_per_s': 60.0},
                        'sb3_dqn': {'error': 'missing'}},
              'memory': {'rss_bytes_per_transition': 2048.0}}
-  assert bench.ratios(results) == {'actor_over_emulator': 0.85,
+  assert bench_report.ratios(results) == {'actor_over_emulator': 0.85,
                                    'pss_over_single_process': 0.5,
                                    'e2e_over_tf_agents_dqn': 2.0,
                                    'replay_kb_per_transition': 2.0}
