@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from typing import Optional
 
 import gymnasium as gym
@@ -135,6 +136,8 @@ class VectorEnv:
     else:
       cap = max_episode_frames or env_config.max_episode_frames
       mode = 'rgb_array' if render else None
+      if render:  # off-screen pictures only: keep pygame away from the sound card
+        os.environ.setdefault('SDL_AUDIODRIVER', 'dummy')
       self._env = gym.vector.SyncVectorEnv(
           [lambda: gym.make(env_config.id, max_episode_steps=cap,
                             render_mode=mode)] * num_envs)
