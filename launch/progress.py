@@ -34,10 +34,12 @@ def _finite(value) -> Optional[float]:
 
 
 def format_line(record: dict, eval_record: Optional[dict], max_frames: int,
-                elapsed_s: float) -> str:
+                elapsed_s: float, average_fps: Optional[float] = None) -> str:
   """One line from the latest progress and evaluation records.
 
-  The ETA is the frames still to go at the latest frames/s.
+  The ETA is the frames still to go at `average_fps` (frames/s since the
+  launcher started watching, steadier than the latest window's), or at the
+  latest frames/s when there is no average yet.
   """
   frames = record.get('charts/frames', record.get('step', 0))
   fps = _finite(record.get('charts/frames_per_second')) or 0.0
@@ -53,7 +55,8 @@ def format_line(record: dict, eval_record: Optional[dict], max_frames: int,
   parts.append('eval ' + ('-' if score is None else f'{score:.1f}'))
   parts.append(f'elapsed {_duration(elapsed_s)}')
   left = max(0, max_frames - frames)
-  parts.append('ETA ' + (_duration(left / fps) if fps > 0 else '-'))
+  rate = average_fps if average_fps else fps
+  parts.append('ETA ' + (_duration(left / rate) if rate > 0 else '-'))
   return ' | '.join(parts)
 
 
@@ -148,6 +151,7 @@ class ProgressReporter(threading.Thread):
     self._every_s = every_s
     self._done = stop
     self._start = time.monotonic()
+    self._first: Optional[tuple[float, float]] = None  # (time, frames) seen first
 
   def run(self) -> None:
     while not self._done.wait(self._every_s):
@@ -156,7 +160,12 @@ class ProgressReporter(threading.Thread):
   def report_once(self) -> None:
     new = self._progress.poll()
     new = self._evals.poll() or new
-    if self._progress.last is not None and (new or self._console.live):
+    record = self._progress.last
+    if record is not None and (new or self._console.live):
+      now = (record.get('time', 0.0), record.get('charts/frames', 0.0))
+      self._first = self._first or now
+      span = now[0] - self._first[0]
+      average = (now[1] - self._first[1]) / span if span > 0 else None
       self._console.status(format_line(
-          self._progress.last, self._evals.last, self._max_frames,
-          time.monotonic() - self._start))
+          record, self._evals.last, self._max_frames,
+          time.monotonic() - self._start, average))

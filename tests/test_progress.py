@@ -23,6 +23,27 @@ def test_line_has_counts_speeds_returns_and_eta():
                   'ETA 0:10:00')
 
 
+def test_eta_uses_the_average_rate_when_there_is_one():
+  line = progress.format_line(RECORD, None, max_frames=200_000, elapsed_s=0,
+                              average_fps=500.0)
+  assert line.endswith('ETA 0:05:00')  # 150,000 frames at 500 frames/s
+
+
+def test_reporter_averages_frames_per_second_over_what_it_saw(tmp_path):
+  path = tmp_path / 'progress.jsonl'
+  path.write_text(json.dumps(dict(RECORD, time=1000.0)) + '\n')
+  out = io.StringIO()
+  reporter = progress.ProgressReporter(progress.make_console('lines', out),
+                                       str(tmp_path), 200_000, 1.0,
+                                       threading.Event())
+  reporter.report_once()  # one record: the latest window's 250 frames/s
+  with open(path, 'a') as f:  # 100 s later, 50,000 frames more: 500 frames/s
+    f.write(json.dumps(dict(RECORD, time=1100.0, **{'charts/frames': 100_000.0})) + '\n')
+  reporter.report_once()
+  first, second = out.getvalue().splitlines()
+  assert first.endswith('ETA 0:10:00') and second.endswith('ETA 0:03:20')
+
+
 def test_missing_values_show_as_dashes():
   record = dict(RECORD, **{'charts/episodic_return': float('nan'),
                            'charts/frames_per_second': 0.0})
