@@ -50,6 +50,7 @@ from absl import flags
 from gorila_tf import bench_faults  # pylint: disable=g-import-not-at-top
 from gorila_tf import bench_report
 from gorila_tf import config as config_lib
+from gorila_tf import launch
 
 FLAGS = flags.FLAGS
 SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults')
@@ -303,9 +304,8 @@ def bench_e2e(config_name: str, seconds: float,
   run_dir = tempfile.mkdtemp(prefix='gorila-bench-')
   warmup = 60.0
   proc = subprocess.Popen(
-      [sys.executable, '-m', 'gorila_tf.launch.local', f'--config={config_name}',
-       f'--run_dir={run_dir}', f'--max_wall_s={warmup + seconds}',
-       '--progress=off', *[f'--set={o}' for o in overrides]],
+      launch.local_command(config_name, run_dir, overrides,
+                           f'--max_wall_s={warmup + seconds}', '--progress=off'),
       cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   peak: dict[str, float] = {}
   while proc.poll() is None:

@@ -23,11 +23,13 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from typing import Any, Optional
+
+from gorila_tf import config as config_lib
+from gorila_tf import launch
 
 STARTED = re.compile(r'\[launcher\] started (\w+) \(pid (\d+)\)')
 SUMMARY = re.compile(r'\[chief\] .* frames (\d+) updates (\d+) ')
@@ -62,10 +64,8 @@ class _Launcher:
     self.state = LogState()
     self._lines: queue.Queue = queue.Queue()
     self.proc = subprocess.Popen(
-        [sys.executable, '-m', 'gorila_tf.launch.local', f'--config={config_name}',
-         f'--run_dir={run_dir}', '--progress=off', '--max_restarts=3',
-         '--set=run.checkpoint_every_s=30', '--set=run.summary_every_s=2',
-         *[f'--set={o}' for o in overrides]],
+        launch.local_command(config_name, run_dir, overrides,
+                             '--progress=off', '--max_restarts=3'),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     threading.Thread(target=self._pump, daemon=True).start()
 
@@ -100,8 +100,14 @@ def _kill(launcher: _Launcher, role: str) -> tuple[float, int]:
   return time.monotonic(), updates
 
 
+# Checkpoints often enough to bound the loss, summaries often enough to time it;
+# the caller's overrides come after these and win.
+DEFAULT_OVERRIDES = ('run.checkpoint_every_s=30', 'run.summary_every_s=2')
+
+
 def measure(config_name: str, overrides=(), warmup_s: float = 90.0,
             timeout_s: float = 300.0) -> dict[str, Any]:
+  overrides = [*DEFAULT_OVERRIDES, *overrides]
   run_dir = tempfile.mkdtemp(prefix='gorila-faults-')
   launcher = _Launcher(config_name, overrides, run_dir)
   results: dict[str, Any] = {}
@@ -133,5 +139,6 @@ def measure(config_name: str, overrides=(), warmup_s: float = 90.0,
       launcher.wait_for(lambda s: False, 40.0)
   finally:
     launcher.stop()
-  results['checkpoint_every_s'] = 30.0
+  results['checkpoint_every_s'] = config_lib.resolve(
+      config_name, overrides).run.checkpoint_every_s
   return results

@@ -66,9 +66,8 @@ def main(argv):
   from gorila_tf import evaluator  # pylint: disable=g-import-not-at-top
   from gorila_tf import reference  # pylint: disable=g-import-not-at-top
   config = config_lib.apply_overrides(config, ['eval.record_frames=0'])
-  row = evaluator.evaluate_checkpoint(checkpoint, config,
-                                      environments.env_info(config.env))
-  row.pop('pictures', None)
+  row, _ = evaluator.evaluate_checkpoint(checkpoint, config,
+                                         environments.env_info(config.env))
   print(reference.format_row(row))
   print(json.dumps(row))
   if FLAGS.out:

@@ -113,19 +113,21 @@ def restore_online_network(checkpoint_path: str, config: config_lib.GorilaConfig
 
 
 def evaluate_checkpoint(checkpoint_path: str, config: config_lib.GorilaConfig,
-                        info: environments.EnvInfo) -> dict:
-  """Restores and evaluates one checkpoint; returns its results-table row."""
+                        info: environments.EnvInfo) -> tuple[dict, tuple]:
+  """Restores and evaluates one checkpoint.
+
+  Returns:
+    (its results-table row, the recorded pictures of one episode).
+  """
   q_net, updates, frames = restore_online_network(checkpoint_path, config, info)
   result = evaluate(q_net, config, info, seed=config.run.seed + updates)
   row = reference.table_row(config.env.id, result.mean, result.stderr,
                             len(result.returns), protocol='noop', frames=frames)
   row.update(updates=updates, checkpoint=checkpoint_path)
-  row['pictures'] = result.pictures
-  return row
+  return row, result.pictures
 
 
-def _write_row(writer: metrics.SummaryWriter, row: dict) -> None:
-  pictures = row.pop('pictures', ())
+def _write_row(writer: metrics.SummaryWriter, row: dict, pictures: tuple) -> None:
   if pictures:
     height, width = pictures[0].shape[:2]
     writer.animation('eval/episode', metrics.gif_bytes(list(pictures), fps=15),
@@ -152,10 +154,9 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     due = time.monotonic() - last_eval >= config.eval.every_s or done
     if latest and latest != evaluated and due:
-      row = evaluate_checkpoint(latest, config, info)
-      _write_row(writer, row)
+      row, pictures = evaluate_checkpoint(latest, config, info)
+      _write_row(writer, row, pictures)
       logging.info('eval of %s: %s', latest, reference.format_row(row))
-      row.pop('pictures', None)
       evaluated, last_eval = latest, time.monotonic()
     elif done and latest == evaluated:
       break

@@ -32,6 +32,7 @@ from absl import flags
 
 from gorila_tf import config as config_lib
 from gorila_tf import environments
+from gorila_tf import launch
 from gorila_tf import reference
 
 # The 49 games of Nair et al. (2015), in the reference table's order.
@@ -110,9 +111,8 @@ def game_run_dir(base_dir: str, env_id: str) -> str:
 def local_command(env_id: str, config: str, base_dir: str,
                   overrides: Sequence[str]) -> list[str]:
   """The local launcher for one game, with an evaluator for its score."""
-  return [sys.executable, '-m', 'gorila_tf.launch.local', f'--config={config}',
-          f'--run_dir={game_run_dir(base_dir, env_id)}', '--evaluator',
-          f'--set=env.id={env_id}', *[f'--set={o}' for o in overrides]]
+  return launch.local_command(config, game_run_dir(base_dir, env_id),
+                              [f'env.id={env_id}', *overrides], '--evaluator')
 
 
 def cluster_command(env_id: str, config: str, base_dir: str,

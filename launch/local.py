@@ -261,21 +261,21 @@ class Supervisor:
     say(f'[launcher] {task.role} exited with status {code} after {lived:.1f} s')
     if code in FINAL_STATUSES:
       say(f'[launcher] {task.role} cannot be helped by a restart; stopping '
-            'the run')
+          'the run')
       return code
     if task.restarts >= self._max_restarts:
       say(f'[launcher] {task.role} failed {task.restarts + 1} times; '
-            'stopping the run')
+          'stopping the run')
       return EXIT_FAILED
     time.sleep(RESTART_DELAY_S)
     say(f'[launcher] restarting {task.role} ({task.restarts + 1} of '
-          f'{self._max_restarts})')
+        f'{self._max_restarts})')
     task.restart()
     if task.task_type == 'ps' and self._chief.poll() is None:
       # The strategy cannot recover from a lost ps: restart the chief, which
       # resumes from its latest checkpoint once the ps is back.
       say('[launcher] restarting chief after the loss of '
-            f'{task.role}')
+          f'{task.role}')
       self._chief.kill_and_wait()
       self._chief.restart()
     return None
