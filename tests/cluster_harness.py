@@ -78,6 +78,18 @@ def main():
   plain = networks.make_q_network(config.network, info, seed=99)
   result['num_whole'] = len(plain.params)
 
+  # Where the optimizer's update runs: next to each variable part, so only
+  # the gradient crosses the network (the slots never leave their ps).
+  @tf.function
+  def apply_zero_gradient():
+    zeros = [tf.zeros(p.shape) for p in model.q_net.params]
+    model.optimizer.apply(networks.split_gradients(zeros, model.q_net))
+
+  graph = apply_zero_gradient.get_concrete_function().graph
+  result['update_op_devices'] = sorted({
+      op.device for op in graph.get_operations()
+      if op.type in ('Sqrt', 'AssignVariableOp', 'AssignSubVariableOp')})
+
   # Local replay: a closure on worker w samples only bundle w's table.
   def dataset_fn():
     addresses, indices = coordinator._per_worker_replay(task, config)  # pylint: disable=protected-access

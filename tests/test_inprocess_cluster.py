@@ -30,6 +30,11 @@ def test_variables_are_sharded_over_both_ps_tasks(result):
   assert result['num_parts'] == result['num_whole'] + 1
 
 
+def test_optimizer_updates_run_on_the_ps_tasks_that_hold_the_variables(result):
+  # Placed on the learner, each update would pull and push both slots.
+  assert result['update_op_devices'] == result['devices']
+
+
 def test_each_worker_samples_its_own_bundle_in_local_replay(result):
   # Bundle b's table holds only reward b + 1.
   assert {tuple(p) for p in result['probes']} == {(0, 1.0), (1, 2.0)}
