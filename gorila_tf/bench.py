@@ -50,6 +50,7 @@ from absl import flags
 from gorila_tf import bench_faults  # pylint: disable=g-import-not-at-top
 from gorila_tf import bench_report
 from gorila_tf import config as config_lib
+from gorila_tf import exit_codes
 from gorila_tf import launch
 
 FLAGS = flags.FLAGS
@@ -368,12 +369,12 @@ def main(argv):
   if unknown:
     print(f'error: unknown section {unknown[0]!r}; allowed: {", ".join(SECTIONS)}',
           file=sys.stderr)
-    return 2
+    return exit_codes.BAD_INPUT
   try:
     config = config_lib.resolve(FLAGS.config, FLAGS.set)
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
+    return exit_codes.BAD_INPUT
   results: dict[str, Any] = {
       'date': time.strftime('%Y-%m-%d %H:%M'),
       'machine': f'{platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}',
@@ -396,7 +397,7 @@ def main(argv):
   if FLAGS.out:
     with open(FLAGS.out, 'w') as f:
       json.dump(results, f, indent=2)
-  return 0
+  return exit_codes.OK
 
 
 def cli():

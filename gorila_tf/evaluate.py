@@ -27,6 +27,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from gorila_tf import config as config_lib
+from gorila_tf import exit_codes
 from gorila_tf import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
@@ -61,7 +62,7 @@ def main(argv):
                                         FLAGS.config, FLAGS.set, FLAGS.protocol)
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
+    return exit_codes.BAD_INPUT
   from gorila_tf import environments  # pylint: disable=g-import-not-at-top
   from gorila_tf import evaluator  # pylint: disable=g-import-not-at-top
   from gorila_tf import reference  # pylint: disable=g-import-not-at-top
@@ -72,7 +73,7 @@ def main(argv):
   print(json.dumps(row))
   if FLAGS.out:
     run_dir_lib.write_json_atomic(FLAGS.out, row)
-  return 0
+  return exit_codes.OK
 
 
 def cli():

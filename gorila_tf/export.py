@@ -23,6 +23,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from gorila_tf import config as config_lib
+from gorila_tf import exit_codes
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('run_dir', None, 'Run directory (newest checkpoint).')
@@ -75,14 +76,14 @@ def main(argv):
         FLAGS.run_dir, FLAGS.checkpoint, FLAGS.config, [])
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
+    return exit_codes.BAD_INPUT
   from gorila_tf import environments, evaluator  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   q_net, updates, frames = evaluator.restore_online_network(checkpoint, config, info)
   export(q_net, FLAGS.out)
   print(f'exported the greedy policy of {checkpoint} ({updates} updates, '
         f'{frames} frames) to {FLAGS.out}')
-  return 0
+  return exit_codes.OK
 
 
 def cli():

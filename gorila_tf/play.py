@@ -20,6 +20,7 @@ from absl import flags
 import numpy as np
 
 from gorila_tf import config as config_lib
+from gorila_tf import exit_codes
 from gorila_tf import metrics
 
 FLAGS = flags.FLAGS
@@ -72,7 +73,7 @@ def main(argv):
                                    'allowed: >= 1')
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
+    return exit_codes.BAD_INPUT
   from gorila_tf import environments, evaluator  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   q_net, updates, _ = evaluator.restore_online_network(checkpoint, config, info)
@@ -81,7 +82,7 @@ def main(argv):
     f.write(metrics.gif_bytes(pictures, FLAGS.fps))
   print(f'{FLAGS.out}: {len(pictures)} frames, {len(returns)} episode(s) at '
         f'{updates} updates, returns {", ".join(f"{r:g}" for r in returns)}')
-  return 0
+  return exit_codes.OK
 
 
 def cli():

@@ -24,6 +24,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from gorila_tf import exit_codes
 from gorila_tf import metrics
 from gorila_tf import reference
 from gorila_tf import run_dir as run_dir_lib
@@ -109,7 +110,7 @@ def main(argv):
   if not FLAGS.run_dirs or missing:
     print(f'error: --run_dirs needs run directories with a config.json; not one: '
           f'{", ".join(missing) or "(none given)"}', file=sys.stderr)
-    return 2
+    return exit_codes.BAD_INPUT
   os.makedirs(FLAGS.out, exist_ok=True)
   by_game = collections.defaultdict(dict)
   for run_dir in FLAGS.run_dirs:
@@ -122,7 +123,7 @@ def main(argv):
   reference.write_table(rows, os.path.join(FLAGS.out, 'results.csv'),
                         os.path.join(FLAGS.out, 'results.md'))
   print(os.path.join(FLAGS.out, 'results.md'))
-  return 0
+  return exit_codes.OK
 
 
 def cli():

@@ -32,6 +32,7 @@ from absl import flags
 
 from gorila_tf import config as config_lib
 from gorila_tf import environments
+from gorila_tf import exit_codes
 from gorila_tf import launch
 from gorila_tf import reference
 
@@ -197,8 +198,8 @@ def run_local(games: Sequence[str], config: str, base_dir: str,
   print(f'[suite] results in {os.path.join(base_dir, RESULTS_MD)}', flush=True)
   if failed:
     print(f'[suite] failed: {", ".join(failed)}', file=sys.stderr)
-    return 1
-  return 0
+    return exit_codes.FAILED
+  return exit_codes.OK
 
 
 def main(argv):
@@ -213,11 +214,11 @@ def main(argv):
       environments.check_env_id(env_id)  # the installed ale-py has the rom
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
+    return exit_codes.BAD_INPUT
   if FLAGS.mode == 'commands':
     print('\n'.join(command_lines(games, FLAGS.config, FLAGS.base_dir,
                                   FLAGS.set)))
-    return 0
+    return exit_codes.OK
   return run_local(games, FLAGS.config, FLAGS.base_dir, FLAGS.set,
                    FLAGS.protocol)
 

@@ -33,6 +33,7 @@ from absl import logging
 
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
+from gorila_tf import exit_codes
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('config', 'pong', 'Preset name from configs/.')
@@ -42,10 +43,6 @@ flags.DEFINE_string('cluster_spec', None,
                     'JSON {job: [host:port, ...]}; instead of TF_CONFIG.')
 flags.DEFINE_string('task_type', None, 'ps, worker, chief or evaluator.')
 flags.DEFINE_integer('task_index', 0, 'Index of this task in its job.')
-
-
-EXIT_BAD_INPUT = 2  # refused input or environment: a restart would not help
-EXIT_NUMERICAL = 4  # NaN/inf: stopped, the last good checkpoint kept
 
 
 def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
@@ -86,11 +83,11 @@ def main(argv):
     run_task(task, config, FLAGS.run_dir)
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return exit_codes.BAD_INPUT
   except config_lib.NumericalError as e:
     print(f'error: {e}', file=sys.stderr)
-    return EXIT_NUMERICAL
-  return 0
+    return exit_codes.NUMERICAL
+  return exit_codes.OK
 
 
 def cli():

@@ -40,6 +40,7 @@ from absl import flags
 
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
+from gorila_tf import exit_codes
 from gorila_tf import run_dir as run_dir_lib
 from gorila_tf.launch import isolation
 from gorila_tf.launch import progress
@@ -68,9 +69,6 @@ HOST = '127.0.0.1'
 STOP_GRACE_S = 10.0  # seconds a task has to exit after SIGTERM
 CHIEF_GRACE_S = 60.0  # the chief finishes its closures and checkpoints first
 RESTART_DELAY_S = 1.0
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WALL, EXIT_NUMERICAL, EXIT_INTERRUPTED = (
-    1, 2, 3, 4, 130)
-FINAL_STATUSES = (EXIT_BAD_INPUT, EXIT_NUMERICAL)  # restarting would not help
 _PR_SET_PDEATHSIG = 1
 CONSOLE = progress.Console()  # replaced in main() by the --progress choice
 
@@ -243,9 +241,9 @@ class Supervisor:
             return status
       if max_wall_s is not None and time.monotonic() - start > max_wall_s:
         say(f'[launcher] --max_wall_s={max_wall_s} reached; stopping the run')
-        return EXIT_WALL
+        return exit_codes.WALL
     say('[launcher] interrupted; stopping the run')
-    return EXIT_INTERRUPTED
+    return exit_codes.INTERRUPTED
 
   def _finish(self, stop: threading.Event) -> int:
     if self._evaluator is not None:
@@ -253,20 +251,20 @@ class Supervisor:
       while self._evaluator.poll() is None and not stop.wait(0.5):
         pass
     say('[launcher] training done')
-    return 0
+    return exit_codes.OK
 
   def _handle_exit(self, task: TaskProcess, code: int) -> Optional[int]:
     """Restarts `task` (and the chief after a ps), or returns a final status."""
     lived = time.monotonic() - task.started_at
     say(f'[launcher] {task.role} exited with status {code} after {lived:.1f} s')
-    if code in FINAL_STATUSES:
+    if code in exit_codes.FINAL:
       say(f'[launcher] {task.role} cannot be helped by a restart; stopping '
           'the run')
       return code
     if task.restarts >= self._max_restarts:
       say(f'[launcher] {task.role} failed {task.restarts + 1} times; '
           'stopping the run')
-      return EXIT_FAILED
+      return exit_codes.FAILED
     time.sleep(RESTART_DELAY_S)
     say(f'[launcher] restarting {task.role} ({task.restarts + 1} of '
         f'{self._max_restarts})')
@@ -308,7 +306,7 @@ def main(argv):
     config, run_dir, overrides = resolve_config()
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
-    return EXIT_BAD_INPUT
+    return exit_codes.BAD_INPUT
   network = 'loopback-only network namespace'
   if FLAGS.isolate_network:
     why = isolation.isolate_network()
