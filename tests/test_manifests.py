@@ -1,5 +1,6 @@
-"""The Kubernetes TFJob manifests agree with what the binary expects."""
+"""The Kubernetes TFJob manifests agree with what the binary expects, and fence it."""
 
+import copy
 import glob
 import json
 import os
@@ -132,3 +133,206 @@ def test_the_image_runs_the_binary_and_exposes_both_ports():
   assert 'ENTRYPOINT ["python", "-m", "gorila_tf.train"]' in dockerfile
   assert f'EXPOSE {TF_PORT} {TF_PORT + cluster_lib.REVERB_PORT_OFFSET}' in dockerfile
   assert 'requirements.lock' in dockerfile  # the same pinned stack as here
+
+
+# The NetworkPolicy: TF gRPC and Reverb have no authentication, so each manifest
+# ships a policy that admits ingress to every pod of its job only from pods of
+# the same job, and only on the ports the roles listen on.
+
+def operator_labels(job_name, replica_type, index):
+  """Labels Kubeflow's training operator (v1.4+, kubeflow/common's constants)
+  puts on a TFJob pod on top of its template's labels."""
+  labels = {'training.kubeflow.org/job-name': job_name,
+            'training.kubeflow.org/operator-name': 'tfjob-controller',
+            'training.kubeflow.org/replica-type': replica_type.lower(),
+            'training.kubeflow.org/replica-index': str(index)}
+  if replica_type == 'Chief':
+    labels['training.kubeflow.org/job-role'] = 'master'
+  return labels
+
+
+def pod_labels(job):
+  """{pod name: labels} of every pod the operator creates for the job."""
+  name = job['metadata']['name']
+  pods = {}
+  for replica_type, spec in job['spec']['tfReplicaSpecs'].items():
+    template = spec['template'].get('metadata', {}).get('labels') or {}
+    for index in range(spec['replicas']):
+      pods[f'{name}-{replica_type.lower()}-{index}'] = {
+          **template, **operator_labels(name, replica_type, index)}
+  return pods
+
+
+def renamed(job, other):
+  """The job as a copy of the manifest renamed to `other` would run it."""
+  text = json.dumps(job).replace(job['metadata']['name'], other)
+  return json.loads(text)
+
+
+def foreign_pods(job):
+  """Labels of pods that are not this job's, all in the same namespace."""
+  pods = {'unlabelled': {}, 'some-app': {'app': 'web'}}
+  pods.update(pod_labels(renamed(job, 'another-gorila-job')))
+  for path in MANIFESTS:  # the other manifest's job
+    other, _ = load(path)
+    if other['metadata']['name'] != job['metadata']['name']:
+      pods.update(pod_labels(other))
+  return pods
+
+
+def selects(selector, labels):
+  """Kubernetes' LabelSelector semantics ({} selects every pod)."""
+  assert set(selector) <= {'matchLabels', 'matchExpressions'}, selector
+  if any(labels.get(k) != v for k, v in (selector.get('matchLabels') or {}).items()):
+    return False
+  for e in selector.get('matchExpressions') or []:
+    key, op, values = e['key'], e['operator'], e.get('values', [])
+    ok = {'In': lambda: labels.get(key) in values,
+          'NotIn': lambda: key not in labels or labels[key] not in values,
+          'Exists': lambda: key in labels,
+          'DoesNotExist': lambda: key not in labels}[op]()
+    if not ok:
+      return False
+  return True
+
+
+def listening_ports(job):
+  """The ports the job's roles listen on: each role's TF port (its tfjob-port)
+  and the Reverb port REVERB_PORT_OFFSET after it."""
+  ports = set()
+  for spec in job['spec']['tfReplicaSpecs'].values():
+    tf = {p['name']: p['containerPort'] for p in container(spec)['ports']}['tfjob-port']
+    ports |= {tf, tf + cluster_lib.REVERB_PORT_OFFSET}
+  return ports
+
+
+def load_policy(path):
+  docs = list(yaml.safe_load_all(open(path)))
+  kinds = [d['kind'] for d in docs]
+  policies = [d for d in docs if d['kind'] == 'NetworkPolicy']
+  assert len(policies) == 1, kinds
+  # Applied before the job, so no pod of the job starts unfenced.
+  assert kinds.index('NetworkPolicy') < kinds.index('TFJob'), kinds
+  return policies[0]
+
+
+def check_selects_exactly_the_job(selector, job, what):
+  own = pod_labels(job)
+  missed = sorted(p for p, labels in own.items() if not selects(selector, labels))
+  assert not missed, f'{what} {selector} misses pods of the job: {missed}'
+  strangers = sorted(p for p, labels in foreign_pods(job).items()
+                     if selects(selector, labels))
+  assert not strangers, f'{what} {selector} also selects {strangers}'
+
+
+def check_policy(policy, job):
+  """Raises AssertionError unless `policy` fences `job` as the manifests promise."""
+  assert policy['apiVersion'] == 'networking.k8s.io/v1', policy['apiVersion']
+  assert policy['kind'] == 'NetworkPolicy'
+  # It lands in the namespace the job lands in.
+  assert (policy['metadata'].get('namespace') ==
+          job['metadata'].get('namespace')), policy['metadata']
+  spec = policy['spec']
+  assert set(spec) <= {'podSelector', 'policyTypes', 'ingress'}, set(spec)
+  # Ingress only: an Egress type without rules would cut DNS and the job's own
+  # connections.
+  assert spec.get('policyTypes') == ['Ingress'], spec.get('policyTypes')
+  check_selects_exactly_the_job(spec['podSelector'], job, 'podSelector')
+  rules = spec.get('ingress') or []
+  assert rules, 'no ingress rule: the job could not talk to itself'
+  admitted_ports = set()
+  for rule in rules:
+    # A rule without `from` admits every source, one without `ports` every port.
+    assert rule.get('from'), f'rule {rule} admits every source'
+    assert rule.get('ports'), f'rule {rule} admits every port'
+    for peer in rule['from']:
+      assert set(peer) == {'podSelector'}, (
+          f'peer {peer} admits more than pods of this namespace')
+      check_selects_exactly_the_job(peer['podSelector'], job, 'from podSelector')
+    for port in rule['ports']:
+      assert set(port) <= {'protocol', 'port'}, f'{port}: no ranges'
+      assert port.get('protocol', 'TCP') == 'TCP', port
+      assert isinstance(port.get('port'), int), f'{port}: a port number'
+      admitted_ports.add(port['port'])
+  assert admitted_ports == listening_ports(job), (
+      f'admits ports {sorted(admitted_ports)}, the roles listen on '
+      f'{sorted(listening_ports(job))}')
+
+
+@pytest.mark.parametrize('path', MANIFESTS, ids=os.path.basename)
+def test_the_network_policy_admits_only_the_job_and_only_its_ports(path):
+  job, _ = load(path)
+  check_policy(load_policy(path), job)
+
+
+@pytest.mark.parametrize('path', MANIFESTS, ids=os.path.basename)
+def test_every_roles_pods_are_labelled_with_the_job(path):
+  job, _ = load(path)
+  for spec in job['spec']['tfReplicaSpecs'].values():
+    labels = spec['template']['metadata']['labels']
+    assert labels.get('gorila-tf/job') == job['metadata']['name'], labels
+  policy = load_policy(path)
+  assert policy['metadata']['name'].startswith(job['metadata']['name'] + '-')
+  assert listening_ports(job) == {TF_PORT, TF_PORT + cluster_lib.REVERB_PORT_OFFSET}
+
+
+# name: (what the refusal says, the change planted in a copy of the policy).
+WRONG_POLICIES = {
+    'reverb port missing': ('admits ports', lambda p, s, r: r['ports'].pop()),
+    'extra port': ('admits ports', lambda p, s, r: r['ports'].append(
+        {'protocol': 'TCP', 'port': 8080})),
+    'port as a range': ('no ranges', lambda p, s, r: r['ports'][0].update(
+        endPort=2299)),
+    'udp': ('UDP', lambda p, s, r: r['ports'][0].update(protocol='UDP')),
+    'rule without ports': ('every port', lambda p, s, r: r.pop('ports')),
+    'rule without from': ('every source', lambda p, s, r: r.pop('from')),
+    'second rule open to all': ('every source',
+                                lambda p, s, r: s['ingress'].append({})),
+    'no ingress rules': ('no ingress rule', lambda p, s, r: s.update(ingress=[])),
+    'namespaceSelector in from': ('more than pods of this namespace',
+                                  lambda p, s, r: r['from'][0].update(
+                                      namespaceSelector={})),
+    'extra ipBlock peer': ('more than pods of this namespace',
+                           lambda p, s, r: r['from'].append(
+                               {'ipBlock': {'cidr': '0.0.0.0/0'}})),
+    'from every pod in the namespace': ('from podSelector .* also selects',
+                                        lambda p, s, r: r['from'][0].update(
+                                            podSelector={})),
+    'selects only workers': ('misses pods', lambda p, s, r: s['podSelector'][
+        'matchLabels'].update({'training.kubeflow.org/replica-type': 'worker'})),
+    'selects no pod': ('misses pods', lambda p, s, r: s['podSelector'][
+        'matchLabels'].update({'gorila-tf/job': 'gorila-pong'})),
+    'selects every pod': ('also selects',
+                          lambda p, s, r: s.update(podSelector={})),
+    'egress type without rules': ('Egress', lambda p, s, r: s.update(
+        policyTypes=['Ingress', 'Egress'])),
+    'other namespace': ('elsewhere', lambda p, s, r: p['metadata'].update(
+        namespace='elsewhere')),
+}
+
+
+@pytest.mark.parametrize('name', sorted(WRONG_POLICIES))
+def test_a_wrong_policy_is_refused(name):
+  path = MANIFESTS[0]
+  job, _ = load(path)
+  policy = copy.deepcopy(load_policy(path))
+  says, change = WRONG_POLICIES[name]
+  change(policy, policy['spec'], policy['spec']['ingress'][0])
+  with pytest.raises(AssertionError, match=says):
+    check_policy(policy, job)
+
+
+def test_the_other_manifests_policy_is_refused():
+  (cpu, _), (gpu, _) = (load(p) for p in MANIFESTS)
+  with pytest.raises(AssertionError, match='misses pods'):
+    check_policy(load_policy(MANIFESTS[1]), cpu)
+  with pytest.raises(AssertionError, match='misses pods'):
+    check_policy(load_policy(MANIFESTS[0]), gpu)
+
+
+@pytest.mark.parametrize('role', sorted(ROLES))
+def test_a_role_whose_pods_lack_the_label_is_refused(role):
+  job, _ = load(MANIFESTS[0])
+  job['spec']['tfReplicaSpecs'][role]['template']['metadata'] = {}
+  with pytest.raises(AssertionError, match=f'misses pods .*-{role.lower()}-0'):
+    check_policy(load_policy(MANIFESTS[0]), job)
