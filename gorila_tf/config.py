@@ -10,6 +10,11 @@ Units are part of the field names' comments and are the same everywhere:
   * steps: agent steps (one action of one actor);
   * updates: gradient updates applied to the parameter server.
 
+A field that takes one of a closed set of values is typed with a `Literal`
+alias below (`NetworkKind`, ...): that alias is the one list of the allowed
+values; overrides, `validate` and the modules that branch on the value read
+it with `typing.get_args` (through `check_choice`).
+
 Library code receives a `GorilaConfig`; only entry points read flags.
 """
 
@@ -21,7 +26,7 @@ import importlib
 import json
 import pkgutil
 import typing
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 
 class ConfigError(ValueError):
@@ -30,6 +35,21 @@ class ConfigError(ValueError):
 
 class NumericalError(RuntimeError):
   """A NaN or infinite loss, gradient or parameter: the run stops."""
+
+
+# The closed sets of values, one source each (see the module docstring).
+NetworkKind = Literal['nature_cnn', 'mlp']  # 3 convs + 512 FC; fully connected
+OptimizerName = Literal['rmsprop', 'adam']  # centered RMSProp (Nature DQN); Adam
+ReplayMode = Literal['local', 'global']  # a learner samples its own bundle; all
+EpsilonSchedule = Literal['linear', 'per_actor']  # paper; Ape-X's fixed per actor
+
+
+def check_choice(key: str, value: Any, choices: Any) -> None:
+  """Raises ConfigError unless `value` is one of the `Literal` type `choices`."""
+  allowed = typing.get_args(choices)
+  if value not in allowed:
+    raise ConfigError(f'{key}={value!r} is not allowed; allowed: '
+                      f'{", ".join(repr(a) for a in allowed)}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +70,7 @@ class EnvConfig:
 class NetworkConfig:
   """The Q-network architecture."""
 
-  kind: str = 'nature_cnn'  # 'nature_cnn' (3 convs + 512 FC) or 'mlp'
+  kind: NetworkKind = 'nature_cnn'  # 'nature_cnn' (3 convs + 512 FC) or 'mlp'
   mlp_layers: tuple[int, ...] = (64, 64)  # hidden units per layer, used by 'mlp'
   dueling: bool = False  # dueling value/advantage head (Wang et al. 2016); paper: off
 
@@ -63,7 +83,7 @@ class ActorConfig:
   epsilon_start: float = 1.0  # exploration at frame 0
   epsilon_end: float = 0.1  # exploration after the decay
   epsilon_decay_frames: int = 4_000_000  # linear decay length, frames (1M agent steps)
-  epsilon_schedule: str = 'linear'  # 'linear': all actors decay together (paper);
+  epsilon_schedule: EpsilonSchedule = 'linear'  # 'linear': all actors decay together (paper);
   # 'per_actor': fixed eps^(1 + alpha i / (N - 1)) for actor i of N (Ape-X option)
   per_actor_epsilon: float = 0.4  # eps of the per_actor schedule
   per_actor_alpha: float = 7.0  # alpha of the per_actor schedule
@@ -78,7 +98,7 @@ class ReplayConfig:
   capacity: int = 1_000_000  # transitions kept per bundle (FIFO eviction)
   min_size: int = 50_000  # transitions per bundle before its learner samples
   samples_per_insert: float = 8.0  # sampled/inserted transitions; 0 = free-running
-  mode: str = 'local'  # 'local': a learner samples its own bundle (paper's
+  mode: ReplayMode = 'local'  # 'local': a learner samples its own bundle (paper's
   # bundled mode); 'global': every learner samples all bundles' tables
   chunk_length: int = 16  # rows Reverb compresses together (memory vs. latency)
   prioritized: bool = False  # prioritized replay (Schaul et al. 2016, option)
@@ -92,7 +112,7 @@ class LearnerConfig:
 
   batch_size: int = 32  # transitions per gradient update
   discount: float = 0.99  # gamma
-  optimizer: str = 'rmsprop'  # 'rmsprop' (centered, as Nature DQN) or 'adam'
+  optimizer: OptimizerName = 'rmsprop'  # 'rmsprop' (centered, as Nature DQN) or 'adam'
   learning_rate: float = 0.00025
   rmsprop_rho: float = 0.95  # squared-gradient decay
   optimizer_epsilon: float = 0.01  # RMSProp/Adam epsilon
@@ -110,9 +130,6 @@ class LearnerConfig:
   loss_outlier_warmup: int = 100  # losses seen before any is called an outlier
   n_step: int = 1  # n-step returns (option); the paper: 1
   double_dqn: bool = False  # double-DQN targets (option); the paper: off
-  debug_slow_worker: int = -1  # fault injection for tests: this worker's
-  debug_slow_ms: int = 0  # learner waits this long for every batch
-  debug_nan_after_updates: int = 0  # fault injection: NaN losses from here on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +171,19 @@ class LaunchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FaultsConfig:
+  """Fault injection: test-only hooks, off by default and in every preset.
+
+  The end-to-end tests set these to show what the system does with a slow
+  learner or a NaN loss; a real run never should.
+  """
+
+  slow_worker: int = -1  # the learner on this worker (-1: none) waits
+  slow_ms: int = 0  # this long for every batch, milliseconds
+  nan_after_updates: int = 0  # losses are NaN from this update on; 0 = off
+
+
+@dataclasses.dataclass(frozen=True)
 class GorilaConfig:
   """Everything one run needs; saved as config.json in the run directory."""
 
@@ -166,6 +196,7 @@ class GorilaConfig:
   eval: EvalConfig = EvalConfig()
   run: RunConfig = RunConfig()
   launch: LaunchConfig = LaunchConfig()
+  faults: FaultsConfig = FaultsConfig()  # test-only hooks
 
 
 _SECTIONS = tuple(f.name for f in dataclasses.fields(GorilaConfig) if f.name != 'name')
@@ -216,6 +247,9 @@ def apply_overrides(config: GorilaConfig,
 
 def _parse_value(text: str, hint: Any, key: str) -> Any:
   """Converts override text to the field's type, or raises ConfigError."""
+  if typing.get_origin(hint) is Literal:
+    check_choice(key, text, hint)
+    return text
   try:
     if hint is bool:
       lowered = text.lower()
@@ -255,6 +289,8 @@ def _did_you_mean(name: str, allowed: Sequence[str]) -> str:
 
 def validate(config: GorilaConfig) -> GorilaConfig:
   """Checks value ranges; raises ConfigError naming the first bad value."""
+  for key, value, choices in _choice_fields(config):
+    check_choice(key, value, choices)
   c = config
   checks = [
       ('env.frameskip', c.env.frameskip >= 1, '>= 1'),
@@ -262,14 +298,11 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('env.noop_max', c.env.noop_max >= 0, '>= 0'),
       ('env.repeat_action_probability', 0.0 <= c.env.repeat_action_probability <= 1.0, 'in [0, 1]'),
       ('env.max_episode_frames', c.env.max_episode_frames >= 1, '>= 1'),
-      ('network.kind', c.network.kind in ('nature_cnn', 'mlp'), "one of 'nature_cnn', 'mlp'"),
       ('network.mlp_layers', all(n >= 1 for n in c.network.mlp_layers), 'positive layer sizes'),
       ('actor.envs_per_bundle', c.actor.envs_per_bundle >= 1, '>= 1'),
       ('actor.epsilon_start', 0.0 <= c.actor.epsilon_start <= 1.0, 'in [0, 1]'),
       ('actor.epsilon_end', 0.0 <= c.actor.epsilon_end <= 1.0, 'in [0, 1]'),
       ('actor.epsilon_decay_frames', c.actor.epsilon_decay_frames >= 0, '>= 0'),
-      ('actor.epsilon_schedule', c.actor.epsilon_schedule in ('linear', 'per_actor'),
-       "one of 'linear', 'per_actor'"),
       ('actor.per_actor_epsilon', 0.0 <= c.actor.per_actor_epsilon <= 1.0, 'in [0, 1]'),
       ('actor.per_actor_alpha', c.actor.per_actor_alpha >= 0, '>= 0'),
       ('actor.param_refresh_steps', c.actor.param_refresh_steps >= 1, '>= 1'),
@@ -278,7 +311,6 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('replay.min_size', 1 <= c.replay.min_size <= c.replay.capacity,
        f'in [1, replay.capacity={c.replay.capacity}]'),
       ('replay.samples_per_insert', c.replay.samples_per_insert >= 0, '>= 0 (0 = free-running)'),
-      ('replay.mode', c.replay.mode in ('local', 'global'), "one of 'local', 'global'"),
       ('replay.chunk_length', c.replay.chunk_length >= 1, '>= 1'),
       ('replay.priority_exponent', c.replay.priority_exponent >= 0, '>= 0'),
       ('replay.importance_exponent', 0.0 <= c.replay.importance_exponent <= 1.0,
@@ -286,7 +318,6 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('learner.batch_size', 1 <= c.learner.batch_size <= c.replay.capacity,
        f'in [1, replay.capacity={c.replay.capacity}]'),
       ('learner.discount', 0.0 <= c.learner.discount <= 1.0, 'in [0, 1]'),
-      ('learner.optimizer', c.learner.optimizer in ('rmsprop', 'adam'), "one of 'rmsprop', 'adam'"),
       ('learner.learning_rate', c.learner.learning_rate > 0, '> 0'),
       ('learner.rmsprop_rho', 0.0 <= c.learner.rmsprop_rho < 1.0, 'in [0, 1)'),
       ('learner.optimizer_epsilon', c.learner.optimizer_epsilon > 0, '> 0'),
@@ -300,9 +331,6 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('learner.loss_stats_decay', 0.0 <= c.learner.loss_stats_decay < 1.0, 'in [0, 1)'),
       ('learner.loss_outlier_warmup', c.learner.loss_outlier_warmup >= 0, '>= 0'),
       ('learner.n_step', c.learner.n_step >= 1, '>= 1'),
-      ('learner.debug_slow_ms', c.learner.debug_slow_ms >= 0, '>= 0'),
-      ('learner.debug_nan_after_updates', c.learner.debug_nan_after_updates >= 0,
-       '>= 0 (0 = off)'),
       ('eval.episodes', c.eval.episodes >= 1, '>= 1'),
       ('eval.epsilon', 0.0 <= c.eval.epsilon <= 1.0, 'in [0, 1]'),
       ('eval.noop_max', c.eval.noop_max >= 0, '>= 0'),
@@ -323,6 +351,8 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('launch.num_ps', c.launch.num_ps >= 1, '>= 1'),
       ('launch.num_workers', c.launch.num_workers >= 1, '>= 1'),
       ('launch.min_shard_bytes', c.launch.min_shard_bytes >= 1, '>= 1'),
+      ('faults.slow_ms', c.faults.slow_ms >= 0, '>= 0'),
+      ('faults.nan_after_updates', c.faults.nan_after_updates >= 0, '>= 0 (0 = off)'),
   ]
   for key, ok, allowed in checks:
     if not ok:
@@ -330,6 +360,15 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       value = getattr(getattr(config, section), field_name)
       raise ConfigError(f'{key}={value!r} is out of range; allowed: {allowed}')
   return config
+
+
+def _choice_fields(config: GorilaConfig):
+  """(section.field, value, Literal type) of every closed-set field."""
+  for section_name in _SECTIONS:
+    section = getattr(config, section_name)
+    for name, hint in typing.get_type_hints(type(section)).items():
+      if typing.get_origin(hint) is Literal:
+        yield f'{section_name}.{name}', getattr(section, name), hint
 
 
 def resolve(preset: str, overrides: Sequence[str] = ()) -> GorilaConfig:
@@ -347,6 +386,7 @@ def to_json(config: GorilaConfig) -> str:
 
 def from_dict(data: dict[str, Any]) -> GorilaConfig:
   """Inverse of `to_dict` (used to read config.json back from a run dir)."""
+  data = _moved_keys(data)
   sections = {}
   for f in dataclasses.fields(GorilaConfig):
     if f.name == 'name':
@@ -362,3 +402,20 @@ def from_dict(data: dict[str, Any]) -> GorilaConfig:
       raise ConfigError(f'unknown keys {sorted(unknown)} in section {f.name!r}')
     sections[f.name] = cls(**values)
   return GorilaConfig(name=data.get('name', 'custom'), **sections)
+
+
+# Keys that config.json files written by earlier versions hold elsewhere.
+MOVED_KEYS = {
+    ('learner', 'debug_slow_worker'): ('faults', 'slow_worker'),
+    ('learner', 'debug_slow_ms'): ('faults', 'slow_ms'),
+    ('learner', 'debug_nan_after_updates'): ('faults', 'nan_after_updates'),
+}
+
+
+def _moved_keys(data: dict[str, Any]) -> dict[str, Any]:
+  """A copy of `data` with MOVED_KEYS in their current places."""
+  data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+  for (section, key), (new_section, new_key) in MOVED_KEYS.items():
+    if key in data.get(section, {}):
+      data.setdefault(new_section, {})[new_key] = data[section].pop(key)
+  return data

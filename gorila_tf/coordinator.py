@@ -124,7 +124,7 @@ class Chief:
     self._learner = learner_lib.Learner(
         self._model.q_net, self._model.target_net, self._model.optimizer,
         self._model.learner_state, config.learner, config.replay,
-        task.worker_reverb_addresses())
+        task.worker_reverb_addresses(), config.faults)
     self._manager = tf.train.CheckpointManager(
         _checkpoint(self._model), os.path.join(run_dir, 'checkpoints'),
         max_to_keep=config.run.keep_checkpoints)
@@ -140,9 +140,9 @@ class Chief:
     config, info, task = self._config, self._info, self._task
 
     def dataset_fn():
-      c = config.learner
+      c, faults = config.learner, config.faults
       worker = tf.distribute.coordinator.experimental_get_current_worker_index()
-      delay_ms = tf.where(worker == c.debug_slow_worker, c.debug_slow_ms, 0)
+      delay_ms = tf.where(worker == faults.slow_worker, faults.slow_ms, 0)
       addresses, indices = _per_worker_replay(task, config)
       return replay.make_dataset(addresses, info, c.batch_size, c.n_step,
                                  delay_ms, server_indices=indices)

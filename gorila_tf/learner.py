@@ -68,8 +68,10 @@ class Learner:
                optimizer: optimizers.Optimizer, state: LearnerState,
                learner: config_lib.LearnerConfig,
                replay_config: config_lib.ReplayConfig | None = None,
-               replay_addresses: Sequence[str] = ()):
+               replay_addresses: Sequence[str] = (),
+               faults: config_lib.FaultsConfig | None = None):
     self._replay = replay_config or config_lib.ReplayConfig()
+    self._faults = faults or config_lib.FaultsConfig()
     self._replay_addresses = list(replay_addresses)
     self._q_net = q_net
     self._target_net = target_net
@@ -100,8 +102,9 @@ class Learner:
       q_values = networks.apply(spec, online, batch['observation'])
       loss, td_errors = dqn.dqn_loss(q_values, batch['action'], targets,
                                      c.huber_delta, weights)
-      if c.debug_nan_after_updates > 0:  # fault injection for tests
-        loss = tf.where(self._optimizer.iterations >= c.debug_nan_after_updates,
+      nan_after = self._faults.nan_after_updates
+      if nan_after > 0:  # fault injection for tests
+        loss = tf.where(self._optimizer.iterations >= nan_after,
                         tf.constant(float('nan')), loss)
     if self._replay.prioritized:
       replay.update_priorities(self._replay_addresses, batch['server'],

@@ -49,9 +49,7 @@ class NetworkSpec:
 
 def make_spec(network: config_lib.NetworkConfig,
               info: environments.EnvInfo) -> NetworkSpec:
-  if network.kind not in ('nature_cnn', 'mlp'):
-    raise config_lib.ConfigError(f'network.kind={network.kind!r} is not one of '
-                                 "'nature_cnn', 'mlp'")
+  config_lib.check_choice('network.kind', network.kind, config_lib.NetworkKind)
   hidden = (NATURE_FC_UNITS,) if network.kind == 'nature_cnn' else tuple(
       network.mlp_layers)
   return NetworkSpec(network.kind, tuple(info.observation_shape),

@@ -48,9 +48,8 @@ class Optimizer(tf.Module):
   def __init__(self, learner: config_lib.LearnerConfig,
                variables: Sequence[tf.Variable]):
     super().__init__(name='optimizer')
-    if learner.optimizer not in ('rmsprop', 'adam'):
-      raise config_lib.ConfigError(f'learner.optimizer={learner.optimizer!r} is '
-                                   "not one of 'rmsprop', 'adam'")
+    config_lib.check_choice('learner.optimizer', learner.optimizer,
+                            config_lib.OptimizerName)
     self._config = learner
     self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False,
                                   name='iterations')

@@ -1,6 +1,7 @@
 """Presets, overrides and range checks of the run configuration."""
 
 import dataclasses
+import typing
 
 import pytest
 
@@ -76,11 +77,54 @@ def test_unknown_preset_lists_the_allowed_ones():
      r'learner.batch_size=100000 is out of range; allowed: in \[1, replay.capacity=20000\]'),
     ('replay.min_size=0', 'replay.min_size=0 is out of range'),
     ('learner.discount=1.1', 'learner.discount=1.1 is out of range'),
-    ('replay.mode=everywhere', "replay.mode='everywhere' is out of range"),
 ])
 def test_out_of_range_values_are_refused(override, message):
   with pytest.raises(config_lib.ConfigError, match=message):
     config_lib.resolve('cartpole', [override])
+
+
+@pytest.mark.parametrize('key, choices', [
+    ('network.kind', config_lib.NetworkKind),
+    ('learner.optimizer', config_lib.OptimizerName),
+    ('replay.mode', config_lib.ReplayMode),
+    ('actor.epsilon_schedule', config_lib.EpsilonSchedule),
+])
+def test_closed_set_fields_take_their_literal_values_and_refuse_others(key, choices):
+  section, _, field = key.partition('.')
+  for value in typing.get_args(choices):
+    config = config_lib.resolve('cartpole', [f'{key}={value}'])
+    assert getattr(getattr(config, section), field) == value
+  allowed = ', '.join(repr(v) for v in typing.get_args(choices))
+  with pytest.raises(config_lib.ConfigError) as e:
+    config_lib.resolve('cartpole', [f'{key}=everywhere'])
+  assert str(e.value) == f"{key}='everywhere' is not allowed; allowed: {allowed}"
+
+
+def test_validate_refuses_a_closed_set_value_from_a_preset():
+  config = config_lib.resolve('cartpole')
+  bad = dataclasses.replace(config, replay=dataclasses.replace(config.replay,
+                                                               mode='both'))
+  with pytest.raises(config_lib.ConfigError,
+                     match="replay.mode='both' is not allowed; allowed: 'local', 'global'"):
+    config_lib.validate(bad)
+
+
+def test_fault_injection_has_a_section_of_its_own_and_is_off_by_default():
+  for name in config_lib.available_presets():
+    assert config_lib.resolve(name).faults == config_lib.FaultsConfig()
+  c = config_lib.resolve('cartpole', ['faults.slow_worker=1', 'faults.slow_ms=500'])
+  assert (c.faults.slow_worker, c.faults.slow_ms) == (1, 500)
+  with pytest.raises(config_lib.ConfigError, match='faults.slow_ms=-1 is out of range'):
+    config_lib.resolve('cartpole', ['faults.slow_ms=-1'])
+
+
+def test_config_json_of_earlier_versions_reads_its_fault_keys_into_faults():
+  data = config_lib.to_dict(config_lib.resolve('cartpole'))
+  del data['faults']
+  data['learner']['debug_slow_worker'] = 1
+  data['learner']['debug_nan_after_updates'] = 7
+  c = config_lib.from_dict(data)
+  assert (c.faults.slow_worker, c.faults.nan_after_updates) == (1, 7)
 
 
 def test_config_round_trips_through_a_dict():

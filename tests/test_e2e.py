@@ -69,8 +69,8 @@ def test_stale_gradients_of_a_delayed_worker_are_discarded_and_training_goes_on(
   # whole closure (8 steps): its gradients come from parameters hundreds of
   # updates old, far beyond max_staleness=50.
   proc = run_module('gorila_tf.launch.local', '--config=cartpole',
-                    f'--run_dir={run_dir}', '--set=learner.debug_slow_worker=1',
-                    '--set=learner.debug_slow_ms=500',
+                    f'--run_dir={run_dir}', '--set=faults.slow_worker=1',
+                    '--set=faults.slow_ms=500',
                     '--set=learner.replica_sync_period=8',
                     '--set=learner.max_staleness=50', '--set=run.max_frames=15000',
                     '--max_wall_s=300', timeout=400)
@@ -256,7 +256,7 @@ def test_sigterm_checkpoints_then_stops_every_task(run_dir):
 
 
 def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_dir):
-  launcher = Launcher(run_dir, '--set=learner.debug_nan_after_updates=1500',
+  launcher = Launcher(run_dir, '--set=faults.nan_after_updates=1500',
                       '--set=run.checkpoint_every_s=2',
                       '--set=run.max_frames=10000000')
   code, out = launcher.finish(timeout=300)

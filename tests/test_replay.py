@@ -171,7 +171,7 @@ def test_signature_holds_stack_plus_one_frames():
   assert sig['frames'].dtype == tf.float32
 
 
-def test_debug_delay_slows_every_batch(server):
+def test_an_injected_delay_slows_every_batch(server):
   import time  # pylint: disable=g-import-not-at-top
   writer = replay.TransitionWriter(server.localhost_client(), INFO.frame_stack)
   write_episode(writer, first=0, steps=4)
