@@ -20,7 +20,7 @@ Learners never see environments; actors never see the optimizer.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import tensorflow as tf
 
@@ -33,7 +33,33 @@ from gorila_tf import replay
 PRIORITY_FLOOR = 1e-6  # keeps every item sampleable under prioritized replay
 
 
-@dataclasses.dataclass
+class StepOutcome(NamedTuple):
+  """What became of gradients, as int64 counts.
+
+  One step's outcome has exactly one of the four set to 1; a round's is the
+  sum of its steps' outcomes (`plus`).
+  """
+
+  applied: tf.Tensor  # sent to the ps and applied there
+  stale: tf.Tensor  # discarded: computed on a replica too many updates old
+  outlier: tf.Tensor  # discarded: loss far above this learner's recent ones
+  nonfinite: tf.Tensor  # discarded: NaN or inf in the loss or a gradient
+
+  @classmethod
+  def zeros(cls) -> 'StepOutcome':
+    return cls(*[tf.constant(0, tf.int64)] * len(cls._fields))
+
+  @classmethod
+  def counted(cls, applied, stale, outlier, nonfinite) -> 'StepOutcome':
+    """From boolean tensors: each becomes 0 or 1."""
+    return cls(*[tf.cast(flag, tf.int64)
+                 for flag in (applied, stale, outlier, nonfinite)])
+
+  def plus(self, other: 'StepOutcome') -> 'StepOutcome':
+    return StepOutcome(*[a + b for a, b in zip(self, other)])
+
+
+@dataclasses.dataclass(kw_only=True)
 class LearnerState:
   """Counters and per-learner statistics, kept on the ps with the model.
 
@@ -51,10 +77,12 @@ class LearnerState:
   @classmethod
   def create(cls, num_workers: int) -> 'LearnerState':
     counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)
-    return cls(counter(), counter(), counter(),
-               tf.Variable(tf.zeros([num_workers, 3]), trainable=False),
-               tf.Variable(tf.zeros([num_workers], tf.int64), trainable=False),
-               counter())
+    return cls(applied=counter(), discarded_stale=counter(),
+               discarded_outlier=counter(),
+               loss_stats=tf.Variable(tf.zeros([num_workers, 3]), trainable=False),
+               updates_by_worker=tf.Variable(tf.zeros([num_workers], tf.int64),
+                                             trainable=False),
+               nonfinite=counter())
 
   def checkpoint_items(self) -> dict:
     return dataclasses.asdict(self)
@@ -136,9 +164,9 @@ class Learner:
     stats = tf.cond(finite,
                     lambda: dqn.update_loss_stats(*stats, loss, c.loss_stats_decay),
                     lambda: stats)
-    flags = tf.cast(tf.stack([accept, stale, outlier, tf.logical_not(finite)]),
-                    tf.int64)
-    return loss, chosen_q, tf.cast(staleness, tf.float32), flags, stats
+    outcome = StepOutcome.counted(applied=accept, stale=stale, outlier=outlier,
+                                  nonfinite=tf.logical_not(finite))
+    return loss, chosen_q, tf.cast(staleness, tf.float32), outcome, stats
 
   @tf.function
   def train_steps(self, iterator) -> dict[str, tf.Tensor]:
@@ -149,7 +177,7 @@ class Learner:
     stats = (row[0], row[1], row[2])
     loss_sum = q_sum = tf.constant(0.0)
     staleness = []
-    counts = tf.zeros([4], tf.int64)
+    counts = StepOutcome.zeros()
     for step in range(self._config.steps_per_closure):
       if step % self._config.replica_sync_period == 0:
         # Refresh the learner's replica: its version is the update count then.
@@ -157,29 +185,30 @@ class Learner:
         with tf.control_dependencies([version]):
           online = self._q_net.read()
       batch = next(iterator)
-      loss, chosen_q, step_staleness, flags, stats = self._step(
+      loss, chosen_q, step_staleness, outcome, stats = self._step(
           batch, online, target, version, stats)
       loss_sum += loss
       q_sum += tf.reduce_mean(chosen_q)
       staleness.append(step_staleness)
-      counts += flags
+      counts = counts.plus(outcome)
     self._record(worker, counts, stats)
     steps = float(self._config.steps_per_closure)
     return {'loss': loss_sum / steps, 'mean_q': q_sum / steps,
-            'staleness': tf.reduce_mean(staleness), 'applied': counts[0],
+            'staleness': tf.reduce_mean(staleness), 'applied': counts.applied,
             'q_values': chosen_q,  # the last batch's, for a histogram
             'staleness_by_step': tf.stack(staleness),
-            'discarded_stale': counts[1], 'discarded_outlier': counts[2],
-            'nonfinite': counts[3]}
+            'discarded_stale': counts.stale, 'discarded_outlier': counts.outlier,
+            'nonfinite': counts.nonfinite}
 
-  def _record(self, worker, counts, stats) -> None:
+  def _record(self, worker, counts: StepOutcome, stats) -> None:
     s = self._state
-    s.applied.assign_add(counts[0])
-    s.discarded_stale.assign_add(counts[1])
-    s.discarded_outlier.assign_add(counts[2])
-    s.nonfinite.assign_add(counts[3])
+    s.applied.assign_add(counts.applied)
+    s.discarded_stale.assign_add(counts.stale)
+    s.discarded_outlier.assign_add(counts.outlier)
+    s.nonfinite.assign_add(counts.nonfinite)
     s.updates_by_worker.scatter_add(
-        tf.IndexedSlices(counts[0:1], tf.reshape(tf.cast(worker, tf.int32), [1])))
+        tf.IndexedSlices(tf.reshape(counts.applied, [1]),
+                         tf.reshape(tf.cast(worker, tf.int32), [1])))
     s.loss_stats.scatter_update(
         tf.IndexedSlices(tf.reshape(tf.stack(stats), [1, 3]),
                          tf.reshape(tf.cast(worker, tf.int32), [1])))

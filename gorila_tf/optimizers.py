@@ -18,16 +18,15 @@ import tensorflow as tf
 from gorila_tf import config as config_lib
 
 
-def rmsprop_update(variable, gradient, mean_square, mean_grad, learning_rate,
-                   rho, epsilon):
+def rmsprop_update(variable, gradient, ms, mg, learning_rate, rho, epsilon):
   """Centered RMSProp (Graves 2013; Nature DQN):
 
     ms <- rho ms + (1 - rho) g^2
     mg <- rho mg + (1 - rho) g
     v  <- v - lr g / sqrt(ms - mg^2 + eps)
   """
-  ms = mean_square.assign(rho * mean_square + (1.0 - rho) * tf.square(gradient))
-  mg = mean_grad.assign(rho * mean_grad + (1.0 - rho) * gradient)
+  ms = ms.assign(rho * ms + (1.0 - rho) * tf.square(gradient))
+  mg = mg.assign(rho * mg + (1.0 - rho) * gradient)
   return variable.assign_sub(
       learning_rate * gradient / tf.sqrt(ms - tf.square(mg) + epsilon))
 
@@ -42,8 +41,19 @@ def adam_update(variable, gradient, m, v, step, learning_rate, epsilon,
   return variable.assign_sub(rate * m / (tf.sqrt(v) + epsilon))
 
 
+# Each rule's slots, named after its symbols: RMSProp's mean square `ms` and
+# mean gradient `mg`; Adam's first and second moments `m` and `v`.
+SLOT_NAMES: dict[str, tuple[str, ...]] = {
+    'rmsprop': ('ms', 'mg'),
+    'adam': ('m', 'v'),
+}
+
+
 class Optimizer(tf.Module):
-  """Slots for every variable, and `apply` for one gradient per variable."""
+  """Slots for every variable, and `apply` for one gradient per variable.
+
+  `slots[name][i]` is slot `name` (see SLOT_NAMES) of the i-th variable.
+  """
 
   def __init__(self, learner: config_lib.LearnerConfig,
                variables: Sequence[tf.Variable]):
@@ -54,28 +64,30 @@ class Optimizer(tf.Module):
     self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False,
                                   name='iterations')
     extended = tf.distribute.get_strategy().extended
-    self.slots_a, self.slots_b = [], []
+    self.slots: dict[str, list[tf.Variable]] = {
+        name: [] for name in SLOT_NAMES[learner.optimizer]}
     for variable in variables:
       with extended.colocate_vars_with(variable):
-        self.slots_a.append(tf.Variable(tf.zeros(variable.shape), trainable=False))
-        self.slots_b.append(tf.Variable(tf.zeros(variable.shape), trainable=False))
+        for slots in self.slots.values():
+          slots.append(tf.Variable(tf.zeros(variable.shape), trainable=False))
 
   def apply(self, gradients_and_variables) -> tf.Operation:
     """One update of every variable; counts one iteration."""
     c = self._config
     step = self.iterations.assign_add(1)
     updates = []
-    for (gradient, variable), a, b in zip(gradients_and_variables, self.slots_a,
-                                          self.slots_b):
+    for i, (gradient, variable) in enumerate(gradients_and_variables):
+      slots = {name: slots[i] for name, slots in self.slots.items()}
       # Run the update where the variable and its slots live: then only the
       # gradient crosses the network. Placed on the learner instead, every
       # update would pull both slots and push them and the step back (five
       # transfers of the whole network instead of one).
       with tf.device(variable.device):
         if c.optimizer == 'rmsprop':
-          updates.append(rmsprop_update(variable, gradient, a, b, c.learning_rate,
+          updates.append(rmsprop_update(variable, gradient, slots['ms'],
+                                        slots['mg'], c.learning_rate,
                                         c.rmsprop_rho, c.optimizer_epsilon))
         else:
-          updates.append(adam_update(variable, gradient, a, b, step,
-                                     c.learning_rate, c.optimizer_epsilon))
+          updates.append(adam_update(variable, gradient, slots['m'], slots['v'],
+                                     step, c.learning_rate, c.optimizer_epsilon))
     return tf.group(updates)

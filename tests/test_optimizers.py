@@ -1,5 +1,7 @@
 """The ps update rules against Keras' reference implementations and by hand."""
 
+import typing
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,6 +22,18 @@ def test_centered_rmsprop_one_step_by_hand():
   opt.apply([(tf.constant([2.0]), var)])
   assert float(var[0]) == pytest.approx(1.0 - 0.2 / np.sqrt(1.01))
   assert int(opt.iterations) == 1
+  assert float(opt.slots['ms'][0][0]) == pytest.approx(2.0)
+  assert float(opt.slots['mg'][0][0]) == pytest.approx(1.0)
+
+
+def test_every_rule_has_slots_named_after_its_symbols():
+  assert set(optimizers.SLOT_NAMES) == set(typing.get_args(config_lib.OptimizerName))
+  variables = [tf.Variable([1.0, 2.0]), tf.Variable(3.0)]
+  for name, slot_names in (('rmsprop', ('ms', 'mg')), ('adam', ('m', 'v'))):
+    opt = optimizers.Optimizer(learner(optimizer=name), variables)
+    assert tuple(opt.slots) == slot_names
+    for slots in opt.slots.values():
+      assert [s.shape for s in slots] == [v.shape for v in variables]
 
 
 @pytest.mark.parametrize('name, keras_optimizer', [
