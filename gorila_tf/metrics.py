@@ -116,6 +116,13 @@ class StatsReporter:
       self._pending.return_sum += episode_return
       self._pending.length_sum += length
 
+  def pending(self) -> ActorStats:
+    """A copy of the sums recorded but not yet delivered to the chief."""
+    with self._lock:
+      copy = ActorStats()
+      copy.merge(self._pending)
+      return copy
+
   def _loop(self) -> None:
     while not self._stop.wait(self._interval_s):
       self.send()

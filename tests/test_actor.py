@@ -116,8 +116,7 @@ def test_stats_for_an_unreachable_chief_are_kept_not_lost():
   reporter.record_episode(10.0, 5)
   assert not reporter.send()
   assert not reporter.send()
-  with reporter._lock:  # pylint: disable=protected-access
-    pending = reporter._pending  # pylint: disable=protected-access
+  pending = reporter.pending()
   assert (pending.env_steps, pending.episodes, pending.return_sum) == (5, 1, 10.0)
 
 
