@@ -4,7 +4,8 @@ Parts, as in the paper's figure:
   actor.py             actors acting in real games (ale-py)
   replay.py            the distributed replay memory (Reverb, one table per bundle)
   learner.py           learners: DQN gradient steps scheduled on workers
-  parameter_server.py  the sharded parameter server and parameter publication
+  ps.py                the parameter server: sharded variables on the ps tasks
+  broadcast.py         parameter publication, chief -> actors
   bundle.py            a worker task: learner + replay + actors
   coordinator.py       the chief: the wiring and the training loop
   evaluator.py         checkpoint evaluation with the paper's protocol

@@ -25,11 +25,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from gorila_tf import broadcast
 from gorila_tf import config as config_lib
 from gorila_tf import dqn
 from gorila_tf import environments
 from gorila_tf import metrics
-from gorila_tf import parameter_server
 from gorila_tf import replay
 
 
@@ -63,7 +63,7 @@ class Actor:
   def __init__(self, config: config_lib.GorilaConfig,
                info: environments.EnvInfo, env: environments.VectorEnv,
                q_net: tf.Module, writers: Sequence[replay.TransitionWriter],
-               subscriber: parameter_server.ParameterSubscriber,
+               subscriber: broadcast.ParameterSubscriber,
                reporter: metrics.StatsReporter, seed: int, bundle: int = 0,
                num_bundles: int = 1):
     self._config = config

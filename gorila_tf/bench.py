@@ -98,19 +98,19 @@ def bench_emulator(config, seconds: float) -> dict[str, Any]:
 def _fill_servers(config, info):
   """A replay table without rate limiting and the chief's tables."""
   import reverb  # pylint: disable=g-import-not-at-top
-  from gorila_tf import metrics, networks, parameter_server, replay  # pylint: disable=g-import-not-at-top
+  from gorila_tf import broadcast, metrics, networks, replay  # pylint: disable=g-import-not-at-top
   free = config_lib.apply_overrides(config, ['replay.samples_per_insert=0',
                                              'replay.min_size=1'])
   replay_server = reverb.Server([replay.make_replay_table(free, info)])
   net = networks.make_q_network(config.network, info)
-  chief = reverb.Server([parameter_server.make_variables_table(net.shapes()),
+  chief = reverb.Server([broadcast.make_variables_table(net.shapes()),
                          metrics.make_stats_table()])
-  parameter_server.ParameterPublisher(f'localhost:{chief.port}', net).publish(0, 0)
+  broadcast.ParameterPublisher(f'localhost:{chief.port}', net).publish(0, 0)
   return replay_server, chief
 
 
 def _make_actor(config, info, replay_server, chief, num_envs, seed=0):
-  from gorila_tf import actor, environments, metrics, networks, parameter_server, replay  # pylint: disable=g-import-not-at-top
+  from gorila_tf import actor, broadcast, environments, metrics, networks, replay  # pylint: disable=g-import-not-at-top
   net = networks.make_q_network(config.network, info)
   writers = [replay.TransitionWriter(replay_server.localhost_client(),
                                      info.frame_stack, config.learner.n_step,
@@ -118,7 +118,7 @@ def _make_actor(config, info, replay_server, chief, num_envs, seed=0):
              for _ in range(num_envs)]
   address = f'localhost:{chief.port}'
   return actor.Actor(config, info, environments.VectorEnv(config.env, num_envs, seed),
-                     net, writers, parameter_server.ParameterSubscriber(address, net),
+                     net, writers, broadcast.ParameterSubscriber(address, net),
                      metrics.StatsReporter(address, 0, 1.0), seed=seed)
 
 

@@ -22,13 +22,13 @@ import reverb
 from absl import logging
 
 from gorila_tf import actor as actor_lib
+from gorila_tf import broadcast
 from gorila_tf import checkpointing
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import environments
 from gorila_tf import metrics
 from gorila_tf import networks
-from gorila_tf import parameter_server
 from gorila_tf import replay
 
 
@@ -62,7 +62,7 @@ def make_actor(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   chief = task.chief_reverb_address()
   return actor_lib.Actor(
       config, info, env, q_net, writers,
-      parameter_server.ParameterSubscriber(chief, q_net),
+      broadcast.ParameterSubscriber(chief, q_net),
       metrics.StatsReporter(chief, task.index, config.actor.stats_interval_s),
       seed=seed, bundle=task.index, num_bundles=task.num_workers)
 

@@ -27,6 +27,7 @@ import reverb
 import tensorflow as tf
 from absl import logging
 
+from gorila_tf import broadcast
 from gorila_tf import checkpointing
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
@@ -36,7 +37,7 @@ from gorila_tf import learner as learner_lib
 from gorila_tf import metrics
 from gorila_tf import networks
 from gorila_tf import optimizers
-from gorila_tf import parameter_server
+from gorila_tf import ps
 from gorila_tf import replay
 from gorila_tf import run_dir as run_dir_lib
 
@@ -100,7 +101,7 @@ def _start_chief_reverb(task: cluster_lib.Task,
                         shapes: list[tf.TensorShape]) -> reverb.Server:
   _, port = cluster_lib.split_address(task.chief_reverb_address())
   return reverb.Server(
-      tables=[parameter_server.make_variables_table(shapes),
+      tables=[broadcast.make_variables_table(shapes),
               metrics.make_stats_table()],
       port=port)
 
@@ -116,7 +117,7 @@ class Chief:
     self._info = environments.env_info(config.env)
     self._signature = checkpointing.model_signature(config, self._info,
                                                     task.num_ps)
-    self._strategy = parameter_server.make_strategy(task,
+    self._strategy = ps.make_strategy(task,
                                                     config.launch.min_shard_bytes)
     self._coordinator = tf.distribute.coordinator.ClusterCoordinator(self._strategy)
     self._model = _build_model(self._strategy, config, self._info,
@@ -131,7 +132,7 @@ class Chief:
     shapes = self._model.q_net.shapes()
     self._reverb_server = _start_chief_reverb(task, shapes)
     self._reverb_client = reverb.Client(task.chief_reverb_address())
-    self._publisher = parameter_server.ParameterPublisher(
+    self._publisher = broadcast.ParameterPublisher(
         task.chief_reverb_address(), self._model.q_net)
     self._summaries = metrics.SummaryWriter(run_dir)
     self._bundles = _BundleWatch(task.num_workers)

@@ -51,8 +51,8 @@ def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   import reverb  # pylint: disable=g-import-not-at-top,unused-import
   # Reverb's custom ops must be registered before any server starts.
   if task.type == 'ps':
-    from gorila_tf import parameter_server  # pylint: disable=g-import-not-at-top
-    parameter_server.serve(task)
+    from gorila_tf import ps  # pylint: disable=g-import-not-at-top
+    ps.serve(task)
   elif task.type == 'worker':
     from gorila_tf import bundle  # pylint: disable=g-import-not-at-top
     bundle.run(task, config, run_dir)

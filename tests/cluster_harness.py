@@ -21,6 +21,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import reverb
 import tensorflow as tf
 
+from gorila_tf import broadcast
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import coordinator
@@ -28,7 +29,7 @@ from gorila_tf import environments
 from gorila_tf import learner as learner_lib
 from gorila_tf import local_cluster
 from gorila_tf import networks
-from gorila_tf import parameter_server
+from gorila_tf import ps
 from gorila_tf import replay
 
 
@@ -64,7 +65,7 @@ def main():
   info = environments.env_info(config.env)
   task, _ = local_cluster.start(num_ps=2, num_workers=2)
   replay_servers = fill_replay(task, config, info)
-  strategy = parameter_server.make_strategy(task, config.launch.min_shard_bytes)
+  strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
   coord = tf.distribute.coordinator.ClusterCoordinator(strategy)
   model = coordinator._build_model(strategy, config, info, num_workers=2)  # pylint: disable=protected-access
   learner = learner_lib.Learner(model.q_net, model.target_net,
@@ -158,12 +159,12 @@ def main():
       for t, o in zip(model.target_net.parts(), model.q_net.parts()))
 
   # Publication: actors receive whole tensors equal to the joined shards.
-  chief_server = reverb.Server([parameter_server.make_variables_table(
+  chief_server = reverb.Server([broadcast.make_variables_table(
       plain.shapes())])
   address = f'localhost:{chief_server.port}'
-  parameter_server.ParameterPublisher(address, model.q_net).publish(
+  broadcast.ParameterPublisher(address, model.q_net).publish(
       version=result['updates'], frames=42)
-  version, frames = parameter_server.ParameterSubscriber(address, plain).refresh()
+  version, frames = broadcast.ParameterSubscriber(address, plain).refresh()
   # Joining the parts by hand: each sharded parameter's parts along axis 0.
   joined = [np.concatenate([v.numpy() for v in getattr(p, 'variables', [p])])
             for p in model.q_net.params]

@@ -9,11 +9,11 @@ import reverb
 import tensorflow as tf
 
 from gorila_tf import actor as actor_lib
+from gorila_tf import broadcast
 from gorila_tf import config as config_lib
 from gorila_tf import environments
 from gorila_tf import metrics
 from gorila_tf import networks
-from gorila_tf import parameter_server
 from gorila_tf import replay
 
 
@@ -29,7 +29,7 @@ def servers():
   config = make_config()
   info = environments.env_info(config.env)
   net = networks.make_q_network(config.network, info)
-  chief = reverb.Server([parameter_server.make_variables_table(net.shapes()),
+  chief = reverb.Server([broadcast.make_variables_table(net.shapes()),
                          metrics.make_stats_table()])
   bundle = reverb.Server([replay.make_replay_table(config, info)])
   yield chief, bundle
@@ -46,7 +46,7 @@ def make_actor(config, chief, bundle):
   address = f'localhost:{chief.port}'
   return actor_lib.Actor(
       config, info, environments.VectorEnv(config.env, n, seed=3), net, writers,
-      parameter_server.ParameterSubscriber(address, net),
+      broadcast.ParameterSubscriber(address, net),
       metrics.StatsReporter(address, bundle=0, interval_s=0.01), seed=3), net
 
 
@@ -76,7 +76,7 @@ def test_actor_acts_greedily_with_published_parameters(servers):
   for v in source.params:
     v.assign(tf.zeros_like(v))
   source.params[-1].assign([0.0, 1.0])
-  publisher = parameter_server.ParameterPublisher(f'localhost:{chief.port}',
+  publisher = broadcast.ParameterPublisher(f'localhost:{chief.port}',
                                                   source)
   publisher.publish(version=7, frames=123)
   actor, local_net = make_actor(config, chief, bundle)
@@ -94,7 +94,7 @@ def test_subscriber_waits_quietly_for_a_chief_that_is_not_there():
                                 environments.EnvInfo('x', (2,), np.dtype(np.float32),
                                                      1, 2, 1))
   before = [v.numpy().copy() for v in net.params]
-  subscriber = parameter_server.ParameterSubscriber('localhost:1', net)
+  subscriber = broadcast.ParameterSubscriber('localhost:1', net)
   assert subscriber.refresh() is None
   for b, v in zip(before, net.params):
     np.testing.assert_array_equal(b, v.numpy())

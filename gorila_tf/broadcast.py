@@ -1,15 +1,18 @@
-"""The parameter server: sharded variables on ps tasks, and their publication.
+"""Parameter broadcast: the chief publishes the online network, actors pull it.
 
-The Q-network, the target network and the optimizer slots are created by the
-chief under `ParameterServerStrategy.scope()`; a size-based partitioner splits
-large variables across the ps tasks. Learner closures read the variables and
-apply gradients to them in place (asynchronous SGD, as in the paper).
+Actors do not talk to the ps tasks: they act with a local copy of the
+Q-network that this module refreshes. The two ends:
 
-Actors do not talk to the ps tasks directly: every `run.publish_every_s` the
-chief reads the online network, joins the shards and pushes the whole tensors,
-with the update count they belong to, into a one-slot Reverb table on the
-chief (TF-Agents' `ReverbVariableContainer`). Actors pull from it every
-`actor.param_refresh_steps` steps.
+    chief, every run.publish_every_s (ParameterPublisher.publish):
+      read the online network from the ps tasks, shards joined
+      push (whole tensors, update count, frames) into the one-slot
+        `variables` table of the chief's Reverb server
+    actor, every actor.param_refresh_steps steps (ParameterSubscriber.refresh):
+      if that table holds a parameter set: pull it into the local network
+      else (chief starting or restarting): keep the parameters it has
+
+Both ends are TF-Agents' `ReverbVariableContainer`; the update count that
+comes with the parameters lets the chief measure how stale actors are.
 """
 
 from __future__ import annotations
@@ -22,30 +25,10 @@ import tensorflow as tf
 from absl import logging
 from tf_agents.experimental.distributed import reverb_variable_container
 
-from gorila_tf import cluster as cluster_lib
 from gorila_tf import networks
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
 RETRY_AFTER_S = 5.0  # actors keep acting with their parameters meanwhile
-
-
-def serve(task: cluster_lib.Task) -> None:
-  """The ps role: serve variables until the process is stopped."""
-  server = cluster_lib.start_server(task)
-  logging.info('ps %d serving at %s', task.index, task.address)
-  server.join()
-
-
-def make_strategy(task: cluster_lib.Task,
-                  min_shard_bytes: int) -> tf.distribute.ParameterServerStrategy:
-  """The chief's strategy: variables over the ps tasks, closures on workers."""
-  resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-      tf.train.ClusterSpec(task.training_cluster), task_type='chief', task_id=0,
-      rpc_layer='grpc')
-  partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
-      min_shard_bytes=min_shard_bytes, max_shards=task.num_ps)
-  return tf.distribute.ParameterServerStrategy(
-      resolver, variable_partitioner=partitioner)
 
 
 def params_signature(shapes: Sequence[tf.TensorShape]) -> dict:
