@@ -7,7 +7,8 @@ Parts, as in the paper's figure:
   ps.py                the parameter server: sharded variables on the ps tasks
   broadcast.py         parameter publication, chief -> actors
   bundle.py            a worker task: learner + replay + actors
-  coordinator.py       the chief: the wiring and the training loop
+  model.py             the sharded model the chief owns: variables, checkpoint, replay feed
+  chief.py             the chief: the training loop (bookkeeping.py: its counters)
   evaluator.py         checkpoint evaluation with the paper's protocol
 """
 

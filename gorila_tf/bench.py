@@ -206,25 +206,25 @@ def _repeat(fn, deadline) -> int:
 
 def _pss_learner(config, seconds: float, queue) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf import cluster, coordinator, environments, local_cluster  # pylint: disable=g-import-not-at-top
+  from gorila_tf import chief as chief_lib, cluster, environments, local_cluster  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   task, _ = local_cluster.start(num_ps=1, num_workers=1)
   _, port = cluster.split_address(task.worker_reverb_addresses()[0])
   server = _prefilled_replay(config, info, 2_000, port=port)
-  chief = coordinator.Chief(task, config, tempfile.mkdtemp())
-  schedule = chief._coordinator.schedule  # pylint: disable=protected-access
-  iterator = chief._make_iterator()  # pylint: disable=protected-access
-  train = chief._learner.train_steps  # pylint: disable=protected-access
+  chief = chief_lib.Chief(task, config, tempfile.mkdtemp())
+  cluster_coordinator = chief.cluster_coordinator
+  iterator = chief.make_iterator()
+  train = chief.learner.train_steps
   for _ in range(2):
-    schedule(train, args=(iterator,))
-  chief._coordinator.join()  # pylint: disable=protected-access
+    cluster_coordinator.schedule(train, args=(iterator,))
+  cluster_coordinator.join()
   start_updates = chief.updates
 
   def run(deadline):
     while time.monotonic() < deadline:
       for _ in range(config.run.max_closures_in_flight):
-        schedule(train, args=(iterator,))
-      chief._coordinator.join()  # pylint: disable=protected-access
+        cluster_coordinator.schedule(train, args=(iterator,))
+      cluster_coordinator.join()
     return chief.updates - start_updates
 
   updates, took = timed(run, seconds)

@@ -57,8 +57,8 @@ def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
     from gorila_tf import bundle  # pylint: disable=g-import-not-at-top
     bundle.run(task, config, run_dir)
   elif task.type == 'chief':
-    from gorila_tf import coordinator  # pylint: disable=g-import-not-at-top
-    coordinator.run(task, config, run_dir)
+    from gorila_tf import chief  # pylint: disable=g-import-not-at-top
+    chief.run(task, config, run_dir)
   elif task.type == 'evaluator':
     from gorila_tf import evaluator  # pylint: disable=g-import-not-at-top
     evaluator.run(config, run_dir)

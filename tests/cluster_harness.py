@@ -5,10 +5,11 @@ connecting to a cluster changes TensorFlow's global context for good. Here,
 real `tf.distribute.Server`s (2 ps, 2 workers) and two real Reverb replay
 servers share this process; this process is also the chief.
 
-Prints one JSON object with what it measured.
+Each function below checks one property and returns what it measured;
+main() runs them in order (later ones build on the learning done earlier)
+and prints one JSON object. Only public names of gorila_tf are used.
 """
 
-import dataclasses
 import json
 import os
 import sys
@@ -24,10 +25,10 @@ import tensorflow as tf
 from gorila_tf import broadcast
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
-from gorila_tf import coordinator
 from gorila_tf import environments
 from gorila_tf import learner as learner_lib
-from gorila_tf import local_cluster
+from gorila_tf import local_cluster as inprocess_cluster
+from gorila_tf import model as model_lib
 from gorila_tf import networks
 from gorila_tf import ps
 from gorila_tf import replay
@@ -60,132 +61,169 @@ def fill_replay(task, config, info):
   return servers
 
 
-def main():
-  config = make_config()
-  info = environments.env_info(config.env)
-  task, _ = local_cluster.start(num_ps=2, num_workers=2)
-  replay_servers = fill_replay(task, config, info)
-  strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
-  coord = tf.distribute.coordinator.ClusterCoordinator(strategy)
-  model = coordinator._build_model(strategy, config, info, num_workers=2)  # pylint: disable=protected-access
-  learner = learner_lib.Learner(model.q_net, model.target_net,
-                                model.optimizer, model.learner_state,
-                                config.learner)
-  result = {}
+def make_learner(model, config, addresses=()) -> learner_lib.Learner:
+  return learner_lib.Learner(
+      q_net=model.q_net, target_net=model.target_net, optimizer=model.optimizer,
+      state=model.learner_state, learner=config.learner,
+      replay_config=config.replay, replay_addresses=addresses)
 
-  # Where the variables live: the 64x64 kernel is split over both ps tasks.
-  result['devices'] = sorted({v.device for v in model.q_net.parts()})
-  result['num_parts'] = len(model.q_net.parts())
+
+def replay_iterator(cluster_coordinator, task, config, info):
+  dataset_fn = model_lib.make_dataset_fn(task, config, info)
+  return iter(cluster_coordinator.create_per_worker_dataset(dataset_fn))
+
+
+@tf.function
+def probe(iterator):
+  """(worker index, mean reward) of one batch sampled on a worker."""
+  batch = next(iterator)
+  index = tf.distribute.coordinator.experimental_get_current_worker_index()
+  return index, tf.reduce_mean(batch['reward'])
+
+
+def joined_parameters(model) -> list[np.ndarray]:
+  """Each sharded parameter's parts joined along axis 0, by hand."""
+  return [np.concatenate([v.numpy() for v in getattr(p, 'variables', [p])])
+          for p in model.q_net.params]
+
+
+def variable_placement(model, config, info) -> dict:
+  """Where the variables live: the 64x64 kernel is split over both ps tasks."""
   plain = networks.make_q_network(config.network, info, seed=99)
-  result['num_whole'] = len(plain.params)
+  return {'devices': sorted({v.device for v in model.q_net.parts()}),
+          'num_parts': len(model.q_net.parts()),
+          'num_whole': len(plain.params)}
 
-  # Where the optimizer's update runs: next to each variable part, so only
-  # the gradient crosses the network (the slots never leave their ps).
+
+def optimizer_update_devices(model) -> dict:
+  """Where the optimizer's update runs: next to each variable part, so only
+  the gradient crosses the network (the slots never leave their ps)."""
+
   @tf.function
   def apply_zero_gradient():
     zeros = [tf.zeros(p.shape) for p in model.q_net.params]
     model.optimizer.apply(networks.split_gradients(zeros, model.q_net))
 
   graph = apply_zero_gradient.get_concrete_function().graph
-  result['update_op_devices'] = sorted({
+  return {'update_op_devices': sorted({
       op.device for op in graph.get_operations()
-      if op.type in ('Sqrt', 'AssignVariableOp', 'AssignSubVariableOp')})
+      if op.type in ('Sqrt', 'AssignVariableOp', 'AssignSubVariableOp')})}
 
-  # Local replay: a closure on worker w samples only bundle w's table.
-  def dataset_fn():
-    addresses, indices = coordinator._per_worker_replay(task, config)  # pylint: disable=protected-access
-    return replay.make_dataset(addresses, info, config.learner.batch_size,
-                               server_indices=indices)
-  iterator = iter(coord.create_per_worker_dataset(dataset_fn))
 
-  @tf.function
-  def probe(it):
-    batch = next(it)
-    index = tf.distribute.coordinator.experimental_get_current_worker_index()
-    return index, tf.reduce_mean(batch['reward'])
+def local_replay_probes(cluster_coordinator, iterator) -> dict:
+  """Local replay: a closure on worker w samples only bundle w's table."""
+  probes = [cluster_coordinator.schedule(probe, args=(iterator,))
+            for _ in range(20)]
+  cluster_coordinator.join()
+  return {'probes': [[int(i), float(r)] for i, r in (p.fetch() for p in probes)]}
 
-  probes = [coord.schedule(probe, args=(iterator,)) for _ in range(20)]
-  coord.join()
-  result['probes'] = [[int(i), float(r)] for i, r in (p.fetch() for p in probes)]
 
-  # Learning: Q of taken actions moves to the bundle rewards (1 and 2).
+def learning(cluster_coordinator, learner, model, iterator) -> dict:
+  """Q of taken actions moves to the bundle rewards (1 and 2); every outcome
+  is counted on the ps and returned by the closures alike."""
   learner.sync_target()
-  losses = [coord.schedule(learner.train_steps, args=(iterator,))
-            for _ in range(60)]
-  coord.join()
-  values = [r.fetch() for r in losses]
-  result['first_loss'] = float(values[0]['loss'])
-  result['last_loss'] = float(np.mean([v['loss'] for v in values[-5:]]))
-  result['last_mean_q'] = float(np.mean([v['mean_q'] for v in values[-5:]]))
-  result['updates'] = int(model.optimizer.iterations.numpy())
+  results = [cluster_coordinator.schedule(learner.train_steps, args=(iterator,))
+             for _ in range(60)]
+  cluster_coordinator.join()
+  values = [r.fetch() for r in results]
   state = model.learner_state
-  result['counted'] = [int(state.applied.numpy()),
-                       int(state.discarded_stale.numpy()),
-                       int(state.discarded_outlier.numpy())]
-  result['returned_counts'] = [int(sum(v[k] for v in values)) for k in
-                               ('applied', 'discarded_stale', 'discarded_outlier')]
-  result['updates_by_worker'] = state.updates_by_worker.numpy().tolist()
-  result['loss_stats_count'] = state.loss_stats.numpy()[:, 2].tolist()
+  return {
+      'first_loss': float(values[0]['loss']),
+      'last_loss': float(np.mean([v['loss'] for v in values[-5:]])),
+      'last_mean_q': float(np.mean([v['mean_q'] for v in values[-5:]])),
+      'updates': int(model.optimizer.iterations.numpy()),
+      'counted': [int(state.applied.numpy()), int(state.discarded_stale.numpy()),
+                  int(state.discarded_outlier.numpy())],
+      'returned_counts': [int(sum(v[k] for v in values)) for k in
+                          ('applied', 'discarded_stale', 'discarded_outlier')],
+      'updates_by_worker': state.updates_by_worker.numpy().tolist(),
+      'loss_stats_count': state.loss_stats.numpy()[:, 2].tolist(),
+  }
 
-  # Global replay with prioritized updates: every learner samples both
-  # bundles and writes |TD| priorities back to the table each item came from.
+
+def global_prioritized_replay(cluster_coordinator, task, config, info, model,
+                              replay_servers) -> dict:
+  """Global replay with prioritized updates: every learner samples both
+  bundles and writes |TD| priorities back to the table each item came from."""
   global_config = config_lib.apply_overrides(
-      config, ['replay.mode=global', 'replay.prioritized=true'])
-
-  def global_dataset_fn():
-    addresses, indices = coordinator._per_worker_replay(task, global_config)  # pylint: disable=protected-access
-    return replay.make_dataset(addresses, info, 64, server_indices=indices)
-  global_iterator = iter(coord.create_per_worker_dataset(global_dataset_fn))
-  mixed = [coord.schedule(probe, args=(global_iterator,)) for _ in range(6)]
-  global_learner = learner_lib.Learner(
-      model.q_net, model.target_net, model.optimizer, model.learner_state,
-      global_config.learner, global_config.replay, task.worker_reverb_addresses())
+      config, ['replay.mode=global', 'replay.prioritized=true',
+               'learner.batch_size=64'])
+  iterator = replay_iterator(cluster_coordinator, task, global_config, info)
+  mixed = [cluster_coordinator.schedule(probe, args=(iterator,))
+           for _ in range(6)]
+  learner = make_learner(model, global_config, task.worker_reverb_addresses())
   for _ in range(4):
-    coord.schedule(global_learner.train_steps, args=(global_iterator,))
-  coord.join()
-  result['global_batch_rewards'] = [float(p.fetch()[1]) for p in mixed]
-  result['priorities_changed'] = []
+    cluster_coordinator.schedule(learner.train_steps, args=(iterator,))
+  cluster_coordinator.join()
+  changed = []
   for server in replay_servers:
-    info_by_table = server.localhost_client().server_info()
-    del info_by_table
     priorities = [s.info.priority for s in server.localhost_client().sample(
         replay.REPLAY_TABLE, num_samples=50, emit_timesteps=False)]
-    result['priorities_changed'].append(sum(p != 1.0 for p in priorities))
+    changed.append(sum(p != 1.0 for p in priorities))
+  return {'global_batch_rewards': [float(p.fetch()[1]) for p in mixed],
+          'priorities_changed': changed}
 
-  # Target refresh copies the online network on the ps tasks.
+
+def target_refresh(learner, model) -> dict:
+  """Target refresh copies the online network on the ps tasks."""
   learner.sync_target()
-  result['target_equals_online'] = all(
+  return {'target_equals_online': all(
       np.array_equal(t.numpy(), o.numpy())
-      for t, o in zip(model.target_net.parts(), model.q_net.parts()))
+      for t, o in zip(model.target_net.parts(), model.q_net.parts()))}
 
-  # Publication: actors receive whole tensors equal to the joined shards.
-  chief_server = reverb.Server([broadcast.make_variables_table(
-      plain.shapes())])
+
+def publication(model, config, info, version: int) -> dict:
+  """Actors receive whole tensors equal to the joined shards."""
+  plain = networks.make_q_network(config.network, info, seed=99)
+  chief_server = reverb.Server([broadcast.make_variables_table(plain.shapes())])
   address = f'localhost:{chief_server.port}'
   broadcast.ParameterPublisher(address, model.q_net).publish(
-      version=result['updates'], frames=42)
-  version, frames = broadcast.ParameterSubscriber(address, plain).refresh()
-  # Joining the parts by hand: each sharded parameter's parts along axis 0.
-  joined = [np.concatenate([v.numpy() for v in getattr(p, 'variables', [p])])
-            for p in model.q_net.params]
-  result['published'] = [version, frames]
-  result['subscriber_matches'] = all(
-      np.array_equal(p.numpy(), j) for p, j in zip(plain.params, joined))
+      version=version, frames=42)
+  published = broadcast.ParameterSubscriber(address, plain).refresh()
+  chief_server.stop()
+  return {'published': list(published),
+          'subscriber_matches': all(
+              np.array_equal(p.numpy(), j)
+              for p, j in zip(plain.params, joined_parameters(model)))}
 
-  # Checkpoint of the sharded model restores into a plain network.
-  directory = tempfile.mkdtemp()
-  manager = tf.train.CheckpointManager(
-      coordinator._checkpoint(model), directory, max_to_keep=2)  # pylint: disable=protected-access
-  path = manager.save(checkpoint_number=result['updates'])
+
+def checkpoint_restore(model, config, info, number: int) -> dict:
+  """The sharded model's checkpoint restores into a plain network."""
+  manager = tf.train.CheckpointManager(model.checkpoint(), tempfile.mkdtemp(),
+                                       max_to_keep=2)
+  path = manager.save(checkpoint_number=number)
   fresh = networks.make_q_network(config.network, info, seed=7)
   status = tf.train.Checkpoint(q_network=fresh).restore(path)
   status.assert_existing_objects_matched()
-  result['restored_matches'] = all(
-      np.array_equal(f.numpy(), j) for f, j in zip(fresh.params, joined))
+  return {'restored_matches': all(
+      np.array_equal(f.numpy(), j)
+      for f, j in zip(fresh.params, joined_parameters(model)))}
 
-  chief_server.stop()
-  for s in replay_servers:
-    s.stop()
+
+def main():
+  config = make_config()
+  info = environments.env_info(config.env)
+  task, _ = inprocess_cluster.start(num_ps=2, num_workers=2)
+  replay_servers = fill_replay(task, config, info)
+  strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
+  cluster_coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+  model = model_lib.build_model(strategy, config, info, num_workers=2)
+  learner = make_learner(model, config)
+  iterator = replay_iterator(cluster_coordinator, task, config, info)
+
+  result = {}
+  result.update(variable_placement(model, config, info))
+  result.update(optimizer_update_devices(model))
+  result.update(local_replay_probes(cluster_coordinator, iterator))
+  result.update(learning(cluster_coordinator, learner, model, iterator))
+  result.update(global_prioritized_replay(cluster_coordinator, task, config,
+                                          info, model, replay_servers))
+  result.update(target_refresh(learner, model))
+  result.update(publication(model, config, info, version=result['updates']))
+  result.update(checkpoint_restore(model, config, info, result['updates']))
+
+  for server in replay_servers:
+    server.stop()
   print('RESULT ' + json.dumps(result), flush=True)
   sys.stdout.flush()
   os._exit(0)  # in-process servers have no clean shutdown; skip the hang

@@ -25,11 +25,11 @@ def test_fault_timing_reads_the_launchers_lines():
   state = bench_faults.LogState()
   for line in [
       '[launcher] started worker1 (pid 101)',
-      '[chief] I1125 coordinator.py:318] frames 9000 updates 400 return nan',
+      '[chief] I1125 chief.py:318] frames 9000 updates 400 return nan',
       '[launcher] started worker1 (pid 202)',
-      '[chief] W1125 coordinator.py:356] bundle 1 restarted: 12.5 s without its reports',
-      '[chief] I1125 coordinator.py:318] frames 12000 updates 900 return -20.0',
-      '[chief] I1125 coordinator.py:163] resumed from /r/ckpt-700 at 700 updates, '
+      '[chief] W1125 bookkeeping.py:356] bundle 1 restarted: 12.5 s without its reports',
+      '[chief] I1125 chief.py:318] frames 12000 updates 900 return -20.0',
+      '[chief] I1125 chief.py:163] resumed from /r/ckpt-700 at 700 updates, '
       '11000 frames (saved 20.0 s ago; resume 1)']:
     state.read(line)
   assert state.pids == {'worker1': 202}

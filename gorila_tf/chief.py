@@ -1,6 +1,9 @@
-"""The chief: builds the sharded model, drives the learners, keeps the books.
+"""The chief: drives the learners on the sharded model and keeps the books.
 
-The chief is the only process that sees the whole run. Its loop:
+The chief is the only process that sees the whole run. It owns the sharded
+model (model.py: variables on the ps tasks, checkpoint items, the per-worker
+replay dataset) and TensorFlow's ClusterCoordinator, which runs learner
+closures on the workers. Its loop:
 
     restore the latest checkpoint (or initialise)
     publish parameters so actors can start
@@ -15,9 +18,6 @@ The chief is the only process that sees the whole run. Its loop:
 
 from __future__ import annotations
 
-import collections
-from concurrent import futures
-import dataclasses
 import os
 import signal
 import threading
@@ -27,6 +27,7 @@ import reverb
 import tensorflow as tf
 from absl import logging
 
+from gorila_tf import bookkeeping
 from gorila_tf import broadcast
 from gorila_tf import checkpointing
 from gorila_tf import cluster as cluster_lib
@@ -35,66 +36,10 @@ from gorila_tf import dqn
 from gorila_tf import environments
 from gorila_tf import learner as learner_lib
 from gorila_tf import metrics
-from gorila_tf import networks
-from gorila_tf import optimizers
+from gorila_tf import model as model_lib
 from gorila_tf import ps
 from gorila_tf import replay
 from gorila_tf import run_dir as run_dir_lib
-
-
-@dataclasses.dataclass
-class _Model:
-  """The variables that live on the ps tasks, plus chief-side counters."""
-
-  q_net: networks.QNetwork
-  target_net: networks.QNetwork
-  optimizer: optimizers.Optimizer
-  learner_state: learner_lib.LearnerState
-  frames: tf.Variable  # frames reported by actors
-  env_steps: tf.Variable
-  episodes: tf.Variable
-  wall_time_s: tf.Variable  # training time summed over restarts
-  frames_by_bundle: tf.Variable  # [num_workers]
-  resumes: tf.Variable  # times the run was resumed from a checkpoint
-  saved_at: tf.Variable  # unix time of the checkpoint's save
-
-
-def _build_model(strategy, config: config_lib.GorilaConfig,
-                 info: environments.EnvInfo, num_workers: int) -> _Model:
-  with strategy.scope():
-    q_net = networks.make_q_network(config.network, info, seed=config.run.seed)
-    target_net = networks.make_q_network(config.network, info, seed=config.run.seed)
-    # Slots next to each (part of a) variable; created here because
-    # closures on workers cannot create variables.
-    optimizer = optimizers.Optimizer(config.learner, q_net.parts())
-    state = learner_lib.LearnerState.create(num_workers)
-  counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)
-  seconds = lambda: tf.Variable(0.0, dtype=tf.float64, trainable=False)
-  return _Model(q_net, target_net, optimizer, state, counter(), counter(),
-                counter(), seconds(),
-                tf.Variable(tf.zeros([num_workers], tf.int64), trainable=False),
-                counter(), seconds())
-
-
-def _checkpoint(model: _Model) -> tf.train.Checkpoint:
-  return tf.train.Checkpoint(
-      q_network=model.q_net, target_network=model.target_net,
-      optimizer=model.optimizer, frames=model.frames, env_steps=model.env_steps,
-      episodes=model.episodes, wall_time_s=model.wall_time_s,
-      frames_by_bundle=model.frames_by_bundle, resumes=model.resumes,
-      saved_at=model.saved_at, **model.learner_state.checkpoint_items())
-
-
-def _per_worker_replay(task: cluster_lib.Task, config: config_lib.GorilaConfig):
-  """(addresses, bundle indices) a worker's learner samples, chosen at run time."""
-  addresses = tf.constant(task.worker_reverb_addresses())
-  if config.replay.mode == 'global':
-    return addresses, tf.range(task.num_workers)
-  # Local (bundled) replay: the dataset function is traced once for all
-  # workers; the worker index is resolved when it runs on each worker.
-  index = tf.distribute.coordinator.experimental_get_current_worker_index()
-  index = tf.reshape(tf.cast(index, tf.int32), [1])
-  return tf.gather(addresses, index), index
 
 
 def _start_chief_reverb(task: cluster_lib.Task,
@@ -107,7 +52,14 @@ def _start_chief_reverb(task: cluster_lib.Task,
 
 
 class Chief:
-  """Runs the training loop of one run directory."""
+  """Runs the training loop of one run directory.
+
+  Public, for tests and benchmarks that drive learner closures themselves:
+  `model` (the ShardedModel), `cluster_coordinator` (TensorFlow's
+  ClusterCoordinator over the workers), `learner` (whose `train_steps` is the
+  closure), `make_iterator()` (the per-worker replay iterator it takes), and
+  the counters `updates` and `frames`.
+  """
 
   def __init__(self, task: cluster_lib.Task, config: config_lib.GorilaConfig,
                run_dir: str):
@@ -117,47 +69,40 @@ class Chief:
     self._info = environments.env_info(config.env)
     self._signature = checkpointing.model_signature(config, self._info,
                                                     task.num_ps)
-    self._strategy = ps.make_strategy(task,
-                                                    config.launch.min_shard_bytes)
-    self._coordinator = tf.distribute.coordinator.ClusterCoordinator(self._strategy)
-    self._model = _build_model(self._strategy, config, self._info,
-                               task.num_workers)
-    self._learner = learner_lib.Learner(
-        self._model.q_net, self._model.target_net, self._model.optimizer,
-        self._model.learner_state, config.learner, config.replay,
-        task.worker_reverb_addresses(), config.faults)
+    self._strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
+    self.cluster_coordinator = tf.distribute.coordinator.ClusterCoordinator(
+        self._strategy)
+    self.model = model_lib.build_model(self._strategy, config, self._info,
+                                       task.num_workers)
+    self.learner = learner_lib.Learner(
+        q_net=self.model.q_net, target_net=self.model.target_net,
+        optimizer=self.model.optimizer, state=self.model.learner_state,
+        learner=config.learner, replay_config=config.replay,
+        replay_addresses=task.worker_reverb_addresses(), faults=config.faults)
     self._manager = tf.train.CheckpointManager(
-        _checkpoint(self._model), os.path.join(run_dir, 'checkpoints'),
+        self.model.checkpoint(), os.path.join(run_dir, 'checkpoints'),
         max_to_keep=config.run.keep_checkpoints)
-    shapes = self._model.q_net.shapes()
+    shapes = self.model.q_net.shapes()
     self._reverb_server = _start_chief_reverb(task, shapes)
     self._reverb_client = reverb.Client(task.chief_reverb_address())
     self._publisher = broadcast.ParameterPublisher(
-        task.chief_reverb_address(), self._model.q_net)
+        task.chief_reverb_address(), self.model.q_net)
     self._summaries = metrics.SummaryWriter(run_dir)
-    self._bundles = _BundleWatch(task.num_workers)
+    self._bundles = bookkeeping.BundleWatch(task.num_workers)
 
-  def _make_iterator(self):
-    config, info, task = self._config, self._info, self._task
-
-    def dataset_fn():
-      c, faults = config.learner, config.faults
-      worker = tf.distribute.coordinator.experimental_get_current_worker_index()
-      delay_ms = tf.where(worker == faults.slow_worker, faults.slow_ms, 0)
-      addresses, indices = _per_worker_replay(task, config)
-      return replay.make_dataset(addresses, info, c.batch_size, c.n_step,
-                                 delay_ms, server_indices=indices)
-
-    return iter(self._coordinator.create_per_worker_dataset(dataset_fn))
+  def make_iterator(self):
+    """Each worker's replay iterator, to pass to `learner.train_steps`."""
+    dataset_fn = model_lib.make_dataset_fn(self._task, self._config, self._info)
+    return iter(self.cluster_coordinator.create_per_worker_dataset(dataset_fn))
 
   @property
   def updates(self) -> int:
-    return int(self._model.optimizer.iterations.numpy())
+    return int(self.model.optimizer.iterations.numpy())
 
   def restore(self) -> None:
     checkpoint = self._manager.checkpoint
     path = checkpointing.restore_newest_readable(self._manager, checkpoint)
-    m = self._model
+    m = self.model
     if path:
       gap = time.time() - float(m.saved_at.numpy())
       m.resumes.assign_add(1)
@@ -166,17 +111,17 @@ class Chief:
                    int(m.resumes.numpy()))
       self._resume_gap_s = gap
     else:
-      self._learner.sync_target()
+      self.learner.sync_target()
       logging.info('initialised a new run in %s', self._run_dir)
       self._resume_gap_s = None
 
   def save(self) -> str:
     """Checkpoints the model (if it is finite) and every bundle's replay."""
-    if not bool(checkpointing.all_finite(self._model.q_net.read())):
+    if not bool(checkpointing.all_finite(self.model.q_net.read())):
       raise config_lib.NumericalError(
           f'non-finite parameters at update {self.updates}; not checkpointed, '
           f'the last good checkpoint {self._manager.latest_checkpoint} is kept')
-    self._model.saved_at.assign(time.time())
+    self.model.saved_at.assign(time.time())
     try:
       path = self._manager.save(checkpoint_number=self.updates)
       checkpointing.record_signature(self._run_dir, self._signature)
@@ -203,7 +148,7 @@ class Chief:
 
   @property
   def frames(self) -> int:
-    return int(self._model.frames.numpy())
+    return int(self.model.frames.numpy())
 
   def budget_spent(self) -> bool:
     return self.frames >= self._config.run.max_frames
@@ -214,27 +159,27 @@ class Chief:
     self.restore()
     self._summaries.text('config', '```\n' + config_lib.to_json(c) + '\n```',
                          self.frames)
-    self._summaries.hparams(_flatten(config_lib.to_dict(c)))
+    self._summaries.hparams(bookkeeping.flatten(config_lib.to_dict(c)))
     self._publisher.publish(self.updates, self.frames)
-    iterator = self._make_iterator()
-    in_flight = _InFlight(c.run.max_closures_in_flight)
-    window = _SummaryWindow(self.frames, self.updates)
-    clock = _Clock(float(self._model.wall_time_s.numpy()))
+    iterator = self.make_iterator()
+    in_flight = bookkeeping.InFlight(c.run.max_closures_in_flight)
+    window = bookkeeping.SummaryWindow(self.frames, self.updates)
+    clock = bookkeeping.Clock(float(self.model.wall_time_s.numpy()))
     updates_at_target = self.updates
     while not self.budget_spent() and not stop.is_set():
       while len(in_flight) < c.run.max_closures_in_flight:
-        in_flight.add(self._coordinator.schedule(self._learner.train_steps,
-                                                 args=(iterator,)))
+        in_flight.add(self.cluster_coordinator.schedule(
+            self.learner.train_steps, args=(iterator,)))
       for result in in_flight.wait_any():
         window.add_learner(result)
         self._check_finite(result)
       if self.updates - updates_at_target >= c.learner.target_update_period:
-        self._learner.sync_target()
+        self.learner.sync_target()
         updates_at_target = self.updates
       window.actors.merge(self._count_actor_stats())
-      self._model.wall_time_s.assign(clock.wall_time_s())
+      self.model.wall_time_s.assign(clock.wall_time_s())
       self._periodic_work(clock, window)
-    self._coordinator.join()
+    self.cluster_coordinator.join()
     for result in in_flight.wait_all():
       window.add_learner(result)
     self._write_summaries(window)
@@ -250,7 +195,8 @@ class Chief:
           f'stopped, nothing was applied from it, and the last good checkpoint '
           f'{self._manager.latest_checkpoint} is kept')
 
-  def _periodic_work(self, clock: '_Clock', window: '_SummaryWindow') -> None:
+  def _periodic_work(self, clock: bookkeeping.Clock,
+                     window: bookkeeping.SummaryWindow) -> None:
     c = self._config.run
     if clock.due('publish', c.publish_every_s):
       self._publisher.publish(self.updates, self.frames)
@@ -264,7 +210,7 @@ class Chief:
     """Drains the actors' records into the run's counters."""
     drained = metrics.drain_stats(self._reverb_client)
     self._bundles.saw(drained.incarnations)
-    m = self._model
+    m = self.model
     frames_per_step = self._info.frames_per_step
     m.env_steps.assign_add(drained.env_steps)
     m.frames.assign_add(drained.env_steps * frames_per_step)
@@ -276,13 +222,13 @@ class Chief:
           tf.constant(bundles, tf.int32)))
     return drained
 
-  def _write_summaries(self, window: '_SummaryWindow') -> None:
+  def _write_summaries(self, window: bookkeeping.SummaryWindow) -> None:
     t = metrics.TAGS
     frames, updates = self.frames, self.updates
     a = self._config.actor
     stats = window.actors
     staleness = [updates - v for v in stats.param_versions]
-    state = self._model.learner_state
+    state = self.model.learner_state
     values = {
         t['episodic_return']: metrics.mean_or_nan(stats.return_sum, stats.episodes),
         t['episode_length']: metrics.mean_or_nan(stats.length_sum, stats.episodes),
@@ -301,17 +247,18 @@ class Chief:
         t['discarded_stale']: int(state.discarded_stale.numpy()),
         t['discarded_outlier']: int(state.discarded_outlier.numpy()),
     }
-    values['cluster/resumes'] = int(self._model.resumes.numpy())
+    values['cluster/resumes'] = int(self.model.resumes.numpy())
     if self._resume_gap_s is not None:
       values['cluster/resume_gap_s'] = self._resume_gap_s
       self._resume_gap_s = None
     values.update(self._bundles.summary())
-    for i, n in enumerate(self._model.frames_by_bundle.numpy()):
+    for i, n in enumerate(self.model.frames_by_bundle.numpy()):
       values[f'bundles/{i}/frames'] = int(n)
     for i, n in enumerate(state.updates_by_worker.numpy()):
       values[f'bundles/{i}/updates'] = int(n)
-    self._summaries.scalars(frames, values, episodes=int(self._model.episodes.numpy()),
-                            wall_time_s=float(self._model.wall_time_s.numpy()))
+    self._summaries.scalars(frames, values,
+                            episodes=int(self.model.episodes.numpy()),
+                            wall_time_s=float(self.model.wall_time_s.numpy()))
     self._summaries.histograms(frames, {
         'learners/q_values': window.samples['q_values'],
         'learners/gradient_staleness_hist': window.samples['staleness_by_step'],
@@ -325,120 +272,6 @@ class Chief:
   def close(self) -> None:
     self._summaries.close()
     self._reverb_server.stop()
-
-
-def _flatten(tree: dict, prefix: str = '') -> dict:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
-
-
-class _BundleWatch:
-  """Notices bundle restarts from the incarnation in their stats records."""
-
-  def __init__(self, num_bundles: int):
-    self._incarnation: dict[int, int] = {}
-    self._last_seen: dict[int, float] = {}
-    self.restarts = [0] * num_bundles
-    self.last_downtime_s = [0.0] * num_bundles
-
-  def saw(self, incarnations: dict[int, int]) -> None:
-    now = time.monotonic()
-    for bundle, incarnation in incarnations.items():
-      known = self._incarnation.get(bundle)
-      if known is not None and incarnation > known:
-        downtime = now - self._last_seen[bundle]
-        self.restarts[bundle] += 1
-        self.last_downtime_s[bundle] = downtime
-        logging.warning('bundle %d restarted: %.1f s without its reports', bundle,
-                        downtime)
-      self._incarnation[bundle] = max(incarnation, known or 0)
-      self._last_seen[bundle] = now
-
-  def summary(self) -> dict[str, float]:
-    values = {}
-    for i, (restarts, downtime) in enumerate(zip(self.restarts,
-                                                 self.last_downtime_s)):
-      values[f'bundles/{i}/restarts'] = restarts
-      values[f'bundles/{i}/last_downtime_s'] = downtime
-    return values
-
-
-class _InFlight:
-  """Scheduled closures whose results are not in yet.
-
-  Waits for whichever finishes first, so that one slow worker does not hold
-  back the scheduling of closures for the others (RemoteValue has no
-  non-blocking test, so each fetch waits in a thread of its own).
-  """
-
-  def __init__(self, max_in_flight: int):
-    self._pool = futures.ThreadPoolExecutor(max_in_flight,
-                                            thread_name_prefix='fetch')
-    self._pending: set[futures.Future] = set()
-
-  def __len__(self) -> int:
-    return len(self._pending)
-
-  def add(self, remote_value) -> None:
-    self._pending.add(self._pool.submit(remote_value.fetch))
-
-  def wait_any(self) -> list:
-    done, self._pending = futures.wait(self._pending,
-                                       return_when=futures.FIRST_COMPLETED)
-    return [f.result() for f in done]
-
-  def wait_all(self) -> list:
-    done, self._pending = futures.wait(self._pending), set()
-    return [f.result() for f in done.done]
-
-
-class _Clock:
-  """Wall time summed over restarts, and 'is it time for X again?'."""
-
-  def __init__(self, wall_time_before_s: float):
-    self._start = time.monotonic()
-    self._before = wall_time_before_s
-    self._last: dict[str, float] = {}
-
-  def wall_time_s(self) -> float:
-    return self._before + time.monotonic() - self._start
-
-  def due(self, what: str, every_s: float) -> bool:
-    now = time.monotonic()
-    if now - self._last.setdefault(what, self._start) >= every_s:
-      self._last[what] = now
-      return True
-    return False
-
-
-class _SummaryWindow:
-  """What happened since the last summary."""
-
-  def __init__(self, frames: int, updates: int):
-    self.frame_meter = metrics.RateMeter(frames)
-    self.update_meter = metrics.RateMeter(updates)
-    self.reset()
-
-  def reset(self) -> None:
-    self.actors = metrics.ActorStats()
-    self.learner: dict[str, list[float]] = collections.defaultdict(list)
-    self.samples: dict[str, list[float]] = collections.defaultdict(list)
-
-  def add_learner(self, result: dict) -> None:
-    for key, value in result.items():
-      if getattr(value, 'ndim', 0):
-        self.samples[key].extend(float(v) for v in value)
-      else:
-        self.learner[key].append(float(value))
-
-  def mean(self, key: str) -> float:
-    values = self.learner[key]
-    return metrics.mean_or_nan(sum(values), len(values))
 
 
 def preflight(task: cluster_lib.Task, config: config_lib.GorilaConfig,

@@ -1,0 +1,122 @@
+"""The model the chief owns: variables on the ps tasks, checkpoint, replay feed.
+
+Everything other modules (the chief's loop, the in-process cluster test, the
+benchmark) need of the chief's model, in one public place:
+
+    model = build_model(strategy, config, info, num_workers)
+      # under strategy.scope(): online and target Q-networks, optimizer slots
+      # next to each variable part, the learners' counters; variables larger
+      # than launch.min_shard_bytes split over the ps tasks. Plus the chief's
+      # counters (frames, episodes, wall time, ...), kept on the chief.
+    checkpoint = model.checkpoint()        # model.checkpoint_items()
+    dataset_fn = make_dataset_fn(task, config, info)
+    iterator = iter(cluster_coordinator.create_per_worker_dataset(dataset_fn))
+      # each worker's learner samples its own bundle's replay (local mode) or
+      # every bundle's (global mode): per_worker_replay(task, config)
+
+A checkpoint's `q_network` restores into a plain, unsharded network in another
+process (evaluator, play, export) as long as the shard count is unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from gorila_tf import cluster as cluster_lib
+from gorila_tf import config as config_lib
+from gorila_tf import environments
+from gorila_tf import learner as learner_lib
+from gorila_tf import networks
+from gorila_tf import optimizers
+from gorila_tf import replay
+
+@dataclasses.dataclass(kw_only=True)
+class ShardedModel:
+  """The variables that live on the ps tasks, plus the chief's counters."""
+
+  q_net: networks.QNetwork  # the online network
+  target_net: networks.QNetwork
+  optimizer: optimizers.Optimizer  # its slots sit next to each variable part
+  learner_state: learner_lib.LearnerState
+  frames: tf.Variable  # frames reported by actors
+  env_steps: tf.Variable
+  episodes: tf.Variable
+  wall_time_s: tf.Variable  # training time summed over restarts
+  frames_by_bundle: tf.Variable  # [num_workers]
+  resumes: tf.Variable  # times the run was resumed from a checkpoint
+  saved_at: tf.Variable  # unix time of the checkpoint's save
+
+  def checkpoint_items(self) -> dict:
+    """What a checkpoint holds, by the names it is saved under.
+
+    `q_network`, `target_network`, `optimizer` (its iterations and slots),
+    the counters `frames`, `env_steps`, `episodes`, `wall_time_s`,
+    `frames_by_bundle`, `resumes`, `saved_at`, and the learner state's items
+    (`learner.LearnerState.checkpoint_items`).
+    """
+    return dict(
+        q_network=self.q_net, target_network=self.target_net,
+        optimizer=self.optimizer, frames=self.frames, env_steps=self.env_steps,
+        episodes=self.episodes, wall_time_s=self.wall_time_s,
+        frames_by_bundle=self.frames_by_bundle, resumes=self.resumes,
+        saved_at=self.saved_at, **self.learner_state.checkpoint_items())
+
+  def checkpoint(self) -> tf.train.Checkpoint:
+    """A `tf.train.Checkpoint` of `checkpoint_items()`."""
+    return tf.train.Checkpoint(**self.checkpoint_items())
+
+
+def build_model(strategy: tf.distribute.Strategy,
+                config: config_lib.GorilaConfig, info: environments.EnvInfo,
+                num_workers: int) -> ShardedModel:
+  """Creates the model's variables under `strategy` (see the module docstring)."""
+  with strategy.scope():
+    q_net = networks.make_q_network(config.network, info, seed=config.run.seed)
+    target_net = networks.make_q_network(config.network, info, seed=config.run.seed)
+    # Slots next to each (part of a) variable; created here because
+    # closures on workers cannot create variables.
+    optimizer = optimizers.Optimizer(config.learner, q_net.parts())
+    state = learner_lib.LearnerState.create(num_workers)
+  counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)
+  seconds = lambda: tf.Variable(0.0, dtype=tf.float64, trainable=False)
+  return ShardedModel(
+      q_net=q_net, target_net=target_net, optimizer=optimizer,
+      learner_state=state, frames=counter(), env_steps=counter(),
+      episodes=counter(), wall_time_s=seconds(),
+      frames_by_bundle=tf.Variable(tf.zeros([num_workers], tf.int64),
+                                   trainable=False),
+      resumes=counter(), saved_at=seconds())
+
+
+def per_worker_replay(task: cluster_lib.Task, config: config_lib.GorilaConfig):
+  """(addresses, bundle indices) a worker's learner samples, chosen at run time."""
+  addresses = tf.constant(task.worker_reverb_addresses())
+  if config.replay.mode == 'global':
+    return addresses, tf.range(task.num_workers)
+  # Local (bundled) replay: the dataset function is traced once for all
+  # workers; the worker index is resolved when it runs on each worker.
+  index = tf.distribute.coordinator.experimental_get_current_worker_index()
+  index = tf.reshape(tf.cast(index, tf.int32), [1])
+  return tf.gather(addresses, index), index
+
+
+def make_dataset_fn(task: cluster_lib.Task, config: config_lib.GorilaConfig,
+                    info: environments.EnvInfo):
+  """The dataset function for `ClusterCoordinator.create_per_worker_dataset`.
+
+  Each worker's dataset yields batches of `learner.batch_size` transitions
+  from `per_worker_replay`; the worker `faults.slow_worker` (a test-only hook)
+  waits `faults.slow_ms` before each of its batches.
+  """
+
+  def dataset_fn() -> tf.data.Dataset:
+    c, faults = config.learner, config.faults
+    worker = tf.distribute.coordinator.experimental_get_current_worker_index()
+    delay_ms = tf.where(worker == faults.slow_worker, faults.slow_ms, 0)
+    addresses, indices = per_worker_replay(task, config)
+    return replay.make_dataset(addresses, info, c.batch_size, c.n_step,
+                               delay_ms, server_indices=indices)
+
+  return dataset_fn
