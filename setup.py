@@ -27,7 +27,7 @@ setup(
                 'ParameterServerStrategy, Reverb and ale-py',
     python_requires='>=3.11,<3.12',
     packages=['gorila_tf', 'gorila_tf.configs', 'gorila_tf.launch',
-              'gorila_tf.bench_peers'],
+              'gorila_tf.tools', 'gorila_tf.tools.peers'],
     package_dir={'gorila_tf': 'gorila_tf', 'gorila_tf.configs': 'configs',
                  'gorila_tf.launch': 'launch'},
     package_data={'gorila_tf': ['data/reference/*.csv', 'data/reference/*.md']},
@@ -35,17 +35,17 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         'test': ['pytest>=8', 'pyyaml>=6'],
-        # Peers run in their own virtualenv (gorila_tf/bench_peers/).
+        # Peers run in their own virtualenv (gorila_tf/tools/peers/).
         'bench': ['psutil>=5'],
     },
     entry_points={'console_scripts': [
         'gorila-train=gorila_tf.train:cli',
         'gorila-launch=gorila_tf.launch.local:cli',
-        'gorila-suite=gorila_tf.suite:cli',
-        'gorila-eval=gorila_tf.evaluate:cli',
-        'gorila-play=gorila_tf.play:cli',
-        'gorila-export=gorila_tf.export:cli',
-        'gorila-plot=gorila_tf.plot:cli',
-        'gorila-bench=gorila_tf.bench:cli',
+        'gorila-suite=gorila_tf.tools.suite:cli',
+        'gorila-eval=gorila_tf.tools.evaluate:cli',
+        'gorila-play=gorila_tf.tools.play:cli',
+        'gorila-export=gorila_tf.tools.export:cli',
+        'gorila-plot=gorila_tf.tools.plot:cli',
+        'gorila-bench=gorila_tf.tools.bench:cli',
     ]},
 )

@@ -27,7 +27,7 @@ from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import environments
 from gorila_tf import learner as learner_lib
-from gorila_tf import local_cluster as inprocess_cluster
+from gorila_tf.tools import inprocess_cluster
 from gorila_tf import model as model_lib
 from gorila_tf import networks
 from gorila_tf import ps

@@ -2,8 +2,8 @@
 
 import json
 
-from gorila_tf import bench_report
-from gorila_tf import bench_faults
+from gorila_tf.tools import bench_report
+from gorila_tf.tools import bench_faults
 from tests.conftest import run_module
 
 
@@ -40,7 +40,7 @@ def test_fault_timing_reads_the_launchers_lines():
 
 def test_bench_measures_the_emulator_and_the_actors(tmp_path):
   out = tmp_path / 'bench.json'
-  proc = run_module('gorila_tf.bench', '--sections=emulator,actor', '--seconds=3',
+  proc = run_module('gorila_tf.tools.bench', '--sections=emulator,actor', '--seconds=3',
                     f'--out={out}', timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads(out.read_text())
@@ -51,10 +51,10 @@ def test_bench_measures_the_emulator_and_the_actors(tmp_path):
 
 
 def test_bench_refuses_unknown_sections_and_overrides():
-  proc = run_module('gorila_tf.bench', '--sections=emulator,warp', timeout=120)
+  proc = run_module('gorila_tf.tools.bench', '--sections=emulator,warp', timeout=120)
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: unknown section 'warp'; allowed: emulator, actor, learner, memory, "
       'e2e, peers, faults')
-  proc = run_module('gorila_tf.bench', '--set=learner.bogus=1', timeout=120)
+  proc = run_module('gorila_tf.tools.bench', '--set=learner.bogus=1', timeout=120)
   assert proc.returncode == 2 and 'learner.bogus' in proc.stderr

@@ -63,6 +63,6 @@ def test_train_without_a_cluster_says_how_to_start_one():
      "error: --checkpoint='/nonexistent/ckpt-1' does not exist"),
 ])
 def test_evaluate_refuses_bad_input_with_one_line(args, message):
-  proc = run_module('gorila_tf.evaluate', *args, timeout=120)
+  proc = run_module('gorila_tf.tools.evaluate', *args, timeout=120)
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-2000:]

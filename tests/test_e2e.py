@@ -102,7 +102,7 @@ def test_pong_checkpoints_and_resumes_with_its_counters(run_dir):
 
   # The standalone evaluation of that checkpoint prints its table row (short
   # episodes here; the protocol's other settings are the paper's).
-  evaluation = run_module('gorila_tf.evaluate', f'--run_dir={run_dir}',
+  evaluation = run_module('gorila_tf.tools.evaluate', f'--run_dir={run_dir}',
                           '--set=eval.episodes=2', '--set=eval.parallel_envs=2',
                           '--set=eval.max_episode_frames=2000', timeout=300)
   assert evaluation.returncode == 0, evaluation.stderr[-3000:]

@@ -8,7 +8,7 @@ import pytest
 
 from gorila_tf import config as config_lib
 from gorila_tf import environments
-from gorila_tf import suite
+from gorila_tf.tools import suite
 from tests.conftest import run_module
 
 PONG_EVALS = [
@@ -47,7 +47,7 @@ def test_parse_games_all_and_a_list():
 
 def test_unknown_game_is_one_line_and_exit_2_with_nothing_written(tmp_path):
   base_dir = tmp_path / 'suite'
-  proc = run_module('gorila_tf.suite', '--games=ALE/Pongg-v5',
+  proc = run_module('gorila_tf.tools.suite', '--games=ALE/Pongg-v5',
                     f'--base_dir={base_dir}', timeout=120)
   assert proc.returncode == 2
   errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
@@ -58,7 +58,7 @@ def test_unknown_game_is_one_line_and_exit_2_with_nothing_written(tmp_path):
 
 def test_unknown_config_is_exit_2_with_the_resolve_message(tmp_path):
   base_dir = tmp_path / 'suite'
-  proc = run_module('gorila_tf.suite', '--games=ALE/Pong-v5', '--config=atary',
+  proc = run_module('gorila_tf.tools.suite', '--games=ALE/Pong-v5', '--config=atary',
                     f'--base_dir={base_dir}', timeout=120)
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1].startswith(
@@ -68,7 +68,7 @@ def test_unknown_config_is_exit_2_with_the_resolve_message(tmp_path):
 
 def test_commands_mode_prints_one_command_per_game(tmp_path):
   base_dir = tmp_path / 'suite'
-  proc = run_module('gorila_tf.suite', '--mode=commands',
+  proc = run_module('gorila_tf.tools.suite', '--mode=commands',
                     '--games=ALE/Pong-v5,ALE/Breakout-v5',
                     f'--base_dir={base_dir}', '--set=run.max_frames=1000',
                     timeout=120)

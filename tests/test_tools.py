@@ -43,7 +43,7 @@ def cartpole_run(tmp_path_factory):
 def test_play_writes_an_animated_gif(cartpole_run, tmp_path):
   run_dir, _ = cartpole_run
   out = tmp_path / 'play.gif'
-  proc = run_module('gorila_tf.play', f'--run_dir={run_dir}', '--episodes=2',
+  proc = run_module('gorila_tf.tools.play', f'--run_dir={run_dir}', '--episodes=2',
                     f'--out={out}', timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert '2 episode(s) at 77 updates' in proc.stdout
@@ -62,7 +62,7 @@ BLOCK_GORILA = (
 def test_exported_policy_loads_and_acts_without_gorila_tf(cartpole_run, tmp_path):
   run_dir, q_net = cartpole_run
   out = tmp_path / 'policy'
-  proc = run_module('gorila_tf.export', f'--run_dir={run_dir}', f'--out={out}',
+  proc = run_module('gorila_tf.tools.export', f'--run_dir={run_dir}', f'--out={out}',
                     timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   observations = np.random.default_rng(0).normal(size=(16, 1, 4)).astype(np.float32)
@@ -84,7 +84,7 @@ def test_exported_policy_loads_and_acts_without_gorila_tf(cartpole_run, tmp_path
 
 def test_plot_writes_curves_and_a_results_table(cartpole_run, tmp_path):
   run_dir, _ = cartpole_run
-  proc = run_module('gorila_tf.plot', f'--run_dirs={run_dir}', f'--out={tmp_path}',
+  proc = run_module('gorila_tf.tools.plot', f'--run_dirs={run_dir}', f'--out={tmp_path}',
                     timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   for name in ('CartPole-v1_frames.png', 'CartPole-v1_wall.png'):
@@ -95,9 +95,9 @@ def test_plot_writes_curves_and_a_results_table(cartpole_run, tmp_path):
 
 
 def test_commands_refuse_missing_inputs_with_one_line(tmp_path):
-  for module, args in (('gorila_tf.play', [f'--run_dir={tmp_path}']),
-                       ('gorila_tf.export', [f'--run_dir={tmp_path}', f'--out={tmp_path}/x']),
-                       ('gorila_tf.plot', [f'--run_dirs={tmp_path}'])):
+  for module, args in (('gorila_tf.tools.play', [f'--run_dir={tmp_path}']),
+                       ('gorila_tf.tools.export', [f'--run_dir={tmp_path}', f'--out={tmp_path}/x']),
+                       ('gorila_tf.tools.plot', [f'--run_dirs={tmp_path}'])):
     proc = run_module(module, *args, timeout=120)
     assert proc.returncode == 2, (module, proc.stderr[-1000:])
     assert proc.stderr.strip().splitlines()[-1].startswith('error: '), module

@@ -1,8 +1,8 @@
 r"""Score a checkpoint with the paper's evaluation protocol, from the shell.
 
-  python -m gorila_tf.evaluate --run_dir=runs/pong1             # newest checkpoint
-  python -m gorila_tf.evaluate --checkpoint=runs/pong1/checkpoints/ckpt-200000
-  python -m gorila_tf.evaluate --run_dir=runs/pong1 --set=eval.episodes=10
+  python -m gorila_tf.tools.evaluate --run_dir=runs/pong1             # newest checkpoint
+  python -m gorila_tf.tools.evaluate --checkpoint=runs/pong1/checkpoints/ckpt-200000
+  python -m gorila_tf.tools.evaluate --run_dir=runs/pong1 --set=eval.episodes=10
 
 Protocol (no-op starts): up to 30 random no-op actions at the start of each
 episode, epsilon 0.05, episodes capped at 18,000 frames, 30 episodes. Prints

@@ -1,7 +1,7 @@
 r"""The paper's 49-game suite: train each game, then compare with the papers.
 
-  python -m gorila_tf.suite --games=all --config=atari --base_dir=runs/suite
-  python -m gorila_tf.suite --games=ALE/Pong-v5,ALE/Breakout-v5 \
+  python -m gorila_tf.tools.suite --games=all --config=atari --base_dir=runs/suite
+  python -m gorila_tf.tools.suite --games=ALE/Pong-v5,ALE/Breakout-v5 \
       --set=run.max_frames=2000000
 
 --mode=local (default) runs the local launcher (`gorila_tf.launch.local`,

@@ -1,6 +1,6 @@
 r"""Learning curves and a results table from runs' own files.
 
-  python -m gorila_tf.plot --run_dirs=runs/pong1,runs/pong2 --out=plots/
+  python -m gorila_tf.tools.plot --run_dirs=runs/pong1,runs/pong2 --out=plots/
 
 writes, for each game among the runs:
   <out>/<game>_frames.png  evaluation score against training frames

@@ -12,7 +12,7 @@ output to time each recovery:
           checkpoint;
   chief   the same.
 
-  python -m gorila_tf.bench --sections=faults
+  python -m gorila_tf.tools.bench --sections=faults
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Creates (if missing) the Stable-Baselines3 peer-benchmark venv and installs
 # requirements-bench-peers.lock into it. PyTorch stays out of the project's
-# own venv: this one is only for gorila_tf/bench_peers/sb3_dqn.py.
+# own venv: this one is only for gorila_tf/tools/peers/sb3_dqn.py.
 #
-# Usage: bash gorila_tf/bench_peers/install_sb3_venv.sh [VENV]  (default
+# Usage: bash gorila_tf/tools/peers/install_sb3_venv.sh [VENV]  (default
 # .venv-bench at the repo root). Idempotent: does nothing while the venv's
 # stamp file is newer than the lock file.
 #
@@ -12,7 +12,7 @@
 # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 venv="${1:-$repo/.venv-bench}"
 lock="$repo/requirements-bench-peers.lock"
 stamp="$venv/.bench-peers-installed"

@@ -1,6 +1,6 @@
 r"""Export the greedy policy of a checkpoint as a self-contained SavedModel.
 
-  python -m gorila_tf.export --run_dir=runs/pong1 --out=exported/pong_policy
+  python -m gorila_tf.tools.export --run_dir=runs/pong1 --out=exported/pong_policy
 
 The SavedModel holds plain (unsharded) variables and two functions:
 `action(observations) -> int32 actions` (the default serving signature) and

@@ -1,7 +1,7 @@
 r"""Watch an agent: play a checkpoint and write a GIF.
 
-  python -m gorila_tf.play --run_dir=runs/pong1 --episodes=2 --out=pong.gif
-  python -m gorila_tf.play --checkpoint=runs/pong1/checkpoints/ckpt-1200 --out=a.gif
+  python -m gorila_tf.tools.play --run_dir=runs/pong1 --episodes=2 --out=pong.gif
+  python -m gorila_tf.tools.play --checkpoint=runs/pong1/checkpoints/ckpt-1200 --out=a.gif
 
 Atari GIFs show what the agent sees (the newest 84x84 frame it acts on);
 other games use their own rendering. The agent acts with the evaluation

@@ -1,8 +1,8 @@
 r"""Throughput and memory, measured side by side on this machine.
 
-  python -m gorila_tf.bench                      # everything, ~6 minutes
-  python -m gorila_tf.bench --sections=emulator,actor,learner --seconds=20
-  python -m gorila_tf.bench --out=bench.json
+  python -m gorila_tf.tools.bench                      # everything, ~6 minutes
+  python -m gorila_tf.tools.bench --sections=emulator,actor,learner --seconds=20
+  python -m gorila_tf.tools.bench --out=bench.json
 
 Sections (all on Pong with the Nature network and batch 32):
   emulator  raw AtariVectorEnv steps/s, random actions, as many games as the
@@ -20,7 +20,7 @@ Sections (all on Pong with the Nature network and batch 32):
   memory    replay bytes per stored transition;
   peers     TF-Agents' DqnAgent with Reverb in one process, and
             Stable-Baselines3's DQN (its own virtualenv, see
-            gorila_tf/bench_peers/), at our replay ratio.
+            gorila_tf/tools/peers/), at our replay ratio.
 
 Ratios are what count: absolute numbers drift on shared machines.
 """
@@ -47,8 +47,8 @@ os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-from gorila_tf import bench_faults  # pylint: disable=g-import-not-at-top
-from gorila_tf import bench_report
+from gorila_tf.tools import bench_faults  # pylint: disable=g-import-not-at-top
+from gorila_tf.tools import bench_report
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
 from gorila_tf import launch
@@ -65,7 +65,8 @@ flags.DEFINE_string('out', None, 'Also write the results as JSON here.')
 flags.DEFINE_string('peer_python', '.venv-bench/bin/python',
                     'Python of the Stable-Baselines3 virtualenv.')
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The checkout's root: this file is <root>/gorila_tf/tools/bench.py.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def timed(run_for: Callable[[float], int], seconds: float) -> tuple[int, float]:
@@ -206,9 +207,10 @@ def _repeat(fn, deadline) -> int:
 
 def _pss_learner(config, seconds: float, queue) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf import chief as chief_lib, cluster, environments, local_cluster  # pylint: disable=g-import-not-at-top
+  from gorila_tf import chief as chief_lib, cluster, environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.tools import inprocess_cluster  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
-  task, _ = local_cluster.start(num_ps=1, num_workers=1)
+  task, _ = inprocess_cluster.start(num_ps=1, num_workers=1)
   _, port = cluster.split_address(task.worker_reverb_addresses()[0])
   server = _prefilled_replay(config, info, 2_000, port=port)
   chief = chief_lib.Chief(task, config, tempfile.mkdtemp())
@@ -350,15 +352,15 @@ def _peer(command: list[str], seconds: float) -> dict[str, Any]:
 def bench_peers(config, seconds: float) -> dict[str, Any]:
   del config
   results = {'tf_agents_dqn': _peer(
-      [sys.executable, '-m', 'gorila_tf.bench_peers.tf_agents_dqn'], seconds)}
+      [sys.executable, '-m', 'gorila_tf.tools.peers.tf_agents_dqn'], seconds)}
   peer_python = os.path.join(REPO, FLAGS.peer_python)
   if os.path.exists(peer_python):
     results['sb3_dqn'] = _peer(
-        [peer_python, os.path.join(REPO, 'gorila_tf', 'bench_peers', 'sb3_dqn.py')],
+        [peer_python, os.path.join(REPO, 'gorila_tf', 'tools', 'peers', 'sb3_dqn.py')],
         seconds)
   else:
     results['sb3_dqn'] = {'error': f'{FLAGS.peer_python} missing: run '
-                          'gorila_tf/bench_peers/install_sb3_venv.sh'}
+                          'gorila_tf/tools/peers/install_sb3_venv.sh'}
   return results
 
 
