@@ -142,7 +142,7 @@ def _netns_exists(netns: str) -> bool:
   return os.path.exists(_netns_path(netns))
 
 
-def _netns_list() -> list[str]:
+def netns_list() -> list[str]:
   """Names of the named network namespaces (`ip netns list`, first word)."""
   return [line.split()[0] for line in _run(['ip', 'netns', 'list']).splitlines()
           if line.strip()]
@@ -621,7 +621,7 @@ def cleanup_stale() -> list[str]:
   """
   removed = []
   try:
-    names = _netns_list()
+    names = netns_list()
   except HostsError as e:
     logging.warning('emulated hosts: %s', e)
     names = []

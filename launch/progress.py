@@ -60,7 +60,7 @@ def format_line(record: dict, eval_record: Optional[dict], max_frames: int,
   return ' | '.join(parts)
 
 
-class _JsonlTail:
+class JsonlTail:
   """The last record of a growing JSON-lines file, read incrementally."""
 
   def __init__(self, path: str):
@@ -145,8 +145,8 @@ class ProgressReporter(threading.Thread):
                every_s: float, stop: threading.Event):
     super().__init__(daemon=True)
     self._console = console
-    self._progress = _JsonlTail(os.path.join(run_dir, 'progress.jsonl'))
-    self._evals = _JsonlTail(os.path.join(run_dir, 'eval.jsonl'))
+    self._progress = JsonlTail(os.path.join(run_dir, 'progress.jsonl'))
+    self._evals = JsonlTail(os.path.join(run_dir, 'eval.jsonl'))
     self._max_frames = max_frames
     self._every_s = every_s
     self._done = stop

@@ -66,7 +66,7 @@ def _link_names() -> set[str]:
 
 
 def _our_netns(prefix: str) -> list[str]:
-  return [n for n in hosts_lib._netns_list() if n.startswith(prefix + '-')]
+  return [n for n in hosts_lib.netns_list() if n.startswith(prefix + '-')]
 
 
 @pytest.fixture(scope='module')

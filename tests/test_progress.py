@@ -53,7 +53,7 @@ def test_missing_values_show_as_dashes():
 
 def test_tail_reads_only_whole_new_lines(tmp_path):
   path = tmp_path / 'progress.jsonl'
-  tail = progress._JsonlTail(str(path))
+  tail = progress.JsonlTail(str(path))
   assert not tail.poll() and tail.last is None  # no file yet
   path.write_text(json.dumps({'step': 1}) + '\n' + '{"step": ')
   assert tail.poll() and tail.last == {'step': 1}

@@ -1,0 +1,162 @@
+"""The tree keeps its seams: no module reaches into another's private names.
+
+What one module uses of another is public (no leading underscore) and
+documented; roles do not depend on the tools built around them. Checked
+statically with `ast` over every module of the package, the presets, the
+launchers and the tests.
+"""
+
+import ast
+import glob
+import os
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+SOURCES = ('gorila_tf/**/*.py', 'configs/**/*.py', 'launch/**/*.py',
+           'tests/**/*.py')
+# The standard library's own underscore names are its business (os._exit,
+# sys._getframe); namedtuples' public API is spelled with an underscore.
+STDLIB = frozenset(sys.stdlib_module_names)
+NAMEDTUPLE_API = frozenset({'_asdict', '_replace', '_fields', '_make',
+                            '_field_defaults'})
+# Another project's private names, read because it offers no public one.
+THIRD_PARTY_PRIVATES = {
+    # Stable-Baselines3 counts gradient updates only in `_n_updates`; the peer
+    # runs in its own virtualenv, outside gorila_tf.
+    'gorila_tf/tools/peers/sb3_dqn.py': {'model._n_updates',
+                                         'self.model._n_updates'},
+}
+
+
+def is_private(name: str) -> bool:
+  """'_x' is private; '__x__' (a dunder) and 'x' are not."""
+  dunder = name.startswith('__') and name.endswith('__')
+  return name.startswith('_') and not dunder
+
+
+def imported_names(tree: ast.AST) -> dict[str, str]:
+  """Local name -> the dotted name it was imported as."""
+  names = {}
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      for alias in node.names:
+        if alias.asname:
+          names[alias.asname] = alias.name
+        else:
+          top = alias.name.split('.')[0]
+          names[top] = top
+    elif isinstance(node, ast.ImportFrom):
+      for alias in node.names:
+        names[alias.asname or alias.name] = f'{node.module or ""}.{alias.name}'
+  return names
+
+
+def private_uses(source: str, path: str = '<source>') -> list[str]:
+  """Every use of another module's private name in `source`, one line each.
+
+  Flags `from x import _y`, `module._y` for an imported module (the standard
+  library excepted), and `obj._y` on anything but `self`, `cls` or `super()`:
+  whose private `_y` is, is not known statically, so all such reaching in is
+  refused.
+  """
+  tree = ast.parse(source, path)
+  imported = imported_names(tree)
+  problems = []
+  for node in ast.walk(tree):
+    if isinstance(node, ast.ImportFrom):
+      for alias in node.names:
+        if is_private(alias.name):
+          problems.append(f'{path}:{node.lineno}: from {node.module} import '
+                          f'{alias.name}')
+    if not (isinstance(node, ast.Attribute) and is_private(node.attr)
+            and node.attr not in NAMEDTUPLE_API):
+      continue
+    owner = node.value
+    if isinstance(owner, ast.Name):
+      if owner.id in ('self', 'cls'):
+        continue
+      if imported.get(owner.id, '').split('.')[0] in STDLIB:
+        continue
+    if (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name)
+        and owner.func.id == 'super'):
+      continue
+    problems.append(f'{path}:{node.lineno}: {ast.unparse(owner)}.{node.attr}')
+  return problems
+
+
+def source_files() -> list[str]:
+  return sorted(os.path.relpath(p, REPO) for pattern in SOURCES
+                for p in glob.glob(os.path.join(REPO, pattern), recursive=True))
+
+
+def read(path: str) -> str:
+  with open(os.path.join(REPO, path)) as f:
+    return f.read()
+
+
+@pytest.mark.parametrize('source, expected', [
+    ('from gorila_tf.model import _secret\n',
+     ['<planted>:1: from gorila_tf.model import _secret']),
+    ('from gorila_tf import chief\nchief._helper()\n',
+     ['<planted>:2: chief._helper']),
+    ('import gorila_tf.chief as chief_lib\nx = chief_lib._helper\n',
+     ['<planted>:2: chief_lib._helper']),
+    ('def f(chief):\n  return chief._coordinator\n',
+     ['<planted>:2: chief._coordinator']),
+    ('class A:\n  def f(self):\n    return self._model._slots\n',
+     ['<planted>:3: self._model._slots']),
+])
+def test_the_checker_finds_planted_private_uses(source, expected):
+  assert private_uses(source, '<planted>') == expected
+
+
+def test_the_checker_allows_own_privates_dunders_and_the_standard_library():
+  source = '''
+import os
+import sys
+from typing import NamedTuple
+
+_TABLE = {}
+
+
+class Point(NamedTuple):
+  x: int
+
+  def moved(self):
+    return self._replace(x=self.x + 1)._asdict()
+
+
+class A(object):
+  def __init__(self):
+    super().__init__()
+    self._private = _TABLE
+    self.name = type(self).__name__
+
+  @classmethod
+  def make(cls):
+    return cls._build()
+
+frame = sys._getframe()
+os._exit(0)
+'''
+  assert private_uses(source) == []
+
+
+def test_no_module_uses_another_modules_private_names():
+  files = source_files()
+  assert 'gorila_tf/chief.py' in files and 'tests/cluster_harness.py' in files
+  problems = [p for path in files for p in private_uses(read(path), path)
+              if p.split(': ', 1)[1] not in THIRD_PARTY_PRIVATES.get(path, ())]
+  assert not problems, 'private names used across modules:\n' + '\n'.join(problems)
+
+
+def test_roles_and_shared_pieces_do_not_depend_on_the_tools():
+  roles = [p for p in source_files()
+           if p.startswith('gorila_tf/') and not p.startswith('gorila_tf/tools/')]
+  offenders = [p for p in roles
+               if any(name.startswith('gorila_tf.tools')
+                      for name in imported_names(ast.parse(read(p))).values())]
+  assert not offenders, offenders
