@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from typing import Any, Optional
 
+import numpy as np
 import reverb
 import tensorflow as tf
 from absl import logging
@@ -93,9 +96,9 @@ def restore_newest_readable(manager: tf.train.CheckpointManager,
   return None
 
 
-@tf.function
-def all_finite(tensors) -> tf.Tensor:
-  return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+def all_finite(arrays) -> bool:
+  """True if no array holds a NaN or an infinity."""
+  return all(bool(np.all(np.isfinite(a))) for a in arrays)
 
 
 def replay_checkpoint_dir(run_dir: str, bundle: int) -> str:
@@ -111,19 +114,45 @@ def replay_checkpointer(run_dir: Optional[str], bundle: int):
   return reverb.checkpointers.DefaultCheckpointer(path)
 
 
-def checkpoint_replay(addresses: list[str]) -> int:
-  """Asks every reachable bundle to checkpoint its table; returns how many did.
+class ReplayCheckpoints:
+  """Asks each bundle to checkpoint its replay table, in a thread per bundle.
 
-  Reverb keeps only the newest replay checkpoint of each server. A bundle that
-  is down is skipped: its previous replay checkpoint stays.
+  Reverb keeps only the newest replay checkpoint of each server, and a
+  checkpoint call has no deadline: it runs off the chief's loop, so a bundle
+  that stops answering mid-checkpoint holds up nothing. A bundle that is
+  unresponsive, or still busy with the previous request, is skipped (its
+  previous replay checkpoint stays) and the skip is counted by the caller.
   """
-  saved = 0
-  for bundle, address in enumerate(addresses):
-    try:
-      client = reverb.Client(address)
-      client.server_info(timeout=2)
-      client.checkpoint()
-      saved += 1
-    except (reverb.errors.ReverbError, RuntimeError, tf.errors.OpError) as e:
-      logging.warning('replay of bundle %d not checkpointed: %s', bundle, e)
-  return saved
+
+  def __init__(self, addresses: list[str]):
+    self._addresses = list(addresses)
+    self._threads: list[Optional[threading.Thread]] = [None] * len(addresses)
+
+  def request(self, responsive: list[bool]) -> tuple[list[int], list[int]]:
+    """Starts a checkpoint of every responsive, idle bundle: (asked, skipped)."""
+    asked, skipped = [], []
+    for bundle, address in enumerate(self._addresses):
+      busy = self._threads[bundle] is not None and self._threads[bundle].is_alive()
+      if busy or not responsive[bundle]:
+        skipped.append(bundle)
+        continue
+      thread = threading.Thread(target=_checkpoint_one, args=(bundle, address),
+                                name=f'replay-checkpoint-{bundle}', daemon=True)
+      thread.start()
+      self._threads[bundle] = thread
+      asked.append(bundle)
+    return asked, skipped
+
+  def wait(self, timeout_s: float) -> None:
+    """Waits up to `timeout_s` for the requests in progress (at the end of a run)."""
+    deadline = time.monotonic() + timeout_s
+    for thread in self._threads:
+      if thread is not None:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _checkpoint_one(bundle: int, address: str) -> None:
+  try:
+    reverb.Client(address).checkpoint()
+  except (reverb.errors.ReverbError, RuntimeError, tf.errors.OpError) as e:
+    logging.warning('replay of bundle %d not checkpointed: %s', bundle, e)

@@ -6,18 +6,28 @@ replay dataset) and TensorFlow's ClusterCoordinator, which runs learner
 closures on the workers. Its loop:
 
     restore the latest checkpoint (or initialise)
-    publish parameters so actors can start
+    trace every function the loop calls; publish parameters so actors start
     until the frame budget is spent:
       keep `run.max_closures_in_flight` learner closures scheduled
+      take the results that are in (waiting at most half a second)
       every `learner.target_update_period` updates: refresh the target network
       every `run.publish_every_s`: push parameters to the actors
       every `run.summary_every_s`: drain actor stats, write summaries
-      every `run.checkpoint_every_s`: checkpoint
+      every `run.checkpoint_every_s`: checkpoint (model + each bundle's replay)
     final checkpoint
+
+No bundle can stall it: the loop waits for no particular worker. Bundles are
+probed for an answer in threads of their own (bookkeeping.BundleHealth); a
+closure on a bundle silent for `run.bundle_timeout_s` stops counting against
+the in-flight limit; replay checkpoints run in threads and skip silent
+bundles; the model checkpoint is written by a process of its own
+(checkpoint_writer.py), because in this process TensorFlow's checkpoint
+saving and any newly traced function wait on every worker.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -29,6 +39,7 @@ from absl import logging
 
 from gorila_tf import bookkeeping
 from gorila_tf import broadcast
+from gorila_tf import checkpoint_writer
 from gorila_tf import checkpointing
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
@@ -38,7 +49,6 @@ from gorila_tf import learner as learner_lib
 from gorila_tf import metrics
 from gorila_tf import model as model_lib
 from gorila_tf import ps
-from gorila_tf import replay
 from gorila_tf import run_dir as run_dir_lib
 
 
@@ -79,9 +89,21 @@ class Chief:
         optimizer=self.model.optimizer, state=self.model.learner_state,
         learner=config.learner, replay_config=config.replay,
         replay_addresses=task.worker_reverb_addresses(), faults=config.faults)
+    directory = os.path.join(run_dir, 'checkpoints')
+    # Reads (restores) here; writes in the checkpoint writer's process.
     self._manager = tf.train.CheckpointManager(
-        self.model.checkpoint(), os.path.join(run_dir, 'checkpoints'),
+        self.model.checkpoint(), directory,
         max_to_keep=config.run.keep_checkpoints)
+    self._writer = checkpoint_writer.CheckpointWriter(
+        directory, config.run.keep_checkpoints, functools.partial(
+            model_lib.build_plain_model, config, self._info, task.num_workers,
+            self.model.part_shapes()))
+    self._read_state = model_lib.make_state_reader(self.model)
+    self._iterations_index = next(
+        i for i, v in enumerate(self.model.state_variables())
+        if v is self.model.optimizer.iterations)
+    self._read_progress = model_lib.make_progress_reader(self.model)
+    self.learner.sync_target.get_concrete_function()
     shapes = self.model.q_net.shapes()
     self._reverb_server = _start_chief_reverb(task, shapes)
     self._reverb_client = reverb.Client(task.chief_reverb_address())
@@ -89,6 +111,10 @@ class Chief:
         task.chief_reverb_address(), self.model.q_net)
     self._summaries = metrics.SummaryWriter(run_dir)
     self._bundles = bookkeeping.BundleWatch(task.num_workers)
+    self._health = bookkeeping.BundleHealth(task.worker_reverb_addresses(),
+                                            config.run.bundle_timeout_s)
+    self._replay_checkpoints = checkpointing.ReplayCheckpoints(
+        task.worker_reverb_addresses())
 
   def make_iterator(self):
     """Each worker's replay iterator, to pass to `learner.train_steps`."""
@@ -97,7 +123,7 @@ class Chief:
 
   @property
   def updates(self) -> int:
-    return int(self.model.optimizer.iterations.numpy())
+    return int(self._read_progress()['updates'])
 
   def restore(self) -> None:
     checkpoint = self._manager.checkpoint
@@ -115,36 +141,34 @@ class Chief:
       logging.info('initialised a new run in %s', self._run_dir)
       self._resume_gap_s = None
 
+  def latest_checkpoint(self) -> str | None:
+    return self._writer.latest_checkpoint or self._manager.latest_checkpoint
+
   def save(self) -> str:
-    """Checkpoints the model (if it is finite) and every bundle's replay."""
-    if not bool(checkpointing.all_finite(self.model.q_net.read())):
-      raise config_lib.NumericalError(
-          f'non-finite parameters at update {self.updates}; not checkpointed, '
-          f'the last good checkpoint {self._manager.latest_checkpoint} is kept')
+    """Checkpoints the model (if it is finite) and every answering bundle's replay."""
     self.model.saved_at.assign(time.time())
+    values = [t.numpy() for t in self._read_state()]
+    updates = int(values[self._iterations_index])
+    if not checkpointing.all_finite(values[:len(self.model.q_net.params)]):
+      raise config_lib.NumericalError(
+          f'non-finite parameters at update {updates}; not checkpointed, '
+          f'the last good checkpoint {self.latest_checkpoint()} is kept')
     try:
-      path = self._manager.save(checkpoint_number=self.updates)
+      path = self._writer.save(updates, values)
       checkpointing.record_signature(self._run_dir, self._signature)
-    except (OSError, tf.errors.OpError) as e:
+    except (OSError, checkpoint_writer.CheckpointWriteError) as e:
       raise config_lib.ConfigError(
           f'cannot write a checkpoint in {self._run_dir}: '
-          f'{getattr(e, "strerror", None) or getattr(e, "message", e)}; the '
-          f'last good checkpoint {self._manager.latest_checkpoint} is kept') from e
-    replays = checkpointing.checkpoint_replay(self._task.worker_reverb_addresses())
-    logging.info('checkpoint %s (%d updates, %d frames; replay of %d/%d bundles)',
-                 path, self.updates, self.frames, replays, self._task.num_workers)
+          f'{getattr(e, "strerror", None) or e}; the last good checkpoint '
+          f'{self.latest_checkpoint()} is kept') from e
+    asked, skipped = self._replay_checkpoints.request(self._health.responsive)
+    for bundle in skipped:
+      self._health.replay_checkpoints_skipped[bundle] += 1
+    logging.info('checkpoint %s (%d updates, %d frames; replay of %d/%d bundles'
+                 '%s)', path, updates, self.frames, len(asked),
+                 self._task.num_workers,
+                 f'; skipped {skipped}' if skipped else '')
     return path
-
-  def _replay_size(self) -> int:
-    total = 0
-    for address in self._task.worker_reverb_addresses():
-      try:
-        info = reverb.Client(address).server_info(timeout=2)
-        total += info[replay.REPLAY_TABLE].current_size
-      except (reverb.errors.ReverbError, RuntimeError, tf.errors.OpError,
-              KeyError):
-        pass  # a bundle restarting: its replay is counted when it is back
-    return total
 
   @property
   def frames(self) -> int:
@@ -162,28 +186,33 @@ class Chief:
     self._summaries.hparams(bookkeeping.flatten(config_lib.to_dict(c)))
     self._publisher.publish(self.updates, self.frames)
     iterator = self.make_iterator()
-    in_flight = bookkeeping.InFlight(c.run.max_closures_in_flight)
+    in_flight = bookkeeping.InFlight(overdue_s=c.run.bundle_timeout_s)
     window = bookkeeping.SummaryWindow(self.frames, self.updates)
     clock = bookkeeping.Clock(float(self.model.wall_time_s.numpy()))
     updates_at_target = self.updates
     while not self.budget_spent() and not stop.is_set():
-      while len(in_flight) < c.run.max_closures_in_flight:
+      while in_flight.waiting() < c.run.max_closures_in_flight:
         in_flight.add(self.cluster_coordinator.schedule(
             self.learner.train_steps, args=(iterator,)))
-      for result in in_flight.wait_any():
+      for result in in_flight.wait_any(timeout_s=0.5):
         window.add_learner(result)
         self._check_finite(result)
-      if self.updates - updates_at_target >= c.learner.target_update_period:
+      updates = self.updates
+      if updates - updates_at_target >= c.learner.target_update_period:
         self.learner.sync_target()
-        updates_at_target = self.updates
+        updates_at_target = updates
+      self._health.check()
+      window.overdue = in_flight.overdue()
       window.actors.merge(self._count_actor_stats())
       self.model.wall_time_s.assign(clock.wall_time_s())
       self._periodic_work(clock, window)
-    self.cluster_coordinator.join()
-    for result in in_flight.wait_all():
+    # Closures of silent bundles are left behind: their results would only
+    # be discarded as stale.
+    for result in in_flight.wait_all(timeout_s=c.run.bundle_timeout_s):
       window.add_learner(result)
     self._write_summaries(window)
     self.save()
+    self._replay_checkpoints.wait(timeout_s=c.run.bundle_timeout_s)
     logging.info('%s: %d frames, %d updates',
                  'frame budget reached' if self.budget_spent() else 'stopped',
                  self.frames, self.updates)
@@ -193,7 +222,7 @@ class Chief:
       raise config_lib.NumericalError(
           f'non-finite loss or gradient near update {self.updates}: training '
           f'stopped, nothing was applied from it, and the last good checkpoint '
-          f'{self._manager.latest_checkpoint} is kept')
+          f'{self.latest_checkpoint()} is kept')
 
   def _periodic_work(self, clock: bookkeeping.Clock,
                      window: bookkeeping.SummaryWindow) -> None:
@@ -224,11 +253,11 @@ class Chief:
 
   def _write_summaries(self, window: bookkeeping.SummaryWindow) -> None:
     t = metrics.TAGS
-    frames, updates = self.frames, self.updates
+    progress = {k: v.numpy() for k, v in self._read_progress().items()}
+    frames, updates = self.frames, int(progress['updates'])
     a = self._config.actor
     stats = window.actors
     staleness = [updates - v for v in stats.param_versions]
-    state = self.model.learner_state
     values = {
         t['episodic_return']: metrics.mean_or_nan(stats.return_sum, stats.episodes),
         t['episode_length']: metrics.mean_or_nan(stats.length_sum, stats.episodes),
@@ -239,22 +268,24 @@ class Chief:
         t['gradient_staleness']: window.mean('staleness'),
         t['epsilon']: dqn.linear_epsilon(frames, a.epsilon_start, a.epsilon_end,
                                          a.epsilon_decay_frames),
-        t['replay_size']: self._replay_size(),
+        t['replay_size']: sum(self._health.replay_sizes),
         t['param_staleness']: metrics.mean_or_nan(sum(staleness), len(staleness)),
         t['updates']: updates,
         t['frames']: frames,
-        t['applied']: int(state.applied.numpy()),
-        t['discarded_stale']: int(state.discarded_stale.numpy()),
-        t['discarded_outlier']: int(state.discarded_outlier.numpy()),
+        t['applied']: int(progress['applied']),
+        t['discarded_stale']: int(progress['discarded_stale']),
+        t['discarded_outlier']: int(progress['discarded_outlier']),
     }
     values['cluster/resumes'] = int(self.model.resumes.numpy())
     if self._resume_gap_s is not None:
       values['cluster/resume_gap_s'] = self._resume_gap_s
       self._resume_gap_s = None
     values.update(self._bundles.summary())
+    values.update(self._health.summary())
+    values['cluster/closures_overdue'] = window.overdue
     for i, n in enumerate(self.model.frames_by_bundle.numpy()):
       values[f'bundles/{i}/frames'] = int(n)
-    for i, n in enumerate(state.updates_by_worker.numpy()):
+    for i, n in enumerate(progress['updates_by_worker']):
       values[f'bundles/{i}/updates'] = int(n)
     self._summaries.scalars(frames, values,
                             episodes=int(self.model.episodes.numpy()),
@@ -270,6 +301,8 @@ class Chief:
                  values[t['discarded_stale']], values[t['discarded_outlier']])
 
   def close(self) -> None:
+    self._health.close()
+    self._writer.close()
     self._summaries.close()
     self._reverb_server.stop()
 

@@ -157,6 +157,8 @@ class RunConfig:
   publish_every_s: float = 2.0  # seconds between parameter pushes to the actors
   max_closures_in_flight: int = 8  # scheduled learner closures not yet finished
   connect_timeout_s: float = 120.0  # chief waits this long for every task to be up
+  bundle_timeout_s: float = 10.0  # a bundle silent this long is unresponsive:
+  # training goes on without it, its closures are not waited for
   min_free_disk_mb: int = 100  # refuse to start with less free space in the run dir
 
 
@@ -347,6 +349,7 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('run.publish_every_s', c.run.publish_every_s > 0, '> 0'),
       ('run.max_closures_in_flight', c.run.max_closures_in_flight >= 1, '>= 1'),
       ('run.connect_timeout_s', c.run.connect_timeout_s > 0, '> 0'),
+      ('run.bundle_timeout_s', c.run.bundle_timeout_s >= 2, '>= 2 (seconds)'),
       ('run.min_free_disk_mb', c.run.min_free_disk_mb >= 0, '>= 0'),
       ('launch.num_ps', c.launch.num_ps >= 1, '>= 1'),
       ('launch.num_workers', c.launch.num_workers >= 1, '>= 1'),

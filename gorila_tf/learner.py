@@ -85,7 +85,9 @@ class LearnerState:
                nonfinite=counter())
 
   def checkpoint_items(self) -> dict:
-    return dataclasses.asdict(self)
+    # Not dataclasses.asdict: it deep-copies, and the checkpoint would hold
+    # copies of the variables (saved as they were, restored into nothing).
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 class Learner:

@@ -67,6 +67,67 @@ class ShardedModel:
     """A `tf.train.Checkpoint` of `checkpoint_items()`."""
     return tf.train.Checkpoint(**self.checkpoint_items())
 
+  def state_variables(self) -> list:
+    """Every checkpointed variable, in one fixed order.
+
+    A sharded parameter counts as one (read whole); optimizer slots are per
+    part, as they live. The same order for this model and for its plain
+    copy (`build_plain_model`), so values read here assign there.
+    """
+    variables = []
+    for item in self.checkpoint_items().values():
+      if isinstance(item, networks.QNetwork):
+        variables.extend(item.params)
+      elif isinstance(item, optimizers.Optimizer):
+        variables.append(item.iterations)
+        for slots in item.slots.values():
+          variables.extend(slots)
+      else:
+        variables.append(item)
+    return variables
+
+  def part_shapes(self) -> list[tuple[int, ...]]:
+    """Shapes of the online network's parts (what the optimizer slots follow)."""
+    return [tuple(p.shape) for p in self.q_net.parts()]
+
+
+def make_state_reader(model: ShardedModel):
+  """A function returning `model.state_variables()`' values, traced now.
+
+  The chief calls only functions traced at start while it trains: in its
+  process, tracing a new function (and TensorFlow's own checkpoint saving,
+  which traces one per save) waits on every worker, and so would stall on
+  one that is paused or cut off (see checkpoint_writer.py).
+  """
+  variables = model.state_variables()
+
+  @tf.function
+  def read_state():
+    return [tf.convert_to_tensor(v) for v in variables]
+
+  read_state.get_concrete_function()
+  return read_state
+
+
+def make_progress_reader(model: ShardedModel):
+  """A function returning the ps-side counters the chief reports, traced now.
+
+  Returns a dict: `updates` (applied updates, the optimizer's iterations) and
+  the learner state's counters (see `learner.LearnerState`).
+  """
+  state = model.learner_state
+
+  @tf.function
+  def read_progress():
+    return {'updates': model.optimizer.iterations.read_value(),
+            'applied': state.applied.read_value(),
+            'discarded_stale': state.discarded_stale.read_value(),
+            'discarded_outlier': state.discarded_outlier.read_value(),
+            'updates_by_worker': state.updates_by_worker.read_value()}
+
+  read_progress.get_concrete_function()
+  return read_progress
+
 
 def build_model(strategy: tf.distribute.Strategy,
                 config: config_lib.GorilaConfig, info: environments.EnvInfo,
@@ -79,6 +140,28 @@ def build_model(strategy: tf.distribute.Strategy,
     # closures on workers cannot create variables.
     optimizer = optimizers.Optimizer(config.learner, q_net.parts())
     state = learner_lib.LearnerState.create(num_workers)
+  return _with_chief_counters(q_net, target_net, optimizer, state, num_workers)
+
+
+def build_plain_model(config: config_lib.GorilaConfig,
+                      info: environments.EnvInfo, num_workers: int,
+                      part_shapes: list[tuple[int, ...]]) -> ShardedModel:
+  """The same checkpoint items as `build_model`'s, as plain local variables.
+
+  Parameters are whole; optimizer slots have the sharded model's part
+  shapes, so a checkpoint of this copy restores into the sharded model (a
+  whole tensor restores into its shards) and into a plain network.
+  """
+  q_net = networks.make_q_network(config.network, info, seed=config.run.seed)
+  target_net = networks.make_q_network(config.network, info, seed=config.run.seed)
+  parts = [tf.Variable(tf.zeros(shape), trainable=False) for shape in part_shapes]
+  optimizer = optimizers.Optimizer(config.learner, parts)
+  state = learner_lib.LearnerState.create(num_workers)
+  return _with_chief_counters(q_net, target_net, optimizer, state, num_workers)
+
+
+def _with_chief_counters(q_net, target_net, optimizer, state,
+                         num_workers: int) -> ShardedModel:
   counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)
   seconds = lambda: tf.Variable(0.0, dtype=tf.float64, trainable=False)
   return ShardedModel(

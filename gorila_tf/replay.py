@@ -33,6 +33,31 @@ from gorila_tf import environments
 REPLAY_TABLE = 'replay'
 
 
+class SizeProbe:
+  """Asks one bundle's replay server for its size, with a deadline.
+
+  The chief's way to tell whether a bundle answers: `size()` returns None
+  when the server does not answer within `timeout_s` (paused, cut off,
+  restarting), and never blocks longer.
+  """
+
+  def __init__(self, address: str, timeout_s: float):
+    self._address = address
+    self._timeout_s = timeout_s
+    self._client = None
+
+  def size(self) -> int | None:
+    try:
+      if self._client is None:
+        self._client = reverb.Client(self._address)
+      info = self._client.server_info(timeout=max(1, round(self._timeout_s)))
+      return info[REPLAY_TABLE].current_size
+    except (reverb.errors.ReverbError, RuntimeError, tf.errors.OpError,
+            KeyError, ValueError):
+      self._client = None  # a restarted server: connect afresh next time
+      return None
+
+
 def transition_signature(info: environments.EnvInfo,
                          n_step: int = 1) -> dict[str, tf.TensorSpec]:
   """Signature of one replay item."""

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -42,8 +42,10 @@ from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
 from gorila_tf import run_dir as run_dir_lib
+from gorila_tf.launch import hosts as hosts_lib
 from gorila_tf.launch import isolation
 from gorila_tf.launch import progress
+from gorila_tf.launch import topology
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('config', 'pong', 'Preset name from configs/.')
@@ -64,6 +66,16 @@ flags.DEFINE_float('progress_every_s', 30.0, 'Seconds between plain progress '
                    'lines (the live line is redrawn every second).')
 flags.DEFINE_bool('isolate_network', True, 'Run the cluster in a loopback-only '
                   'network namespace (servers unreachable from other hosts).')
+flags.DEFINE_enum('hosts', 'local', ['local', 'emulated'], 'local: every task '
+                  'on 127.0.0.1; emulated: every task on an emulated host of '
+                  'its own (network namespace, 198.18.0.x address on a virtual '
+                  'bridge, optional CPU share and link rate; needs root).')
+flags.DEFINE_list('host_cpu', [], 'Emulated hosts: CPU share in cores per role '
+                  'or task, e.g. worker=0.5,chief=1,worker1=0.25.')
+flags.DEFINE_list('host_bandwidth_mbit', [], 'Emulated hosts: link rate in '
+                  'Mbit/s each way, per role or task, e.g. worker=100.')
+flags.DEFINE_list('host_latency_ms', [], 'Emulated hosts: added round-trip '
+                  'latency per role or task (needs the netem qdisc).')
 
 HOST = '127.0.0.1'
 STOP_GRACE_S = 10.0  # seconds a task has to exit after SIGTERM
@@ -101,13 +113,6 @@ def pick_ports(count: int) -> list[int]:
   return ports
 
 
-def make_cluster(num_ps: int, num_workers: int) -> dict[str, list[str]]:
-  ports = pick_ports(num_ps + num_workers + 1)
-  addresses = [f'{HOST}:{p}' for p in ports]
-  return {'chief': addresses[:1], 'ps': addresses[1:1 + num_ps],
-          'worker': addresses[1 + num_ps:]}
-
-
 def _die_with_parent() -> None:
   """Runs in the child before exec: SIGKILL it if the launcher dies."""
   libc = ctypes.CDLL('libc.so.6', use_errno=True)
@@ -118,8 +123,11 @@ class TaskProcess:
   """One task, (re)started as a child, its output pumped to stdout and a log."""
 
   def __init__(self, role: str, task_type: str, index: int,
-               cluster: dict[str, list[str]], args: Sequence[str], log_dir: str):
+               cluster: dict[str, list[str]], args: Sequence[str], log_dir: str,
+               on_host: Optional[Callable[[], None]] = None):
+    """Starts the task; `on_host` (in the child) puts it on its emulated host."""
     self.role = role
+    self._preexec = hosts_lib.chain(_die_with_parent, on_host)
     self.task_type = task_type
     self.restarts = 0
     self.started_at = 0.0
@@ -139,7 +147,7 @@ class TaskProcess:
         [sys.executable, '-m', 'gorila_tf.train', *self._args],
         env=self._env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
-        preexec_fn=_die_with_parent)
+        preexec_fn=self._preexec)
     self.started_at = time.monotonic()
     pump = threading.Thread(target=self._copy_output, args=(self.process,),
                             daemon=True)
@@ -202,20 +210,37 @@ def stop_all(tasks: Sequence[TaskProcess]) -> None:
 
 
 def start_cluster(config: config_lib.GorilaConfig, run_dir: str,
-                  train_args: Sequence[str]) -> list[TaskProcess]:
-  launch = config.launch
-  cluster = make_cluster(launch.num_ps, launch.num_workers)
+                  train_args: Sequence[str],
+                  placement: topology.Placement) -> list[TaskProcess]:
+  """Starts every task of the launch where `placement` puts it."""
+  cluster = placement.cluster()
   log_dir = os.path.join(run_dir, 'logs')
   os.makedirs(log_dir, exist_ok=True)
-  tasks = [TaskProcess(f'ps{i}', 'ps', i, cluster, train_args, log_dir)
-           for i in range(launch.num_ps)]
-  tasks += [TaskProcess(f'worker{i}', 'worker', i, cluster, train_args, log_dir)
-            for i in range(launch.num_workers)]
-  tasks.append(TaskProcess('chief', 'chief', 0, cluster, train_args, log_dir))
-  if launch.evaluator:
-    tasks.append(TaskProcess('evaluator', 'evaluator', 0, cluster, train_args,
-                             log_dir))
-  return tasks
+  return [TaskProcess(slot.name, slot.job, slot.index, cluster, train_args,
+                      log_dir, on_host=placement.preexec(slot))
+          for slot in topology.task_slots(config.launch)]
+
+
+def make_placement(config: config_lib.GorilaConfig,
+                   run_dir: str) -> topology.Placement:
+  """Loopback ports, or emulated hosts (`--hosts`); raises ConfigError."""
+  slots = topology.task_slots(config.launch)
+  options = {name: getattr(FLAGS, name) for name in topology.HOST_OPTIONS}
+  if FLAGS.hosts == 'local':
+    given = [f'--{name}' for name, values in options.items() if values]
+    if given:
+      raise config_lib.ConfigError(f'{", ".join(given)} need --hosts=emulated')
+    return topology.LoopbackPlacement(slots, pick_ports, HOST)
+  specs = topology.parse_host_options(options, slots)
+  topology.check_emulation()
+  try:
+    placement = topology.EmulatedPlacement(slots, specs)
+  except hosts_lib.HostsError as e:
+    raise config_lib.ConfigError(f'emulated hosts: {e}') from None
+  log_dir = os.path.join(run_dir, 'logs')
+  os.makedirs(log_dir, exist_ok=True)
+  placement.write_description(log_dir)
+  return placement
 
 
 class Supervisor:
@@ -308,17 +333,35 @@ def main(argv):
     print(f'error: {e}', file=sys.stderr, flush=True)
     return exit_codes.BAD_INPUT
   network = 'loopback-only network namespace'
-  if FLAGS.isolate_network:
+  if FLAGS.hosts == 'emulated':
+    network = 'a network namespace per host'
+  elif FLAGS.isolate_network:
     why = isolation.isolate_network()
     if why:
       network = f'host network (no namespace: {why}; servers listen on all interfaces)'
   else:
     network = 'host network (servers listen on all interfaces)'
+  try:
+    placement = make_placement(config, run_dir)
+  except config_lib.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    return exit_codes.BAD_INPUT
+  try:
+    return run_cluster(config, run_dir, overrides, placement, network)
+  finally:
+    placement.close()  # emulated hosts: namespaces, links, cgroups
+
+
+def run_cluster(config: config_lib.GorilaConfig, run_dir: str,
+                overrides: Sequence[str], placement: topology.Placement,
+                network: str) -> int:
+  """Starts the tasks, watches them until the run ends; returns the status."""
   global CONSOLE
   CONSOLE = progress.make_console(FLAGS.progress)
   say(f'[launcher] run dir {run_dir}; {config.launch.num_ps} ps, '
       f'{config.launch.num_workers} workers, chief'
-      f'{", evaluator" if config.launch.evaluator else ""} on {HOST}, {network}')
+      f'{", evaluator" if config.launch.evaluator else ""} '
+      f'{placement.description}, {network}')
   say(f'[launcher] tensorboard --logdir {os.path.join(run_dir, "tb")}')
   train_args = [f'--config={FLAGS.config}', f'--run_dir={run_dir}']
   train_args += [f'--set={o}' for o in overrides]
@@ -330,7 +373,7 @@ def main(argv):
 
   signal.signal(signal.SIGINT, on_signal)
   signal.signal(signal.SIGTERM, on_signal)
-  tasks = start_cluster(config, run_dir, train_args)
+  tasks = start_cluster(config, run_dir, train_args, placement)
   reporter_stop = threading.Event()
   reporter = None
   if FLAGS.progress != 'off':

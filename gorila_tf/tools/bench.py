@@ -206,28 +206,37 @@ def _repeat(fn, deadline) -> int:
 
 
 def _pss_learner(config, seconds: float, queue) -> None:
+  """The chief's learner closures on a real 1-ps, 1-worker cluster (no chief loop)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf import chief as chief_lib, cluster, environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf import cluster, environments, learner as learner_lib, model as model_lib, ps  # pylint: disable=g-import-not-at-top
   from gorila_tf.tools import inprocess_cluster  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   task, _ = inprocess_cluster.start(num_ps=1, num_workers=1)
   _, port = cluster.split_address(task.worker_reverb_addresses()[0])
   server = _prefilled_replay(config, info, 2_000, port=port)
-  chief = chief_lib.Chief(task, config, tempfile.mkdtemp())
-  cluster_coordinator = chief.cluster_coordinator
-  iterator = chief.make_iterator()
-  train = chief.learner.train_steps
+  strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
+  cluster_coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+  model = model_lib.build_model(strategy, config, info, task.num_workers)
+  learner = learner_lib.Learner(
+      q_net=model.q_net, target_net=model.target_net, optimizer=model.optimizer,
+      state=model.learner_state, learner=config.learner,
+      replay_config=config.replay, faults=config.faults)
+  iterator = iter(cluster_coordinator.create_per_worker_dataset(
+      model_lib.make_dataset_fn(task, config, info)))
+  train = learner.train_steps
+  learner.sync_target()
   for _ in range(2):
     cluster_coordinator.schedule(train, args=(iterator,))
   cluster_coordinator.join()
-  start_updates = chief.updates
+  updates = lambda: int(model.optimizer.iterations.numpy())
+  start_updates = updates()
 
   def run(deadline):
     while time.monotonic() < deadline:
       for _ in range(config.run.max_closures_in_flight):
         cluster_coordinator.schedule(train, args=(iterator,))
       cluster_coordinator.join()
-    return chief.updates - start_updates
+    return updates() - start_updates
 
   updates, took = timed(run, seconds)
   queue.put({'updates_per_s': updates / took})

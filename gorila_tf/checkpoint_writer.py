@@ -1,0 +1,124 @@
+"""Checkpoints written by a process of their own, so a silent bundle cannot hold them up.
+
+Why a process: the chief's TensorFlow context is connected to every task of
+the cluster, and writing a checkpoint in it waits on every worker. Measured
+on this project's cluster: while one bundle was paused (SIGSTOP),
+`tf.train.Checkpoint.write` in the chief blocked until the bundle answered
+again, even for a checkpoint of chief-local variables only, and TF re-traces
+a save function for every checkpoint of variables spread over several tasks,
+which blocks the same way. Functions traced before the pause, which read the
+ps tasks only, kept working.
+
+So the chief reads its checkpoint items with one function traced at start
+(`ShardedModel.read_state`) and hands the values to this writer, a child
+process with no cluster: it holds a plain copy of the same items (same
+object graph, shards joined: `model.build_plain_model`) and saves it with a
+`tf.train.CheckpointManager`. The files are ordinary object-based
+checkpoints: the chief restores them into its sharded model, and evaluators,
+`gorila-play` and `gorila-export` into a plain network.
+
+The writer's loop:
+
+    mirror = build the plain model; manager = CheckpointManager(mirror)
+    for each request (number, values) from the chief:
+      assign the values; path = manager.save(number)
+      answer the path, or one line saying why it could not be written
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from typing import Callable, Sequence
+
+import numpy as np
+
+START_TIMEOUT_S = 300.0  # importing TensorFlow in the child, on a busy machine
+SAVE_TIMEOUT_S = 600.0  # a save that takes longer than this: the writer is stuck
+
+
+class CheckpointWriteError(RuntimeError):
+  """A checkpoint could not be written (one line: why)."""
+
+
+def _serve(connection, directory: str, max_to_keep: int,
+           build_plain_model: Callable) -> None:
+  """The writer process: answers ('ok', path) or ('error', why) per request."""
+  # The launcher signals the chief's whole process group; the writer must
+  # outlive that signal to write the chief's last checkpoint. It stops when
+  # asked, or when the chief is gone (EOF).
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  mirror = build_plain_model()
+  variables = mirror.state_variables()
+  manager = tf.train.CheckpointManager(mirror.checkpoint(), directory,
+                                       max_to_keep=max_to_keep)
+  connection.send(('ready', None))
+  while True:
+    try:
+      request = connection.recv()
+    except EOFError:  # the chief is gone
+      return
+    if request[0] == 'stop':
+      return
+    _, number, values = request
+    try:
+      for variable, value in zip(variables, values):
+        variable.assign(value)
+      connection.send(('ok', manager.save(checkpoint_number=number)))
+    except (OSError, tf.errors.OpError) as e:
+      why = getattr(e, 'strerror', None) or getattr(e, 'message', None) or str(e)
+      connection.send(('error', why.splitlines()[0] if why else repr(e)))
+
+
+class CheckpointWriter:
+  """Chief side: starts the writer process and asks it for checkpoints."""
+
+  def __init__(self, directory: str, max_to_keep: int,
+               build_plain_model: Callable):
+    """Starts the writer; `build_plain_model()` must be picklable."""
+    context = multiprocessing.get_context('spawn')
+    self._connection, child = context.Pipe()
+    self._process = context.Process(
+        target=_serve, args=(child, directory, max_to_keep, build_plain_model),
+        name='checkpoint-writer', daemon=True)
+    self._process.start()
+    child.close()
+    self._ready = False
+    self.latest_checkpoint: str | None = None
+
+  def save(self, number: int, values: Sequence[np.ndarray]) -> str:
+    """Writes checkpoint `number` of the values; returns its path."""
+    if not self._ready:
+      self._answer(START_TIMEOUT_S, 'start')
+      self._ready = True
+    self._connection.send(('save', number, list(values)))
+    path = self._answer(SAVE_TIMEOUT_S, 'save')
+    self.latest_checkpoint = path
+    return path
+
+  def _answer(self, timeout_s: float, what: str):
+    if not self._connection.poll(timeout_s):
+      raise CheckpointWriteError(f'the checkpoint writer did not {what} within '
+                                 f'{timeout_s:.0f} s')
+    try:
+      kind, payload = self._connection.recv()
+    except EOFError:
+      raise CheckpointWriteError(
+          f'the checkpoint writer exited (status {self._process.exitcode})'
+      ) from None
+    if kind == 'error':
+      raise CheckpointWriteError(payload)
+    return payload
+
+  def close(self) -> None:
+    try:
+      self._connection.send(('stop',))
+    except (BrokenPipeError, OSError):
+      pass
+    self._process.join(timeout=10)
+    if self._process.is_alive():
+      self._process.kill()

@@ -1,0 +1,70 @@
+"""The checkpoint writer: a child process with no cluster writes the chief's
+checkpoints from values the chief read, in the model's own checkpoint layout."""
+
+import functools
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gorila_tf import checkpoint_writer
+from gorila_tf import config as config_lib
+from gorila_tf import environments
+from gorila_tf import model as model_lib
+from gorila_tf import networks
+
+
+def cartpole():
+  config = config_lib.resolve('cartpole')
+  return config, environments.env_info(config.env)
+
+
+def plain_model(config, info, seed_shift=0.0):
+  q = networks.make_q_network(config.network, info)
+  model = model_lib.build_plain_model(config, info, num_workers=2,
+                                      part_shapes=[tuple(p.shape) for p in q.params])
+  for i, v in enumerate(model.state_variables()):
+    v.assign(tf.cast(tf.fill(v.shape, i + seed_shift), v.dtype))
+  return model
+
+
+def test_a_checkpoint_written_by_the_writer_restores_every_item_exactly(tmp_path):
+  config, info = cartpole()
+  source = plain_model(config, info, seed_shift=0.5)
+  values = [v.numpy() for v in source.state_variables()]
+  writer = checkpoint_writer.CheckpointWriter(
+      str(tmp_path), max_to_keep=2, build_plain_model=functools.partial(
+          model_lib.build_plain_model, config, info, 2,
+          source.part_shapes()))
+  try:
+    path = writer.save(42, values)
+  finally:
+    writer.close()
+  assert path.endswith('ckpt-42') and writer.latest_checkpoint == path
+  restored = plain_model(config, info)
+  restored.checkpoint().restore(path).assert_consumed()
+  for got, want in zip(restored.state_variables(), values):
+    np.testing.assert_array_equal(got.numpy(), want)
+  # The evaluator's way: the online network alone, into a plain network.
+  q = networks.make_q_network(config.network, info, seed=9)
+  tf.train.Checkpoint(q_network=q).restore(path).expect_partial()
+  np.testing.assert_array_equal(q.params[0].numpy(), values[0])
+
+
+def test_an_unwritable_directory_is_one_line_from_the_writer(tmp_path):
+  config, info = cartpole()
+  source = plain_model(config, info)
+  blocked = tmp_path / 'file'
+  blocked.write_text('not a directory')
+  writer = checkpoint_writer.CheckpointWriter(
+      str(blocked / 'checkpoints'), max_to_keep=2,
+      build_plain_model=functools.partial(
+          model_lib.build_plain_model, config, info, 2, source.part_shapes()))
+  try:
+    with pytest.raises(checkpoint_writer.CheckpointWriteError) as raised:
+      writer.save(1, [v.numpy() for v in source.state_variables()])
+  finally:
+    writer.close()
+  assert '\n' not in str(raised.value) and str(raised.value)
+  assert not os.path.exists(blocked / 'checkpoints')
