@@ -42,6 +42,7 @@ NetworkKind = Literal['nature_cnn', 'mlp']  # 3 convs + 512 FC; fully connected
 OptimizerName = Literal['rmsprop', 'adam']  # centered RMSProp (Nature DQN); Adam
 ReplayMode = Literal['local', 'global']  # a learner samples its own bundle; all
 EpsilonSchedule = Literal['linear', 'per_actor']  # paper; Ape-X's fixed per actor
+PictureView = Literal['screen', 'agent']  # the emulator's colour screen; the 84x84 input
 
 
 def check_choice(key: str, value: Any, choices: Any) -> None:
@@ -143,6 +144,8 @@ class EvalConfig:
   parallel_envs: int = 5  # envs stepped together; episodes split evenly between them
   every_s: float = 60.0  # seconds between evaluations of the newest checkpoint
   record_frames: int = 300  # frames of one evaluation episode shown in TensorBoard
+  record_view: PictureView = 'screen'  # 'screen': the game in colour (Atari: a
+  # second emulator replays env 0's episode); 'agent': the 84x84 gray input
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +163,8 @@ class RunConfig:
   bundle_timeout_s: float = 10.0  # a bundle silent this long is unresponsive:
   # training goes on without it, its closures are not waited for
   min_free_disk_mb: int = 100  # refuse to start with less free space in the run dir
+  lease_timeout_s: float = 60.0  # a run dir's lease whose heartbeat has not
+  # advanced this long belongs to a dead chief and is taken over (lease.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -357,12 +362,98 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('faults.slow_ms', c.faults.slow_ms >= 0, '>= 0'),
       ('faults.nan_after_updates', c.faults.nan_after_updates >= 0, '>= 0 (0 = off)'),
   ]
-  for key, ok, allowed in checks:
+  for key, ok, allowed in checks + _upper_bounds(config):
     if not ok:
       section, _, field_name = key.partition('.')
       value = getattr(getattr(config, section), field_name)
       raise ConfigError(f'{key}={value!r} is out of range; allowed: {allowed}')
   return config
+
+
+# Upper bounds of the size-like settings; each says what a unit costs.
+MAX_ENVS_PER_BUNDLE = 256
+MAX_FRAME_STACK = 16
+MAX_LAYERS, MAX_LAYER_UNITS = 16, 8192
+# Replay memory per stored transition: Atari measured (README, gorila-bench:
+# 2.9 KB of worker RSS per transition, frames stored once in chunks of 16);
+# vector games (CartPole) estimated from one small row plus Reverb's item.
+REPLAY_BYTES_PER_TRANSITION = {'atari': 3_000, 'vector': 300}
+MAX_REPLAY_GB = 64  # per bundle: replay lives in its worker's RAM
+MAX_CHUNK_LENGTH = 32  # see replay.TransitionWriter: 48 items pending at most
+MAX_BATCH_SIZE = 4096
+MAX_N_STEP = 32
+MAX_EVAL_EPISODES = 1000
+MAX_EVAL_PARALLEL_ENVS = 64
+MAX_RECORD_FRAMES = 2000
+MAX_KEEP_CHECKPOINTS = 100
+MAX_CLOSURES_IN_FLIGHT = 64
+MAX_TASKS = 253  # the emulated hosts' subnet: 198.18.0.1 .. 198.18.0.253
+MAX_SHARD_BYTES = 2 << 30  # gRPC's message limit
+MAX_FREE_DISK_MB = 1 << 20  # 1 TiB
+
+
+def max_replay_capacity(config: GorilaConfig) -> int:
+  """The largest replay.capacity whose memory estimate fits MAX_REPLAY_GB."""
+  kind = 'atari' if config.env.id.startswith('ALE/') else 'vector'
+  return (MAX_REPLAY_GB << 30) // REPLAY_BYTES_PER_TRANSITION[kind]
+
+
+def _upper_bounds(c: GorilaConfig) -> list[tuple[str, bool, str]]:
+  """(key, within its bound, what is allowed and why) per size-like setting."""
+  tasks = c.launch.num_ps + c.launch.num_workers + 1 + int(c.launch.evaluator)
+  capacity = max_replay_capacity(c)
+  kind = 'atari' if c.env.id.startswith('ALE/') else 'vector'
+  return [
+      ('env.frame_stack', c.env.frame_stack <= MAX_FRAME_STACK,
+       f'<= {MAX_FRAME_STACK} (every state, replay item and network input '
+       'holds that many frames)'),
+      ('network.mlp_layers', len(c.network.mlp_layers) <= MAX_LAYERS and all(
+          n <= MAX_LAYER_UNITS for n in c.network.mlp_layers),
+       f'at most {MAX_LAYERS} layers of at most {MAX_LAYER_UNITS} units (the '
+       'weights are sent to every actor at each publication)'),
+      ('actor.envs_per_bundle', c.actor.envs_per_bundle <= MAX_ENVS_PER_BUNDLE,
+       f'<= {MAX_ENVS_PER_BUNDLE} (each env is an emulator and a replay writer '
+       'with a stream of its own)'),
+      ('replay.capacity', c.replay.capacity <= capacity,
+       f'<= {capacity:,} for this game (about '
+       f'{REPLAY_BYTES_PER_TRANSITION[kind]:,} bytes of worker memory per '
+       f'transition; at most {MAX_REPLAY_GB} GB of replay per bundle)'),
+      ('replay.chunk_length', c.replay.chunk_length <= MAX_CHUNK_LENGTH,
+       f'<= {MAX_CHUNK_LENGTH} (items wait for their chunk to fill, and a '
+       'writer keeps fewer than 50 items pending, where Reverb starts warning)'),
+      ('learner.batch_size', c.learner.batch_size <= MAX_BATCH_SIZE,
+       f'<= {MAX_BATCH_SIZE} (an Atari batch of {MAX_BATCH_SIZE} is 145 MB of '
+       'frames on its worker, three times over with prefetching)'),
+      ('learner.n_step', c.learner.n_step <= MAX_N_STEP,
+       f'<= {MAX_N_STEP} (each replay item holds frame_stack + n frames)'),
+      ('eval.episodes', c.eval.episodes <= MAX_EVAL_EPISODES,
+       f'<= {MAX_EVAL_EPISODES} (an episode can last eval.max_episode_frames; '
+       'the paper used 30)'),
+      ('eval.parallel_envs', c.eval.parallel_envs <= MAX_EVAL_PARALLEL_ENVS,
+       f'<= {MAX_EVAL_PARALLEL_ENVS} (each is an emulator in the evaluator)'),
+      ('eval.record_frames', c.eval.record_frames <= MAX_RECORD_FRAMES,
+       f'<= {MAX_RECORD_FRAMES} (the pictures are held in memory and written '
+       'as one GIF into TensorBoard: 100 KB each in colour)'),
+      ('run.keep_checkpoints', c.run.keep_checkpoints <= MAX_KEEP_CHECKPOINTS,
+       f'<= {MAX_KEEP_CHECKPOINTS} (each is a full copy of the network and '
+       'optimizer slots on disk)'),
+      ('run.max_closures_in_flight',
+       c.run.max_closures_in_flight <= MAX_CLOSURES_IN_FLIGHT,
+       f'<= {MAX_CLOSURES_IN_FLIGHT} (each holds a batch on its worker; more '
+       'only wait in the coordinator\'s queue)'),
+      ('run.min_free_disk_mb', c.run.min_free_disk_mb <= MAX_FREE_DISK_MB,
+       f'<= {MAX_FREE_DISK_MB} (1 TiB; a run writes far less)'),
+      ('run.lease_timeout_s', 2 <= c.run.lease_timeout_s <= 3600,
+       'in [2, 3600] seconds (a dead chief\'s run directory stays locked that '
+       'long; a live one renews every few seconds)'),
+      ('launch.num_workers', tasks <= MAX_TASKS,
+       f'at most {MAX_TASKS} tasks in all, ps + workers + chief + evaluator = '
+       f'{tasks} (each task is a process of ~1 GB, with an address of its own '
+       'among the emulated hosts\' 253)'),
+      ('launch.min_shard_bytes', c.launch.min_shard_bytes <= MAX_SHARD_BYTES,
+       f'<= {MAX_SHARD_BYTES} (a variable kept whole travels in one gRPC '
+       'message, at most 2 GiB)'),
+  ]
 
 
 def _choice_fields(config: GorilaConfig):

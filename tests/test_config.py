@@ -136,3 +136,51 @@ def test_configs_are_frozen():
   c = config_lib.resolve('pong')
   with pytest.raises(dataclasses.FrozenInstanceError):
     c.learner.batch_size = 64  # type: ignore[misc]
+
+
+@pytest.mark.parametrize('preset, override, message', [
+    ('cartpole', 'actor.envs_per_bundle=100000',
+     r'actor.envs_per_bundle=100000 is out of range; allowed: <= 256 \(each env '
+     r'is an emulator and a replay writer'),
+    ('pong', 'replay.capacity=30_000_000',
+     r'replay.capacity=30000000 is out of range; allowed: <= 22,906,492 for '
+     r'this game \(about 3,000 bytes of worker memory per transition; at most '
+     r'64 GB of replay per bundle\)'),
+    ('cartpole', 'replay.capacity=1e9', r'<= 229,064,922 for this game \(about 300 '),
+    ('cartpole', 'replay.chunk_length=64', r'replay.chunk_length=64 .* <= 32'),
+    ('pong', 'learner.batch_size=8192', r'learner.batch_size=8192 .* <= 4096 \(an '
+     r'Atari batch of 4096 is 145 MB'),
+    ('cartpole', 'learner.n_step=100', r'learner.n_step=100 .* <= 32'),
+    ('pong', 'env.frame_stack=64', r'env.frame_stack=64 .* <= 16'),
+    ('cartpole', 'network.mlp_layers=64,100000', r'at most 16 layers of at most 8192'),
+    ('cartpole', 'eval.episodes=5000', r'eval.episodes=5000 .* <= 1000'),
+    ('cartpole', 'eval.record_frames=100000', r'eval.record_frames=100000 .* <= 2000'),
+    ('cartpole', 'run.keep_checkpoints=1000', r'run.keep_checkpoints=1000 .* <= 100'),
+    ('cartpole', 'run.max_closures_in_flight=1000', r'<= 64 \(each holds a batch'),
+    ('cartpole', 'run.min_free_disk_mb=1e9', r'run.min_free_disk_mb=1000000000 .* <= 1048576 \(1 TiB'),
+    ('cartpole', 'launch.num_workers=252',
+     r'launch.num_workers=252 is out of range; allowed: at most 253 tasks in all, '
+     r'ps \+ workers \+ chief \+ evaluator = 255'),
+    ('cartpole', 'launch.min_shard_bytes=1e10', r'<= 2147483648 \(a variable kept whole'),
+])
+def test_size_like_settings_have_an_upper_bound_that_says_why(preset, override,
+                                                              message):
+  with pytest.raises(config_lib.ConfigError, match=message) as e:
+    config_lib.resolve(preset, [override])
+  assert '\n' not in str(e.value)
+
+
+@pytest.mark.parametrize('override', [
+    'actor.envs_per_bundle=256', 'replay.capacity=22_906_492',
+    'replay.chunk_length=32', 'learner.batch_size=4096', 'env.frame_stack=16',
+    'eval.episodes=1000', 'launch.num_workers=250', 'run.lease_timeout_s=3600',
+])
+def test_each_upper_bound_itself_is_allowed(override):
+  config_lib.resolve('pong', [override])
+
+
+def test_the_recorded_view_is_a_closed_set_defaulting_to_the_colour_screen():
+  assert config_lib.resolve('pong').eval.record_view == 'screen'
+  assert config_lib.resolve('pong', ['eval.record_view=agent']).eval.record_view == 'agent'
+  with pytest.raises(config_lib.ConfigError, match="allowed: 'screen', 'agent'"):
+    config_lib.resolve('pong', ['eval.record_view=gray'])
