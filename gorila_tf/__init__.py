@@ -14,7 +14,8 @@ The paper's roles, one module each:
   train.py       the binary: one task of a cluster, its role from TF_CONFIG
 
 Shared pieces: config.py, exit_codes.py, cluster.py, dqn.py, networks.py,
-environments.py, checkpointing.py, run_dir.py, metrics.py, reference.py.
+environments.py, checkpointing.py, run_dir.py, lease.py (the chief's
+ownership of its run directory), metrics.py, reference.py.
 Commands and tools (evaluate, play, export, plot, suite, bench) live apart in
 `gorila_tf.tools`.
 """

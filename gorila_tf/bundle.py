@@ -10,6 +10,11 @@ In one process:
 
 The process serves until it is stopped (SIGTERM/SIGINT from the launcher or
 the cluster manager); the chief decides when training is over.
+
+A bundle writes into the run directory only its replay checkpoints, and only
+when the chief asks its Reverb server for one: the chief holds the run
+directory's lease (lease.py) whenever it asks, so a bundle of a refused
+second launch writes nothing there.
 """
 
 from __future__ import annotations

@@ -106,12 +106,16 @@ def replay_checkpoint_dir(run_dir: str, bundle: int) -> str:
 
 
 def replay_checkpointer(run_dir: Optional[str], bundle: int):
-  """The checkpointer a bundle's Reverb server loads from and saves to."""
+  """The checkpointer a bundle's Reverb server loads from and saves to.
+
+  Nothing is created here: Reverb makes the directory at the first
+  checkpoint, which only the chief asks for (holding the run directory's
+  lease), and loads nothing from a directory that is not there.
+  """
   if not run_dir:
     return None  # no shared run directory: replay is not checkpointed
-  path = replay_checkpoint_dir(run_dir, bundle)
-  os.makedirs(path, exist_ok=True)
-  return reverb.checkpointers.DefaultCheckpointer(path)
+  return reverb.checkpointers.DefaultCheckpointer(
+      replay_checkpoint_dir(run_dir, bundle))
 
 
 class ReplayCheckpoints:

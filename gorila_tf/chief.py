@@ -45,6 +45,7 @@ from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import dqn
 from gorila_tf import environments
+from gorila_tf import lease as lease_lib
 from gorila_tf import learner as learner_lib
 from gorila_tf import metrics
 from gorila_tf import model as model_lib
@@ -308,36 +309,54 @@ class Chief:
 
 
 def preflight(task: cluster_lib.Task, config: config_lib.GorilaConfig,
-              run_dir: str) -> None:
-  """Every check that can refuse the run, before anything is written."""
+              run_dir: str) -> lease_lib.Lease:
+  """Every check that can refuse the run; returns the run directory's lease.
+
+  The lease is the first thing written: a second chief on a live run
+  directory is refused here (LeaseHeld, exit status 2) having written
+  nothing. It is released again if a later check refuses the run.
+  """
   info = environments.env_info(config.env)
   checkpointing.check_compatible(
       run_dir, checkpointing.model_signature(config, info, task.num_ps))
   cluster_lib.check_port_free(task.address, 'chief:0')
   cluster_lib.check_port_free(task.chief_reverb_address(),
                               'the parameter tables of chief:0')
-  cluster_lib.wait_for_tasks(task, ('ps', 'worker'), config.run.connect_timeout_s)
-  run_dir_lib.check_writable(run_dir, config.run.min_free_disk_mb)
+  lease = lease_lib.hold(run_dir, config.run.lease_timeout_s)
+  try:
+    cluster_lib.wait_for_tasks(task, ('ps', 'worker'),
+                               config.run.connect_timeout_s)
+    run_dir_lib.check_writable(run_dir, config.run.min_free_disk_mb)
+  except BaseException:
+    lease.release()
+    raise
+  return lease
 
 
 def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
         run_dir: str) -> None:
   """The chief role. SIGTERM/SIGINT stop it after a last checkpoint."""
-  preflight(task, config, run_dir)
-  run_dir_lib.prepare(run_dir, config, config.run.min_free_disk_mb)
-  stop = threading.Event()
-
-  def on_signal(signum, frame):
-    del frame
-    logging.info('chief: signal %d, checkpointing and stopping', signum)
-    stop.set()
-
-  signal.signal(signal.SIGTERM, on_signal)
-  signal.signal(signal.SIGINT, on_signal)
-  chief = Chief(task, config, run_dir)
+  # Until training starts, SIGTERM interrupts as SIGINT does, and the lease
+  # is released on the way out instead of being left for others to time out.
+  signal.signal(signal.SIGTERM, signal.default_int_handler)
+  lease = preflight(task, config, run_dir)
   try:
-    chief.run(stop)
+    run_dir_lib.prepare(run_dir, config, config.run.min_free_disk_mb)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+      del frame
+      logging.info('chief: signal %d, checkpointing and stopping', signum)
+      stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    chief = Chief(task, config, run_dir)
+    try:
+      chief.run(stop)
+    finally:
+      chief.close()
+    if chief.budget_spent():
+      run_dir_lib.mark_done(run_dir)
   finally:
-    chief.close()
-  if chief.budget_spent():
-    run_dir_lib.mark_done(run_dir)
+    lease.release()  # after the last write, DONE included

@@ -8,7 +8,10 @@ mean over `eval.episodes` (30) episodes. Rewards are not clipped and a lost
 life does not end the episode.
 
 The evaluator reads checkpoints only, so it never slows training: a sharded
-checkpoint restores into the plain, unsharded network built here.
+checkpoint restores into the plain, unsharded network built here. It writes
+(tb/eval/, eval.jsonl) only under its chief's lease on the run directory:
+while that lease is live, or once the chief has finished and released it
+(the final evaluation); see lease.Tenant.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from absl import logging
 from gorila_tf import actor as actor_lib
 from gorila_tf import config as config_lib
 from gorila_tf import environments
+from gorila_tf import lease as lease_lib
 from gorila_tf import metrics
 from gorila_tf import networks
 from gorila_tf import reference
@@ -141,10 +145,32 @@ def _write_row(writer: metrics.SummaryWriter, row: dict, pictures: tuple) -> Non
                  episodes=row['episodes'], checkpoint=row['checkpoint'])
 
 
+LEASE_POLL_S = 1.0  # seconds between looks at the chief's lease
+
+
+def wait_for_lease(tenant: lease_lib.Tenant, run_dir: str) -> None:
+  """Returns once the chief's lease is live, or the run is done and released.
+
+  Raises:
+    LeaseHeld: another launch's chief took the run directory over.
+  """
+  waited = 0.0
+  while not tenant.owner_live():
+    if run_dir_lib.is_done(run_dir) and tenant.released():
+      return
+    if waited and waited % 60 < LEASE_POLL_S:
+      logging.info('evaluator: waiting for the chief\'s lease on %s (%.0f s)',
+                   run_dir, waited)
+    time.sleep(LEASE_POLL_S)
+    waited += LEASE_POLL_S
+
+
 def run(config: config_lib.GorilaConfig, run_dir: str,
         poll_s: Optional[float] = None) -> None:
   """The evaluator role: evaluate each new checkpoint until the run is done."""
   info = environments.env_info(config.env)
+  tenant = lease_lib.Tenant(run_dir, config.run.lease_timeout_s)
+  wait_for_lease(tenant, run_dir)  # before tb/eval/ is created
   writer = metrics.SummaryWriter(run_dir, subdir=os.path.join('tb', 'eval'),
                                  progress_file='eval.jsonl')
   checkpoint_dir = os.path.join(run_dir, 'checkpoints')
@@ -155,6 +181,7 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
     due = time.monotonic() - last_eval >= config.eval.every_s or done
     if latest and latest != evaluated and due:
       row, pictures = evaluate_checkpoint(latest, config, info)
+      wait_for_lease(tenant, run_dir)
       _write_row(writer, row, pictures)
       logging.info('eval of %s: %s', latest, reference.format_row(row))
       evaluated, last_eval = latest, time.monotonic()

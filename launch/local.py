@@ -13,6 +13,10 @@ dies is restarted and resumes. A task that exits with status 2 (refused
 input) or 4 (NaN/inf) is not restarted, and neither is one that failed more
 than --max_restarts times: the run stops.
 
+A run directory has one owner (lease.py): the launcher refuses, before it
+creates anything there, a run directory whose chief's lease is live, and a
+second chief is refused with status 2.
+
 Exit status: 0 done; 1 a task failed for good; 2 bad input; 3 --max_wall_s
 reached; 4 numerical fault; 130 interrupted (Ctrl-C/SIGTERM). Children die
 with the launcher even if it is killed (PR_SET_PDEATHSIG).
@@ -27,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -41,6 +46,7 @@ from absl import flags
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
+from gorila_tf import lease as lease_lib
 from gorila_tf import run_dir as run_dir_lib
 from gorila_tf.launch import hosts as hosts_lib
 from gorila_tf.launch import isolation
@@ -317,6 +323,12 @@ def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
   from gorila_tf import environments  # pylint: disable=g-import-not-at-top
   environments.check_env_id(config.env.id)
   run_dir = FLAGS.run_dir or run_dir_lib.default_run_dir(config)
+  # Before anything is created in it: a live chief's run dir is refused here.
+  stale = lease_lib.check_free(run_dir, config.run.lease_timeout_s)
+  if stale is not None:
+    say(f'[launcher] the lease of {run_dir} held by the chief on '
+        f'{stale.describe()} is not advancing; the new chief takes it over '
+        f'once it has not for run.lease_timeout_s={config.run.lease_timeout_s:g} s')
   run_dir_lib.check_writable(run_dir, config.run.min_free_disk_mb)
   return config, run_dir, overrides
 
@@ -373,6 +385,9 @@ def run_cluster(config: config_lib.GorilaConfig, run_dir: str,
 
   signal.signal(signal.SIGINT, on_signal)
   signal.signal(signal.SIGTERM, on_signal)
+  # One owner token per launch, in every task's environment: a chief this
+  # launcher restarts resumes its predecessor's lease at once (lease.py).
+  os.environ[lease_lib.TOKEN_ENV] = secrets.token_hex(16)
   tasks = start_cluster(config, run_dir, train_args, placement)
   reporter_stop = threading.Event()
   reporter = None

@@ -1,0 +1,344 @@
+"""A run directory has one owner: the chief's lease, on files alone.
+
+Unit tests run the lease with a fake clock whose sleep can play the other
+owner's heartbeat; the end-to-end tests start real launchers on one run
+directory.
+"""
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from gorila_tf import config as config_lib
+from gorila_tf import exit_codes
+from gorila_tf import lease
+from tests.conftest import REPO
+from tests.test_e2e import TRAINING, Launcher, alive
+
+TIMEOUT_S = 20.0  # the fake clock's lease timeout; renewals every 5 s
+
+
+class FakeClock(lease.Clock):
+  """Monotonic and wall time that move only when someone sleeps."""
+
+  def __init__(self, on_sleep=None):
+    self.now = 0.0
+    self.on_sleep = on_sleep  # called after each sleep: the other owner's life
+
+  def monotonic(self):
+    return self.now
+
+  def time(self):
+    return 1_764_000_000.0 + self.now  # 2025-11-24 16:00:00 UTC + now
+
+  def sleep(self, seconds):
+    self.now += seconds
+    if self.on_sleep:
+      self.on_sleep()
+
+
+def make_lease(run_dir, clock, token=None, host='h1', pid=111, **kwargs):
+  return lease.Lease(str(run_dir), TIMEOUT_S, token=token, clock=clock,
+                     host=host, pid=pid, **kwargs)
+
+
+def on_disk(run_dir):
+  with open(lease.lease_path(str(run_dir))) as f:
+    return json.load(f)
+
+
+def test_a_free_run_directory_is_taken_at_once_with_its_owner_written_down(tmp_path):
+  clock = FakeClock()
+  owner = make_lease(tmp_path / 'run', clock, token='a' * 32)
+  owner.acquire()
+  assert clock.now == 0.0  # nothing watched, nothing waited for
+  assert on_disk(tmp_path / 'run') == {
+      'host': 'h1', 'pid': 111, 'token': 'a' * 32, 'beat': 0,
+      'started_at': clock.time(), 'heartbeat_at': clock.time()}
+  assert owner.taken_from is None
+
+
+def test_each_renewal_advances_the_beat_and_keeps_the_token(tmp_path):
+  clock = FakeClock()
+  owner = make_lease(tmp_path, clock)
+  owner.acquire()
+  clock.now += 5
+  assert owner.renew() and owner.renew()
+  held = on_disk(tmp_path)
+  assert (held['beat'], held['token']) == (2, owner.token)
+  assert held['heartbeat_at'] == clock.time() > held['started_at']
+  assert [p for p in os.listdir(tmp_path) if p != 'LEASE'] == []  # no litter
+
+
+def test_release_deletes_the_lease_only_while_it_is_ours(tmp_path):
+  clock = FakeClock()
+  first = make_lease(tmp_path, clock)
+  first.acquire()
+  first.release()
+  assert lease.read(str(tmp_path)) is None
+  second = make_lease(tmp_path, clock, host='h2')
+  second.acquire()
+  first.release()  # a stale owner's release leaves the new owner's lease
+  assert lease.read(str(tmp_path)).host == 'h2'
+
+
+def test_a_live_lease_is_refused_with_one_line_naming_its_owner_and_since_when(
+    tmp_path):
+  owner = make_lease(tmp_path, FakeClock())
+  owner.acquire()
+  before = on_disk(tmp_path)
+  # The owner renews every 5 s of the second chief's watching.
+  clock = FakeClock(on_sleep=lambda: clock.now % 5 < 0.5 and owner.renew())
+  second = make_lease(tmp_path, clock, host='h2', pid=222)
+  with pytest.raises(lease.LeaseHeld) as refused:
+    second.acquire()
+  message = str(refused.value)
+  assert '\n' not in message
+  assert 'held by the chief on host h1, pid 111, since 2025-11-24 16:00:00 UTC' in message
+  assert 'run.lease_timeout_s=20 s' in message
+  assert clock.now <= 5.5  # recognised within one renewal period
+  assert on_disk(tmp_path)['token'] == before['token']
+
+
+def test_an_owner_renewing_late_but_within_the_timeout_is_still_live(tmp_path):
+  owner = make_lease(tmp_path, FakeClock())
+  owner.acquire()
+  renewed = []
+
+  def late_heartbeat():
+    if clock.now >= TIMEOUT_S - 1 and not renewed:
+      renewed.append(owner.renew())
+
+  clock = FakeClock(on_sleep=late_heartbeat)
+  with pytest.raises(lease.LeaseHeld):
+    make_lease(tmp_path, clock, host='h2').acquire()
+  assert renewed == [True]
+
+
+def test_a_lease_unchanged_for_the_timeout_is_taken_over_with_a_warning(
+    tmp_path, caplog):
+  dead = make_lease(tmp_path, FakeClock())
+  dead.acquire()  # and never renewed: a SIGKILLed chief
+  clock = FakeClock()
+  heir = make_lease(tmp_path, clock, host='h2', pid=222)
+  heir.acquire()
+  assert TIMEOUT_S <= clock.now <= TIMEOUT_S + 1
+  assert on_disk(tmp_path)['token'] == heir.token
+  assert (heir.taken_from.host, heir.taken_from.pid) == ('h1', 111)
+  assert re.search(r'taken over from the chief on host h1, pid 111, since '
+                   r'2025-11-24 16:00:00 UTC, whose heartbeat stopped', caplog.text)
+
+
+def test_a_chief_of_the_same_launch_resumes_its_predecessors_lease_at_once(tmp_path):
+  clock = FakeClock()
+  make_lease(tmp_path, clock, token='t' * 32).acquire()  # then SIGKILLed
+  restarted = make_lease(tmp_path, clock, token='t' * 32, pid=333)
+  restarted.acquire()
+  assert clock.now == 0.0
+  assert restarted.taken_from.pid == 111
+  assert on_disk(tmp_path)['pid'] == 333
+
+
+def test_an_owner_whose_lease_was_taken_over_finds_out_at_its_next_renewal(tmp_path):
+  lost = []
+  paused = make_lease(tmp_path, FakeClock(), on_lost=lost.append)
+  paused.acquire()
+  heir = make_lease(tmp_path, FakeClock(), host='h2')
+  heir.acquire()  # paused did not renew for the whole timeout
+  assert paused.renew() is False
+  assert [h.host for h in lost] == ['h2']
+  assert on_disk(tmp_path)['token'] == heir.token  # and it wrote nothing
+
+
+def test_a_takeover_marker_left_by_a_dead_chief_is_cleared_after_another_timeout(
+    tmp_path):
+  dead = make_lease(tmp_path, FakeClock())
+  dead.acquire()
+  stale = open(lease.lease_path(str(tmp_path)), 'rb').read()
+  marker = tmp_path / f'LEASE.takeover-{hashlib.sha256(stale).hexdigest()[:16]}'
+  marker.touch()  # a chief died between marking and replacing
+  clock = FakeClock()
+  heir = make_lease(tmp_path, clock, host='h2')
+  heir.acquire()
+  assert clock.now >= 3 * TIMEOUT_S  # stale, marked; stale again; taken
+  assert on_disk(tmp_path)['token'] == heir.token
+  assert not marker.exists()
+
+
+def test_of_two_chiefs_taking_over_one_stale_lease_one_wins_the_other_is_refused(
+    tmp_path):
+  make_lease(tmp_path, lease.SYSTEM_CLOCK).acquire()  # a dead owner
+  results = {}
+
+  def take(host):
+    chief = lease.Lease(str(tmp_path), 1.0, host=host, poll_s=0.02)
+    try:
+      chief.acquire()
+      chief.start_heartbeat()
+      results[host] = chief
+    except lease.LeaseHeld as e:
+      results[host] = str(e)
+
+  threads = [threading.Thread(target=take, args=(h,)) for h in ('h2', 'h3')]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join(timeout=30)
+  winners = [h for h, r in results.items() if isinstance(r, lease.Lease)]
+  assert len(winners) == 1, results
+  loser = next(r for r in results.values() if isinstance(r, str))
+  assert f'held by the chief on host {winners[0]}' in loser
+  assert lease.read(str(tmp_path)).host == winners[0]
+  results[winners[0]].release()
+
+
+def test_the_heartbeat_thread_renews_and_release_stops_it(tmp_path):
+  owner = lease.Lease(str(tmp_path), 0.4)  # renews every 0.1 s
+  owner.acquire()
+  owner.start_heartbeat()
+  time.sleep(0.6)
+  assert on_disk(tmp_path)['beat'] >= 3
+  owner.release()
+  assert lease.read(str(tmp_path)) is None
+  time.sleep(0.3)
+  assert lease.read(str(tmp_path)) is None  # no renewal after the release
+
+
+def test_check_free_writes_nothing_and_refuses_only_a_live_lease(tmp_path):
+  missing = tmp_path / 'not-yet'
+  assert lease.check_free(str(missing), TIMEOUT_S, FakeClock()) is None
+  assert not missing.exists()
+  owner = make_lease(tmp_path, FakeClock())
+  owner.acquire()
+  clock = FakeClock()  # the owner is silent: not refused, left to the chief
+  assert lease.check_free(str(tmp_path), TIMEOUT_S, clock).pid == 111
+  # Watched for two renewal periods (5 s each), not the whole timeout.
+  assert clock.now <= 2 * lease.renew_period(TIMEOUT_S) + lease.POLL_S < TIMEOUT_S
+  clock = FakeClock(on_sleep=lambda: clock.now % 5 < 0.5 and owner.renew())
+  with pytest.raises(lease.LeaseHeld, match='host h1, pid 111'):
+    lease.check_free(str(tmp_path), TIMEOUT_S, clock)
+  assert os.listdir(tmp_path) == ['LEASE']
+
+
+def test_a_tenant_writes_only_while_its_chiefs_lease_advances(tmp_path):
+  clock = FakeClock()  # the tenant's; each chief below has a clock of its own
+  tenant = lease.Tenant(str(tmp_path), TIMEOUT_S, token='t' * 32, clock=clock)
+  assert not tenant.owner_live() and tenant.released()
+  make_lease(tmp_path, FakeClock(), token='o' * 32).acquire()  # a dead launch's
+  assert not tenant.owner_live()  # not our chief's: wait
+  ours = make_lease(tmp_path, FakeClock(), token='t' * 32, host='h2')
+  ours.acquire()  # our chief takes the stale lease over
+  clock.now += 1
+  assert tenant.owner_live()  # our chief's, and it changed a second ago
+  clock.now += TIMEOUT_S
+  assert not tenant.owner_live()  # unchanged for the timeout
+  ours.renew()
+  clock.now += 1
+  assert tenant.owner_live()
+  make_lease(tmp_path, FakeClock(), token='o' * 32, host='h3').acquire()
+  with pytest.raises(lease.LeaseHeld, match='now belongs to the chief on host h3'):
+    tenant.owner_live()
+
+
+def test_the_timeout_is_a_config_field_with_bounds():
+  assert config_lib.RunConfig().lease_timeout_s == 60.0
+  assert config_lib.resolve('cartpole', ['run.lease_timeout_s=4']).run.lease_timeout_s == 4
+  with pytest.raises(config_lib.ConfigError, match=r'run.lease_timeout_s=1.0 is out '
+                     r'of range; allowed: in \[2, 3600\] seconds'):
+    config_lib.resolve('cartpole', ['run.lease_timeout_s=1'])
+
+
+# --- Real launchers on one run directory --------------------------------------
+
+
+def files_of(run_dir, *names):
+  """sha256 of each file under the named parts of the run directory."""
+  digests = {}
+  for name in names:
+    top = os.path.join(run_dir, name)
+    paths = ([top] if os.path.isfile(top) else
+             [os.path.join(d, f) for d, _, fs in os.walk(top) for f in fs])
+    for path in paths:
+      with open(path, 'rb') as f:
+        digests[os.path.relpath(path, run_dir)] = hashlib.sha256(f.read()).hexdigest()
+  return digests
+
+
+def test_a_second_launch_on_a_training_run_directory_is_refused_and_writes_nothing(
+    run_dir):
+  done = subprocess.run(
+      [sys.executable, '-m', 'gorila_tf.launch.local', '--config=cartpole',
+       f'--run_dir={run_dir}', '--set=run.max_frames=3000', '--progress=off',
+       '--max_wall_s=300'], cwd=REPO, capture_output=True, text=True, timeout=400)
+  assert done.returncode == 0, done.stdout[-3000:]
+  # The run resumes, training with no checkpoint due before it is stopped.
+  first = Launcher(run_dir, '--set=run.max_frames=10000000',
+                   '--set=run.checkpoint_every_s=3600', '--progress=off')
+  try:
+    first.wait_for(TRAINING)
+    owner = lease.read(run_dir)
+    assert owner.pid == first.pids()['chief']
+    kept = ('checkpoints', 'replay', 'config.json', 'model_signature.json', 'LEASE')
+    before = files_of(run_dir, *kept[:-1])
+    logs_before = sorted(os.listdir(os.path.join(run_dir, 'logs')))
+    assert any(k.startswith('checkpoints/ckpt-') for k in before)
+    second = subprocess.run(
+        [sys.executable, '-m', 'gorila_tf.launch.local', '--config=cartpole',
+         f'--run_dir={run_dir}'], cwd=REPO, capture_output=True, text=True,
+        timeout=120)
+    assert second.returncode == exit_codes.BAD_INPUT
+    assert second.stdout == ''
+    errors = [l for l in second.stderr.splitlines() if l.startswith('error:')]
+    assert errors == [
+        f'error: run directory {run_dir} is in use: its lease is held by the '
+        f'chief on host {owner.host}, pid {owner.pid}, since '
+        f'{lease.utc(owner.started_at)}, and its heartbeat is advancing; stop '
+        'that run or use another --run_dir (a lease whose heartbeat stops is '
+        'taken over after run.lease_timeout_s=60 s)'], second.stderr[-2000:]
+    assert files_of(run_dir, *kept[:-1]) == before
+    assert sorted(os.listdir(os.path.join(run_dir, 'logs'))) == logs_before
+    assert lease.read(run_dir).token == owner.token
+    assert first.proc.poll() is None  # the first run trains on
+  finally:
+    first.proc.send_signal(signal.SIGTERM)
+    code, out = first.finish(timeout=180)
+  assert code == exit_codes.INTERRUPTED, out[-3000:]
+  assert lease.read(run_dir) is None  # released on the way out
+
+
+def test_a_lease_left_by_a_sigkilled_chief_is_taken_over_after_the_timeout(run_dir):
+  short = '--set=run.lease_timeout_s=5'
+  first = Launcher(run_dir, '--set=run.max_frames=10000000', short, '--progress=off')
+  first.wait_for(TRAINING)
+  chief_pid = first.pids()['chief']
+  first.proc.kill()  # its tasks die with it (PR_SET_PDEATHSIG); the lease stays
+  first.finish(timeout=60)
+  deadline = time.monotonic() + 30
+  while alive(chief_pid) and time.monotonic() < deadline:
+    time.sleep(0.2)
+  assert not alive(chief_pid)
+  assert lease.read(run_dir).pid == chief_pid
+  second = Launcher(run_dir, '--set=run.max_frames=10000000', short, '--progress=off')
+  try:
+    old = rf'the chief on host \S+, pid {chief_pid}, since [\d-]+ [\d:]+ UTC'
+    second.wait_for(rf'\[launcher\] the lease of {re.escape(run_dir)} held by '
+                    rf'{old} is not advancing')
+    second.wait_for(rf'\[chief\] W.* lease of {re.escape(run_dir)}: taken over '
+                    rf'from {old}, whose heartbeat stopped \(unchanged for '
+                    r'run.lease_timeout_s=5 s')
+    second.wait_for(r'resumed from .*ckpt-|initialised a new run')
+    mark = len(second.lines)
+    second.wait_for(TRAINING, after=mark)
+    assert lease.read(run_dir).pid == second.pids()['chief']
+  finally:
+    second.proc.send_signal(signal.SIGTERM)
+    code, out = second.finish(timeout=180)
+  assert code == exit_codes.INTERRUPTED, out[-3000:]
