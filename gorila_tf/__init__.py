@@ -21,3 +21,23 @@ Commands and tools (evaluate, play, export, plot, suite, bench) live apart in
 """
 
 __version__ = '0.1.0'
+
+
+def _silence_gym_notice() -> None:
+  """Drops the old `gym` package's deprecation banner, and nothing else.
+
+  tf-agents (our parameter broadcast uses its Reverb variable container)
+  imports `gym`, whose __init__ prints to stderr, in every process, the
+  notice that `gym_notices.notices.notices` holds for the installed gym
+  version. gorila_tf uses gymnasium; emptying that one entry before gym is
+  imported leaves every warning and every other notice as it was.
+  """
+  from importlib import metadata  # pylint: disable=g-import-not-at-top
+  try:
+    from gym_notices import notices  # pylint: disable=g-import-not-at-top
+    notices.notices.pop(metadata.version('gym'), None)
+  except (ImportError, metadata.PackageNotFoundError):
+    pass  # no old gym here: nothing to silence
+
+
+_silence_gym_notice()

@@ -295,9 +295,11 @@ class Chief:
         'learners/q_values': window.samples['q_values'],
         'learners/gradient_staleness_hist': window.samples['staleness_by_step'],
         'actors/param_staleness_hist': staleness})
-    logging.info('frames %d updates %d return %.2f loss %.4f fps %.0f ups %.1f '
+    logging.info('frames %d updates %d return %s loss %.4f fps %.0f ups %.1f '
                  'discarded %d stale %d outlier', frames, updates,
-                 values[t['episodic_return']], values[t['td_loss']],
+                 # '-' when no episode ended in the window, as the progress line
+                 f"{values[t['episodic_return']]:.2f}" if stats.episodes else '-',
+                 values[t['td_loss']],
                  values[t['frames_per_second']], values[t['updates_per_second']],
                  values[t['discarded_stale']], values[t['discarded_outlier']])
 

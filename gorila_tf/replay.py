@@ -31,6 +31,13 @@ from gorila_tf import config as config_lib
 from gorila_tf import environments
 
 REPLAY_TABLE = 'replay'
+# Reverb's TrajectoryWriter logs "The number of pending items is alarmingly
+# high, did you forget to call Flush?" (every 10th time) whenever one writer
+# has 50 or more items not yet confirmed by the server
+# (kPendingItemsWarningThreshold in reverb/cc/trajectory_writer.cc). A
+# writer's backpressure keeps it below that: at most MAX_PENDING_ITEMS, plus
+# the one item being created.
+MAX_PENDING_ITEMS = 48
 
 
 class SizeProbe:
@@ -111,16 +118,23 @@ class TransitionWriter:
   Backpressure: when the table's rate limiter holds inserts back (learners
   behind the sample/insert ratio), `add` blocks once `max_pending_items` of
   this writer's items wait for confirmation, instead of piling them up in
-  memory and stalling at the end of the episode.
+  memory and stalling at the end of the episode. Up to `chunk_length` of
+  them wait for their chunk to fill; the rest are in flight. The limit stays
+  under the 50 pending items at which Reverb warns (MAX_PENDING_ITEMS): a
+  rate-limited cluster used to log that warning ten times a second.
   """
 
   def __init__(self, client: reverb.Client, frame_stack: int, n_step: int = 1,
                table: str = REPLAY_TABLE, chunk_length: int = 16,
-               max_pending_items: int = 64):
+               max_pending_items: int = MAX_PENDING_ITEMS):
+    if not chunk_length < max_pending_items <= MAX_PENDING_ITEMS:
+      raise ValueError(f'max_pending_items={max_pending_items} must exceed '
+                       f'chunk_length={chunk_length} (items wait for their '
+                       f'chunk) and be <= {MAX_PENDING_ITEMS}')
     self._stack = frame_stack
     self._n = n_step
     self._table = table
-    self._max_pending = max(max_pending_items, 2 * chunk_length)
+    self._max_pending = max_pending_items
     self._rows = 0  # rows written in this episode
     self._last_frame = None
     keep_alive = max(frame_stack + n_step, chunk_length)

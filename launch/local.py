@@ -15,7 +15,8 @@ than --max_restarts times: the run stops.
 
 A run directory has one owner (lease.py): the launcher refuses, before it
 creates anything there, a run directory whose chief's lease is live, and a
-second chief is refused with status 2.
+second chief is refused with status 2. The console leaves out known noise
+(noise.py), which stays in the logs.
 
 Exit status: 0 done; 1 a task failed for good; 2 bad input; 3 --max_wall_s
 reached; 4 numerical fault; 130 interrupted (Ctrl-C/SIGTERM). Children die
@@ -50,6 +51,7 @@ from gorila_tf import lease as lease_lib
 from gorila_tf import run_dir as run_dir_lib
 from gorila_tf.launch import hosts as hosts_lib
 from gorila_tf.launch import isolation
+from gorila_tf.launch import noise
 from gorila_tf.launch import progress
 from gorila_tf.launch import topology
 
@@ -143,7 +145,9 @@ class TaskProcess:
         {'cluster': cluster, 'task': {'type': task_type, 'index': index}})
     self._env['GRPC_FAIL_FAST'] = 'use_caller'
     self._env['PYTHONUNBUFFERED'] = '1'
-    self._log = open(os.path.join(log_dir, f'{role}.log'), 'a')
+    log_path = os.path.join(log_dir, f'{role}.log')
+    self._log = open(log_path, 'a')
+    self._console_filter = noise.ConsoleFilter(role, log_path)
     self._pumps: list[threading.Thread] = []
     self.process: subprocess.Popen = None  # type: ignore[assignment]
     self.start()
@@ -166,11 +170,17 @@ class TaskProcess:
     self.start()
 
   def _copy_output(self, process: subprocess.Popen) -> None:
+    """Every line to the task's log; to the console unless it is known noise
+    (launch/noise.py), which is counted there every few minutes instead."""
     for raw in process.stdout:
       line = raw.decode(errors='replace').rstrip('\n')
-      CONSOLE.log(f'[{self.role}] {line}')
       self._log.write(line + '\n')
       self._log.flush()
+      if self._console_filter.shows(line):
+        CONSOLE.log(f'[{self.role}] {line}')
+      summary = self._console_filter.summary()
+      if summary:
+        say(summary)
 
   def poll(self) -> Optional[int]:
     return self.process.poll()
@@ -191,6 +201,9 @@ class TaskProcess:
     for pump in self._pumps:
       pump.join(timeout=5)
     self._log.close()
+    summary = self._console_filter.summary(force=True)
+    if summary:
+      say(summary)
 
 
 def stop_all(tasks: Sequence[TaskProcess]) -> None:

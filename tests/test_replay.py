@@ -1,6 +1,7 @@
 """The replay layout on a real Reverb server: frames once, states rebuilt exactly."""
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -191,3 +192,48 @@ def test_importance_weights_by_hand():
   w = replay.importance_weights(tf.constant([0.1, 0.2, 0.4], tf.float64),
                                 tf.constant([10, 10, 10], tf.int64), 0.5)
   np.testing.assert_allclose(w, [1.0, 2 ** -0.5, 0.5], rtol=1e-6)
+
+
+def test_a_rate_limited_writer_blocks_the_actor_without_reverb_warnings(capfd):
+  # No learner samples, so the table takes ~3 inserts and then holds every
+  # insert back: backpressure stops the actor with at most MAX_PENDING_ITEMS
+  # pending, below the 50 at which Reverb logs "alarmingly high" (the limit
+  # used to be 64, and a rate-limited Pong cluster logged the warning ten
+  # times a second; test_console.py runs that cluster).
+  table = reverb.Table(
+      replay.REPLAY_TABLE, reverb.selectors.Uniform(), reverb.selectors.Fifo(),
+      max_size=1000, signature=replay.transition_signature(INFO),
+      rate_limiter=reverb.rate_limiters.SampleToInsertRatio(
+          samples_per_insert=1.0, min_size_to_sample=1, error_buffer=2.0))
+  server = reverb.Server([table])
+  writer = replay.TransitionWriter(server.localhost_client(), INFO.frame_stack)
+  steps = []
+
+  def act():
+    try:
+      writer.begin_episode(np.stack([frame(i) for i in range(3)]))
+      for k in range(3, 200):
+        writer.add(frame(k), action=0, reward=0.0, discount=1.0)
+        steps.append(k)
+    except (reverb.errors.ReverbError, RuntimeError):
+      pass  # the server stopped under a blocked writer
+
+  actor = threading.Thread(target=act, daemon=True)
+  actor.start()
+  actor.join(timeout=3)
+  assert actor.is_alive()  # blocked by backpressure, not done
+  pending = len(steps) - table.info.current_size
+  assert 0 < pending <= replay.MAX_PENDING_ITEMS
+  server.stop()
+  actor.join(timeout=1)
+  assert 'alarmingly high' not in capfd.readouterr().err
+
+
+def test_the_pending_limit_stays_below_reverbs_warning():
+  assert replay.MAX_PENDING_ITEMS + 1 < 50  # + the item being created
+  assert config_lib.MAX_CHUNK_LENGTH < replay.MAX_PENDING_ITEMS
+
+
+def test_a_writer_refuses_a_pending_limit_where_reverb_warns():
+  with pytest.raises(ValueError, match='max_pending_items=64'):
+    replay.TransitionWriter(None, INFO.frame_stack, max_pending_items=64)
