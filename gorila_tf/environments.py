@@ -11,6 +11,15 @@ unclipped (clipping is the learner's business, episode returns stay true).
 Both auto-reset in gymnasium's NEXT_STEP mode: the step after a terminal or
 truncated step resets that env, ignores its action and returns its first
 observation with reward 0.
+
+Pictures (`VectorEnv.picture`, for `gorila-play` and the evaluator's
+TensorBoard episode) show env 0 as the game looks, or as the agent sees it.
+ale-py's vector env returns only the preprocessed frames, so for the
+game's colour screen a second, one-game `AtariVectorEnv` at the native
+210x160 RGB resolution is seeded like env 0 and given env 0's actions: the
+emulator is deterministic, so it plays the same episode, and the agent still
+acts on its usual 84x84 gray observations. A step whose reward or episode
+end differs between the two raises an error instead of showing another game.
 """
 
 from __future__ import annotations
@@ -98,16 +107,21 @@ def env_info(env_config: config_lib.EnvConfig) -> EnvInfo:
     env.close()
 
 
+# The emulator's own screen, for pictures: one frame, no pooling or resizing.
+_SCREEN = dict(stack_num=1, img_height=210, img_width=160, grayscale=False,
+               maxpool=False)
+
+
 def _make_atari(env_config: config_lib.EnvConfig, num_envs: int, seed: int,
                 noop_max: Optional[int] = None,
-                max_episode_frames: Optional[int] = None):
+                max_episode_frames: Optional[int] = None, screen: bool = False):
   from ale_py import vector_env  # pylint: disable=g-import-not-at-top
   game = _ale_registry()[env_config.id]
+  images = _SCREEN if screen else dict(stack_num=env_config.frame_stack)
   return vector_env.AtariVectorEnv(
       game=game,
       num_envs=num_envs,
       frameskip=env_config.frameskip,
-      stack_num=env_config.frame_stack,
       noop_max=env_config.noop_max if noop_max is None else noop_max,
       repeat_action_probability=env_config.repeat_action_probability,
       full_action_space=env_config.full_action_space,
@@ -118,7 +132,14 @@ def _make_atari(env_config: config_lib.EnvConfig, num_envs: int, seed: int,
       episodic_life=False,  # life loss is handled in the TD target only
       use_fire_reset=False,  # not part of the DQN protocol
       num_threads=max(1, min(num_envs, 2)),
+      **images,
   )
+
+
+def needs_render(env_id: str, view: config_lib.PictureView) -> bool:
+  """Whether pictures in `view` need a VectorEnv made with render=True
+  (Atari's agent view is its observations; everything else is rendered)."""
+  return not (is_atari(env_id) and view == 'agent')
 
 
 class VectorEnv:
@@ -127,12 +148,18 @@ class VectorEnv:
   def __init__(self, env_config: config_lib.EnvConfig, num_envs: int, seed: int,
                noop_max: Optional[int] = None,
                max_episode_frames: Optional[int] = None, render: bool = False):
+    """`render`: keep env 0's screen for `picture` (Atari: a second emulator)."""
     self.num_envs = num_envs
     self._seed = seed
     self._atari = is_atari(env_config.id)
+    self._screen_env = None  # Atari: env 0's twin with the colour screen
+    self._screen = None  # env 0's screen now
     if self._atari:
       self._env = _make_atari(env_config, num_envs, seed, noop_max,
                               max_episode_frames)
+      if render:
+        self._screen_env = _make_atari(env_config, 1, seed, noop_max,
+                                       max_episode_frames, screen=True)
     else:
       cap = max_episode_frames or env_config.max_episode_frames
       mode = 'rgb_array' if render else None
@@ -145,21 +172,47 @@ class VectorEnv:
 
   def reset(self) -> np.ndarray:
     obs, self.reset_info = self._env.reset(seed=self._seed)
+    if self._screen_env is not None:
+      screens, _ = self._screen_env.reset(seed=self._seed)
+      self._screen = screens[0, -1]
     return self._shape(obs)
 
   def step(self, actions: np.ndarray):
     """Returns (obs, rewards, terminated, truncated, lives or None)."""
     obs, rewards, terminated, truncated, info = self._env.step(actions)
+    if self._screen_env is not None:
+      self._step_screen(actions[:1], rewards[0], terminated[0] or truncated[0])
     lives = info.get('lives') if self._atari else None
     return (self._shape(obs), np.asarray(rewards, np.float32),
             np.asarray(terminated, bool), np.asarray(truncated, bool), lives)
 
-  def frames(self, observations: np.ndarray) -> list[np.ndarray]:
-    """A picture of each env now: what the agent sees for Atari (the newest
-    84x84 frame), the game's own rendering otherwise (needs render=True)."""
+  def _step_screen(self, action: np.ndarray, reward: float, ended: bool) -> None:
+    screens, rewards, terminated, truncated, _ = self._screen_env.step(action)
+    if rewards[0] != reward or bool(terminated[0] or truncated[0]) != ended:
+      raise RuntimeError('the colour screen\'s emulator left env 0\'s episode '
+                         f'(reward {rewards[0]} vs {reward}); record the '
+                         "agent's view instead")
+    self._screen = screens[0, -1]
+
+  def stop_rendering(self) -> None:
+    """No more pictures are needed: the screen's emulator stops (saves CPU)."""
+    if self._screen_env is not None:
+      self._screen_env.close()
+      self._screen_env = self._screen = None
+
+  def picture(self, observations: np.ndarray,
+              view: config_lib.PictureView = 'screen') -> np.ndarray:
+    """Env 0 now: 'screen', the game as it looks (needs render=True: Atari's
+    210x160 colour screen, or the game's own rendering); 'agent', what the
+    network sees (Atari: the newest 84x84 gray frame)."""
+    config_lib.check_choice('view', view, config_lib.PictureView)
+    if view == 'agent' and self._atari:
+      return observations[0, -1]
     if self._atari:
-      return list(observations[:, -1])
-    return list(self._env.render())
+      if self._screen is None:
+        raise ValueError('no colour screen: make the VectorEnv with render=True')
+      return self._screen
+    return self._env.render()[0]
 
   def _shape(self, obs: np.ndarray) -> np.ndarray:
     if self._atari:
@@ -167,4 +220,5 @@ class VectorEnv:
     return np.asarray(obs, np.float32)[:, None, :]
 
   def close(self) -> None:
+    self.stop_rendering()
     self._env.close()

@@ -66,7 +66,9 @@ def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
   env = environments.VectorEnv(config.env, e.parallel_envs, seed,
                                noop_max=e.noop_max,
                                max_episode_frames=e.max_episode_frames,
-                               render=e.record_frames > 0)
+                               render=e.record_frames > 0 and
+                               environments.needs_render(config.env.id,
+                                                         e.record_view))
   greedy = actor_lib.make_greedy_policy(q_net, info.observation_shape,
                                         tf.as_dtype(info.frame_dtype))
   rng = np.random.default_rng(seed)
@@ -80,7 +82,7 @@ def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
   try:
     while remaining.sum() > 0:
       if recording:
-        pictures.append(env.frames(observations)[0])
+        pictures.append(env.picture(observations, e.record_view))
       actions = actor_lib.epsilon_greedy(greedy(observations).numpy(), e.epsilon,
                                          info.num_actions, rng, e.parallel_envs)
       observations, rewards, terminated, truncated, _ = env.step(actions)
@@ -88,7 +90,9 @@ def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
       episode_return += np.where(counting, rewards, 0.0)
       episode_steps += counting
       ended = counting & (terminated | truncated)
-      recording = recording and not ended[0] and len(pictures) < e.record_frames
+      if recording and (ended[0] or len(pictures) >= e.record_frames):
+        recording = False
+        env.stop_rendering()
       for i in np.flatnonzero(ended):
         returns.append(float(episode_return[i]))
         lengths.append(int(episode_steps[i]) * info.frames_per_step)

@@ -90,3 +90,54 @@ def test_no_noops_when_noop_max_is_zero():
   env.reset()
   assert not np.asarray(env.reset_info['episode_frame_number']).any()
   env.close()
+
+
+def gray_84(screen):
+  """The colour screen as the agent's preprocessing roughly sees it."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  return np.asarray(Image.fromarray(screen).convert('L').resize(
+      (84, 84), Image.BILINEAR), np.float32)
+
+
+def test_the_colour_screen_shows_env_0s_own_episode_across_resets():
+  env_config = config_lib.resolve('pong', ['env.max_episode_frames=400']).env
+  env = environments.VectorEnv(env_config, num_envs=2, seed=3, render=True)
+  observations = env.reset()
+  rng = np.random.default_rng(0)
+  ends, off_0, off_1 = 0, [], []  # pixels far from env 0's / env 1's frame
+  for _ in range(250):  # two episodes of 100 steps and a half
+    screen = env.picture(observations)
+    assert screen.shape == (210, 160, 3) and screen.dtype == np.uint8
+    agent = env.picture(observations, view='agent')
+    assert agent.shape == (84, 84)
+    gray = gray_84(screen)
+    off_0.append((np.abs(gray - observations[0, -1]) > 40).sum())
+    off_1.append((np.abs(gray - observations[1, -1]) > 40).sum())
+    observations, _, terminated, truncated, _ = env.step(
+        rng.integers(0, 6, 2, dtype=np.int32))
+    ends += int(terminated[0] or truncated[0])
+  env.close()
+  assert ends == 2
+  # Env 0's frame up to resizing error at the edges of moving objects (seen:
+  # 3 pixels on average, 12 at most); env 1's paddles and ball are elsewhere
+  # (seen: 30 on average), which shows the measure tells games apart.
+  assert max(off_0) <= 20 and np.mean(off_0) < 8 < 15 < np.mean(off_1)
+
+
+def test_the_colour_screen_has_colours_and_the_agent_view_is_gray():
+  env = environments.VectorEnv(config_lib.resolve('pong').env, 1, seed=0,
+                               render=True)
+  observations = env.reset()
+  screen = env.picture(observations).astype(int)
+  assert (screen[..., 0] != screen[..., 1]).any()
+  assert (screen[..., 1] != screen[..., 2]).any()
+  assert env.picture(observations, view='agent').ndim == 2
+  env.close()
+
+
+def test_the_screen_needs_a_rendering_env():
+  env = environments.VectorEnv(config_lib.resolve('pong').env, 1, seed=0)
+  observations = env.reset()
+  with pytest.raises(ValueError, match='render=True'):
+    env.picture(observations)
+  env.close()

@@ -51,6 +51,50 @@ def test_play_writes_an_animated_gif(cartpole_run, tmp_path):
   assert image.format == 'GIF' and image.n_frames > 10
 
 
+@pytest.fixture(scope='module')
+def pong_run(tmp_path_factory):
+  """A Pong run dir with config.json and one (untrained) checkpoint."""
+  run_dir = str(tmp_path_factory.mktemp('runs') / 'pong')
+  config = config_lib.resolve('pong')
+  run_dir_lib.prepare(run_dir, config)
+  q_net = networks.make_q_network(config.network,
+                                  environments.env_info(config.env), seed=3)
+  checkpoint = tf.train.Checkpoint(q_network=q_net,
+                                   frames=tf.Variable(0, dtype=tf.int64))
+  tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, 'checkpoints'),
+                             max_to_keep=1).save(checkpoint_number=5)
+  return run_dir
+
+
+def gif_frames(path):
+  """Every frame of a GIF as an RGB array."""
+  image = Image.open(path)
+  frames = []
+  for i in range(image.n_frames):
+    image.seek(i)
+    frames.append(np.asarray(image.convert('RGB'), np.int32))
+  return frames
+
+
+@pytest.mark.parametrize('view, size, coloured', [
+    (None, (420, 320), True),  # default: the emulator's 210x160 screen, x2
+    ('agent', (168, 168), False),  # the network's 84x84 gray input, x2
+])
+def test_play_records_the_game_in_colour_unless_asked_for_the_agents_view(
+    pong_run, tmp_path, view, size, coloured):
+  out = tmp_path / 'pong.gif'
+  args = [f'--run_dir={pong_run}', '--max_frames=200', f'--out={out}']
+  proc = run_module('gorila_tf.tools.play', *args,
+                    *([f'--view={view}'] if view else []), timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert '1 episode(s) at 5 updates' in proc.stdout
+  frames = gif_frames(out)
+  assert len(frames) > 40 and frames[0].shape == size + (3,)
+  channels_differ = any((f[..., 0] != f[..., 1]).any() and
+                        (f[..., 1] != f[..., 2]).any() for f in frames)
+  assert channels_differ == coloured
+
+
 BLOCK_GORILA = (
     'import sys\n'
     'class Block:\n'

@@ -3,9 +3,14 @@ r"""Watch an agent: play a checkpoint and write a GIF.
   python -m gorila_tf.tools.play --run_dir=runs/pong1 --episodes=2 --out=pong.gif
   python -m gorila_tf.tools.play --checkpoint=runs/pong1/checkpoints/ckpt-1200 --out=a.gif
 
-Atari GIFs show what the agent sees (the newest 84x84 frame it acts on);
-other games use their own rendering. The agent acts with the evaluation
-epsilon (0.05 for Atari) from the paper's no-op starts.
+Atari GIFs show the game as it looks, the emulator's 210x160 colour screen
+(--view=screen, the default), or what the agent sees, the newest 84x84 gray
+frame it acts on (--view=agent); either way the agent acts on its usual
+preprocessed observations. Other games use their own rendering. The agent
+acts with the evaluation epsilon (0.05 for Atari) from the paper's no-op
+starts.
+
+  python -m gorila_tf.tools.play --run_dir=runs/pong1 --view=agent --out=seen.gif
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import os
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import typing
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -32,21 +39,27 @@ flags.DEFINE_integer('episodes', 1, 'Episodes to play.')
 flags.DEFINE_integer('max_frames', 18_000, 'Frame cap per episode.')
 flags.DEFINE_string('out', 'play.gif', 'GIF to write.')
 flags.DEFINE_integer('fps', 30, 'Frames per second of the GIF.')
+flags.DEFINE_enum('view', 'screen', typing.get_args(config_lib.PictureView),
+                  'screen: the game in colour, as it looks; agent: the 84x84 '
+                  'gray frames the network acts on (Atari).')
 
 
 def play(q_net, config: config_lib.GorilaConfig, info, episodes: int,
-         max_frames: int, seed: int = 0) -> tuple[list[np.ndarray], list[float]]:
+         max_frames: int, seed: int = 0,
+         view: config_lib.PictureView = 'screen'
+         ) -> tuple[list[np.ndarray], list[float]]:
   """Plays `episodes` episodes in one env; returns (pictures, returns)."""
   from gorila_tf import actor  # pylint: disable=g-import-not-at-top
   from gorila_tf import environments  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  render = environments.needs_render(config.env.id, view)
   env = environments.VectorEnv(config.env, 1, seed, noop_max=config.eval.noop_max,
-                               max_episode_frames=max_frames, render=True)
+                               max_episode_frames=max_frames, render=render)
   greedy = actor.make_greedy_policy(q_net, info.observation_shape,
                                     tf.as_dtype(info.frame_dtype))
   rng = np.random.default_rng(seed)
   observations = env.reset()
-  pictures, returns, total = env.frames(observations), [], 0.0
+  pictures, returns, total = [env.picture(observations, view)], [], 0.0
   while len(returns) < episodes:
     actions = actor.epsilon_greedy(greedy(observations).numpy(), config.eval.epsilon,
                                    info.num_actions, rng, 1)
@@ -56,7 +69,7 @@ def play(q_net, config: config_lib.GorilaConfig, info, episodes: int,
       returns.append(total)
       total = 0.0
       observations, *_ = env.step(actions)  # the auto-reset step
-    pictures.extend(env.frames(observations))
+    pictures.append(env.picture(observations, view))
   env.close()
   return pictures, returns
 
@@ -77,7 +90,8 @@ def main(argv):
   from gorila_tf import environments, evaluator  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   q_net, updates, _ = evaluator.restore_online_network(checkpoint, config, info)
-  pictures, returns = play(q_net, config, info, FLAGS.episodes, FLAGS.max_frames)
+  pictures, returns = play(q_net, config, info, FLAGS.episodes, FLAGS.max_frames,
+                           view=FLAGS.view)
   with open(FLAGS.out, 'wb') as f:
     f.write(metrics.gif_bytes(pictures, FLAGS.fps))
   print(f'{FLAGS.out}: {len(pictures)} frames, {len(returns)} episode(s) at '
