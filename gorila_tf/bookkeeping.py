@@ -166,7 +166,7 @@ class BundleHealth:
     now = time.monotonic()
     self._last_answer = [now] * n
     self._silent_from = [now] * n  # the last answer before a silence
-    self.replay_sizes = [0] * n
+    self.replay = [replay.ReplayStats(0, 0, 0)] * n  # as last answered
     self.responsive = [True] * n
     self.unresponsive_periods = [0] * n
     self.last_silence_s = [0.0] * n
@@ -179,13 +179,13 @@ class BundleHealth:
       thread.start()
 
   def _probe_loop(self, bundle: int) -> None:
-    probe = replay.SizeProbe(self._addresses[bundle],
-                             timeout_s=max(1.0, self._probe_every_s))
+    probe = replay.StatsProbe(self._addresses[bundle],
+                              timeout_s=max(1.0, self._probe_every_s))
     while not self._stop.wait(self._probe_every_s):
-      size = probe.size()
-      if size is not None:
+      stats = probe.stats()
+      if stats is not None:
         self._last_answer[bundle] = time.monotonic()
-        self.replay_sizes[bundle] = size
+        self.replay[bundle] = stats
 
   def silent_s(self, bundle: int) -> float:
     return time.monotonic() - self._last_answer[bundle]
@@ -209,7 +209,12 @@ class BundleHealth:
     return [i for i, ok in enumerate(self.responsive) if not ok]
 
   def summary(self) -> dict[str, float]:
-    values = {'cluster/responsive_bundles': sum(self.responsive)}
+    values = {'cluster/responsive_bundles': sum(self.responsive),
+              'replay/size': sum(r.size for r in self.replay),
+              # Counted by each server since it started (a restarted
+              # bundle counts from 0 again): rates come from differences.
+              'replay/inserted': sum(r.inserted for r in self.replay),
+              'replay/sampled': sum(r.sampled for r in self.replay)}
     for i in range(len(self._addresses)):
       values[f'bundles/{i}/responsive'] = int(self.responsive[i])
       values[f'bundles/{i}/silent_s'] = self.silent_s(i)

@@ -269,7 +269,6 @@ class Chief:
         t['gradient_staleness']: window.mean('staleness'),
         t['epsilon']: dqn.linear_epsilon(frames, a.epsilon_start, a.epsilon_end,
                                          a.epsilon_decay_frames),
-        t['replay_size']: sum(self._health.replay_sizes),
         t['param_staleness']: metrics.mean_or_nan(sum(staleness), len(staleness)),
         t['updates']: updates,
         t['frames']: frames,
@@ -282,8 +281,10 @@ class Chief:
       values['cluster/resume_gap_s'] = self._resume_gap_s
       self._resume_gap_s = None
     values.update(self._bundles.summary())
-    values.update(self._health.summary())
+    values.update(self._health.summary())  # with replay/size
     values['cluster/closures_overdue'] = window.overdue
+    values.update(metrics.percentiles('learners/gradient_staleness',
+                                      window.samples['staleness_by_step']))
     for i, n in enumerate(self.model.frames_by_bundle.numpy()):
       values[f'bundles/{i}/frames'] = int(n)
     for i, n in enumerate(progress['updates_by_worker']):

@@ -258,6 +258,14 @@ def mean_or_nan(total: float, count: int) -> float:
   return total / count if count else float('nan')
 
 
+def percentiles(tag: str, samples, qs=(50, 90, 99)) -> dict[str, float]:
+  """{'<tag>_p50': ..., '<tag>_p90': ..., '<tag>_p99': ...}; {} without samples."""
+  if not len(samples):
+    return {}
+  values = np.percentile(np.asarray(samples, dtype=np.float64), qs)
+  return {f'{tag}_p{q}': float(v) for q, v in zip(qs, values)}
+
+
 # Ordered tag names, so every writer uses the same spelling.
 TAGS = collections.OrderedDict(
     episodic_return='charts/episodic_return',

@@ -21,7 +21,7 @@ Learners read the table through Reverb's tf.data `TrajectoryDataset`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import reverb
@@ -40,10 +40,18 @@ REPLAY_TABLE = 'replay'
 MAX_PENDING_ITEMS = 48
 
 
-class SizeProbe:
-  """Asks one bundle's replay server for its size, with a deadline.
+class ReplayStats(NamedTuple):
+  """What one bundle's replay server says about its table."""
 
-  The chief's way to tell whether a bundle answers: `size()` returns None
+  size: int  # transitions held
+  inserted: int  # transitions inserted since the server started
+  sampled: int  # transitions sampled since the server started
+
+
+class StatsProbe:
+  """Asks one bundle's replay server for its table's stats, with a deadline.
+
+  The chief's way to tell whether a bundle answers: `stats()` returns None
   when the server does not answer within `timeout_s` (paused, cut off,
   restarting), and never blocks longer.
   """
@@ -53,12 +61,16 @@ class SizeProbe:
     self._timeout_s = timeout_s
     self._client = None
 
-  def size(self) -> int | None:
+  def stats(self) -> ReplayStats | None:
     try:
       if self._client is None:
         self._client = reverb.Client(self._address)
       info = self._client.server_info(timeout=max(1, round(self._timeout_s)))
-      return info[REPLAY_TABLE].current_size
+      table = info[REPLAY_TABLE]
+      limiter = table.rate_limiter_info
+      return ReplayStats(size=table.current_size,
+                         inserted=limiter.insert_stats.completed,
+                         sampled=limiter.sample_stats.completed)
     except (reverb.errors.ReverbError, RuntimeError, tf.errors.OpError,
             KeyError, ValueError):
       self._client = None  # a restarted server: connect afresh next time

@@ -49,19 +49,27 @@ from absl import flags
 
 from gorila_tf.tools import bench_faults  # pylint: disable=g-import-not-at-top
 from gorila_tf.tools import bench_report
+from gorila_tf.tools import bench_scaling
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
 from gorila_tf import launch
+from gorila_tf.launch import topology
 
 FLAGS = flags.FLAGS
-SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults')
-DEFAULT_SECTIONS = SECTIONS[:-1]  # faults takes ~6 more minutes: ask for it
+SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults',
+            'scaling')
+# Asked for by name: faults takes ~6 more minutes, scaling ~15 (and root).
+DEFAULT_SECTIONS = SECTIONS[:-2]
 flags.DEFINE_list('sections', list(DEFAULT_SECTIONS), f'Any of {", ".join(SECTIONS)}.')
 flags.DEFINE_float('seconds', 30.0, 'Measuring time per section.')
 flags.DEFINE_string('config', 'pong', 'Preset the measurements use.')
 flags.DEFINE_multi_string('set', [], 'Config override, section.field=value '
                           '(repeatable), applied to every section.')
 flags.DEFINE_string('out', None, 'Also write the results as JSON here.')
+flags.DEFINE_float('scaling_worker_cores', 0.15, 'scaling: CPU share of each '
+                   "bundle's emulated host, in cores.")
+flags.DEFINE_list('scaling_points', ['1x2', '2x2', '4x2', '8x2', '4x1', '4x4'],
+                  'scaling: the clusters measured, as <bundles>x<ps>.')
 flags.DEFINE_string('peer_python', '.venv-bench/bin/python',
                     'Python of the Stable-Baselines3 virtualenv.')
 
@@ -373,6 +381,19 @@ def bench_peers(config, seconds: float) -> dict[str, Any]:
   return results
 
 
+def scaling_points(texts: list[str]) -> list[tuple[int, int]]:
+  """['4x2', ...] -> [(4 bundles, 2 ps), ...]; ConfigError names a bad one."""
+  points = []
+  for text in texts:
+    bundles, sep, ps = text.partition('x')
+    if not (sep and bundles.isdigit() and ps.isdigit() and int(bundles) >= 1
+            and int(ps) >= 1):
+      raise config_lib.ConfigError(f'--scaling_points: {text!r} is not '
+                                   '<bundles>x<ps>, e.g. 4x2')
+    points.append((int(bundles), int(ps)))
+  return points
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -383,6 +404,9 @@ def main(argv):
     return exit_codes.BAD_INPUT
   try:
     config = config_lib.resolve(FLAGS.config, FLAGS.set)
+    points = scaling_points(FLAGS.scaling_points)
+    if 'scaling' in FLAGS.sections:
+      topology.check_emulation()
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return exit_codes.BAD_INPUT
@@ -397,7 +421,11 @@ def main(argv):
              'memory': lambda: bench_memory(config, FLAGS.seconds),
              'e2e': lambda: bench_e2e(FLAGS.config, FLAGS.seconds, FLAGS.set),
              'peers': lambda: bench_peers(config, FLAGS.seconds),
-             'faults': lambda: bench_faults.measure(FLAGS.config, FLAGS.set)}
+             'faults': lambda: bench_faults.measure(FLAGS.config, FLAGS.set),
+             'scaling': lambda: bench_scaling.measure(
+                 FLAGS.config, FLAGS.set, FLAGS.seconds,
+                 FLAGS.scaling_worker_cores, points,
+                 steps_per_closure=config.learner.steps_per_closure)}
   for section in SECTIONS:
     if section in FLAGS.sections:
       print(f'[bench] {section} ...', file=sys.stderr, flush=True)

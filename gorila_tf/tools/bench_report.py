@@ -28,10 +28,47 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
   return out
 
 
+SCALING_COLUMNS = (  # (key, heading, format)
+    ('bundles', 'bundles', '{:d}'), ('ps', 'ps', '{:d}'),
+    ('frames_per_s', 'frames/s', '{:,.0f}'),
+    ('updates_per_s', 'updates/s', '{:.1f}'),
+    ('updates_efficiency', 'eff.', '{:.2f}'),
+    ('closures_per_s', 'closures/s', '{:.1f}'),
+    ('chief_cores', 'chief cores', '{:.2f}'),
+    ('ps_mbytes_per_s', 'MB/s per ps', None),
+    ('replay_inserts_per_s', 'inserts/s', '{:,.0f}'),
+    ('replay_samples_per_s', 'samples/s', '{:,.0f}'),
+    ('staleness_p50', 'stale p50', '{:.0f}'),
+    ('staleness_p90', 'stale p90', '{:.0f}'),
+    ('bottleneck', 'first bottleneck', '{}'),
+)
+
+
+def scaling_table(points: list[dict[str, Any]]) -> str:
+  """The scaling section as a markdown table, one row per cluster."""
+  lines = ['| ' + ' | '.join(h for _, h, _ in SCALING_COLUMNS) + ' |',
+           '|' + '---|' * len(SCALING_COLUMNS)]
+  for p in points:
+    cells = []
+    for key, _, fmt in SCALING_COLUMNS:
+      value = p.get(key)
+      if value is None:
+        cells.append(p.get('error', '-') if key == 'bottleneck' else '-')
+      elif fmt is None:  # per ps task
+        cells.append(' '.join(f'{v:.0f}' for v in value.values()))
+      else:
+        cells.append(fmt.format(value))
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
 def table(results: dict[str, Any]) -> str:
   lines = [f'gorila_tf bench — {results["date"]} — {results["machine"]}', '']
   for section, values in results.items():
-    if isinstance(values, dict):
+    if section == 'scaling' and isinstance(values, dict):
+      lines += [f'[scaling] each bundle capped at {values["worker_cores_cap"]} '
+                'cores', scaling_table(values['points'])]
+    elif isinstance(values, dict):
       lines.append(f'[{section}]')
       for key, value in values.items():
         shown = (f'{value:,.1f}' if isinstance(value, float) else
