@@ -89,7 +89,12 @@ class Chief:
         q_net=self.model.q_net, target_net=self.model.target_net,
         optimizer=self.model.optimizer, state=self.model.learner_state,
         learner=config.learner, replay_config=config.replay,
-        replay_addresses=task.worker_reverb_addresses(), faults=config.faults)
+        replay_addresses=task.worker_reverb_addresses(), faults=config.faults,
+        compute_device=learner_lib.worker_compute_device(
+            tf.config.list_logical_devices()))
+    if self.learner.compute_device:
+      logging.info('learners compute on the workers\' %s',
+                   self.learner.compute_device)
     directory = os.path.join(run_dir, 'checkpoints')
     # Reads (restores) here; writes in the checkpoint writer's process.
     self._manager = tf.train.CheckpointManager(

@@ -90,6 +90,20 @@ class LearnerState:
     return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
+def worker_compute_device(devices: Sequence) -> str | None:
+  """'/device:GPU:0' if any worker of the cluster has a GPU, else None.
+
+  `devices`: the chief's `tf.config.list_logical_devices()` once it is
+  connected to the cluster (remote devices included). The closure is traced
+  once for all workers; a device without a job resolves on whichever worker
+  runs it, and a worker without a GPU falls back to its CPU (soft placement).
+  """
+  for device in devices:
+    if device.device_type == 'GPU' and '/job:worker/' in device.name:
+      return '/device:GPU:0'
+  return None
+
+
 class Learner:
   """Owns the update rule; the variables it updates live on the ps tasks."""
 
@@ -99,7 +113,12 @@ class Learner:
                learner: config_lib.LearnerConfig,
                replay_config: config_lib.ReplayConfig | None = None,
                replay_addresses: Sequence[str] = (),
-               faults: config_lib.FaultsConfig | None = None):
+               faults: config_lib.FaultsConfig | None = None,
+               compute_device: str | None = None):
+    """`compute_device`: where the forward and backward passes run on each
+    worker (e.g. '/device:GPU:0', see `worker_compute_device`); None: the
+    worker's default placement."""
+    self.compute_device = compute_device
     self._replay = replay_config or config_lib.ReplayConfig()
     self._faults = faults or config_lib.FaultsConfig()
     self._replay_addresses = list(replay_addresses)
@@ -145,7 +164,8 @@ class Learner:
   def _step(self, batch, online, target, version, stats):
     """One sample -> gradient -> accept or discard."""
     c = self._config
-    loss, gradients, chosen_q = self.gradient(batch, online, target)
+    with tf.device(self.compute_device):
+      loss, gradients, chosen_q = self.gradient(batch, online, target)
     # A NaN or inf never reaches the ps; the chief stops the run on seeing one.
     finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t))
                             for t in [loss] + list(gradients)])
