@@ -32,7 +32,8 @@ def get_config() -> cfg.GorilaConfig:
           base.learner,
           optimizer='adam',
           learning_rate=1e-4,
-          optimizer_epsilon=1.5e-4,
+          optimizer_epsilon=1.5e-4,  # for this package's mean loss, as tuned
+          optimizer_epsilon_units='mean_loss',  # (atari's is 'summed_loss')
           target_update_period=2_000,  # updates
           n_step=3,
           double_dqn=True,

@@ -42,6 +42,8 @@ NetworkKind = Literal['nature_cnn', 'mlp']  # 3 convs + 512 FC; fully connected
 OptimizerName = Literal['rmsprop', 'adam']  # centered RMSProp (Nature DQN); Adam
 ReplayMode = Literal['local', 'global']  # a learner samples its own bundle; all
 EpsilonSchedule = Literal['linear', 'per_actor']  # paper; Ape-X's fixed per actor
+EpsilonUnits = Literal['mean_loss', 'summed_loss']  # optimizer_epsilon for the
+# batch-mean loss (this package's); for the batch-summed loss (Nature DQN's code)
 PictureView = Literal['screen', 'agent']  # the emulator's colour screen; the 84x84 input
 
 
@@ -114,12 +116,24 @@ class LearnerConfig:
   batch_size: int = 32  # transitions per gradient update
   discount: float = 0.99  # gamma
   optimizer: OptimizerName = 'rmsprop'  # 'rmsprop' (centered, as Nature DQN) or 'adam'
-  learning_rate: float = 0.00025
+  learning_rate: float = 0.00025  # step size of the ps update rule
   rmsprop_rho: float = 0.95  # squared-gradient decay
-  optimizer_epsilon: float = 0.01  # RMSProp/Adam epsilon
+  optimizer_epsilon: float = 0.01  # RMSProp's (inside the square root: units of
+  # gradient^2) or Adam's (added to sqrt(v): units of gradient), for the loss
+  # that `optimizer_epsilon_units` names
+  optimizer_epsilon_units: EpsilonUnits = 'mean_loss'  # 'mean_loss': used as is
+  # with this package's loss (dqn.dqn_loss: mean over the batch); 'summed_loss':
+  # stated for a loss summed over the batch, as Nature DQN's code, and scaled to
+  # the mean by optimizers.mean_loss_epsilon (RMSProp / batch_size^2, Adam /
+  # batch_size): the same update as the summed loss, whatever learner.batch_size.
+  # The default keeps the meaning of config.json files written before this
+  # field; the atari presets set 'summed_loss' (Nature's step)
   huber_delta: float = 1.0  # Huber loss = error clipping to [-delta, delta]
   reward_clip: float = 1.0  # rewards clipped to [-clip, clip] for targets; 0 = off
-  target_update_period: int = 10_000  # updates between target-network refreshes
+  target_update_period: int = 10_000  # updates (applied to the ps, all learners
+  # together) between target-network refreshes; in agent steps: this x
+  # batch_size / replay.samples_per_insert (the default: 10,000 x 32 / 8 = 40k;
+  # the atari presets: 2,500 x 32 / 8 = 10k, as Nature's code)
   steps_per_closure: int = 4  # updates packed into one scheduled closure
   replica_sync_period: int = 1  # updates between refreshes of the learner's
   # replica of the online network from the ps (Gorila's learner sync)

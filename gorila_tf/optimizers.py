@@ -7,6 +7,31 @@ path wants a cross-replica merge there. These are plain variable updates.
 
 Slots are created next to their variable (same ps task), so an update moves
 only the gradient across the network.
+
+Epsilon and the batch: this package's loss is the MEAN over the batch
+(dqn.dqn_loss), so its gradient is the summed-loss gradient divided by
+`batch_size` (B). Nature DQN's released code sums instead: deepmind/dqn
+dqn/NeuralQLearner.lua (getQUpdate, qLearnMinibatch) writes each transition's
+clipped TD error into the backward pass's output gradient and applies the
+accumulated gradient with no division by the minibatch size, then steps by
+lr g / sqrt(g2 - g^2 + 0.01) (its run_gpu: minibatch_size=32). A mean-loss
+gradient g/B has moments g/B and g^2/B^2, so the same 0.01 under the square
+root weighs B^2 (1024 at B = 32) times more against the variance, and the step
+shrinks by up to B when that variance is small (the usual case). Hence
+`learner.optimizer_epsilon_units`: 'summed_loss' states epsilon in the
+reference code's units and `mean_loss_epsilon` converts it,
+
+    RMSProp: lr (g/B) / sqrt(var/B^2 + eps/B^2) = lr g / sqrt(var + eps)
+    Adam:    lr (m/B) / (sqrt(v)/B + eps/B)     = lr m / (sqrt(v) + eps)
+
+so the update is the summed-loss one, up to float rounding, for any batch
+size (tests/test_optimizers.py checks it by hand and on DQN batches). DeepMind's DQN Zoo, which also averages, writes the
+same conversion as a constant: google-deepmind/dqn_zoo dqn_zoo/dqn/run_atari.py
+(optimizer_epsilon = 0.01 / 32**2, optax centered rmsprop, decay 0.95); Dopamine
+(google/dopamine dopamine/agents/dqn/configs/dqn_nature.gin, mean loss in
+dqn_agent.py) uses 1e-5, about the same. Scaling epsilon rather than summing
+the loss keeps the loss values (summaries, Gorila's loss-outlier statistics)
+and the Adam presets' tuned epsilons ('mean_loss') as they were.
 """
 
 from __future__ import annotations
@@ -41,6 +66,28 @@ def adam_update(variable, gradient, m, v, step, learning_rate, epsilon,
   return variable.assign_sub(rate * m / (tf.sqrt(v) + epsilon))
 
 
+# The power of the gradient's scale that each rule's epsilon carries: RMSProp
+# adds it to a second moment (gradient^2), Adam to sqrt(v) (gradient).
+EPSILON_GRADIENT_POWER: dict[str, int] = {'rmsprop': 2, 'adam': 1}
+
+
+def mean_loss_epsilon(learner: config_lib.LearnerConfig) -> float:
+  """The epsilon to apply to this package's (batch-mean) loss gradients.
+
+  `learner.optimizer_epsilon` as is for 'mean_loss'; for 'summed_loss',
+  divided by batch_size^2 (RMSProp) or batch_size (Adam), which gives the
+  summed-loss update with the stated epsilon (module docstring).
+  """
+  config_lib.check_choice('learner.optimizer', learner.optimizer,
+                          config_lib.OptimizerName)
+  config_lib.check_choice('learner.optimizer_epsilon_units',
+                          learner.optimizer_epsilon_units, config_lib.EpsilonUnits)
+  if learner.optimizer_epsilon_units == 'mean_loss':
+    return learner.optimizer_epsilon
+  power = EPSILON_GRADIENT_POWER[learner.optimizer]
+  return learner.optimizer_epsilon / learner.batch_size ** power
+
+
 # Each rule's slots, named after its symbols: RMSProp's mean square `ms` and
 # mean gradient `mg`; Adam's first and second moments `m` and `v`.
 SLOT_NAMES: dict[str, tuple[str, ...]] = {
@@ -61,6 +108,7 @@ class Optimizer(tf.Module):
     config_lib.check_choice('learner.optimizer', learner.optimizer,
                             config_lib.OptimizerName)
     self._config = learner
+    self.epsilon = mean_loss_epsilon(learner)
     self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False,
                                   name='iterations')
     extended = tf.distribute.get_strategy().extended
@@ -86,8 +134,8 @@ class Optimizer(tf.Module):
         if c.optimizer == 'rmsprop':
           updates.append(rmsprop_update(variable, gradient, slots['ms'],
                                         slots['mg'], c.learning_rate,
-                                        c.rmsprop_rho, c.optimizer_epsilon))
+                                        c.rmsprop_rho, self.epsilon))
         else:
           updates.append(adam_update(variable, gradient, slots['m'], slots['v'],
-                                     step, c.learning_rate, c.optimizer_epsilon))
+                                     step, c.learning_rate, self.epsilon))
     return tf.group(updates)

@@ -20,11 +20,27 @@ def test_atari_preset_holds_the_papers_shared_hyperparameters():
   c = config_lib.resolve('atari')
   assert (c.learner.batch_size, c.learner.discount) == (32, 0.99)
   assert c.learner.learning_rate == 0.00025
-  assert c.learner.target_update_period == 10_000
+  assert c.learner.optimizer == 'rmsprop' and c.learner.rmsprop_rho == 0.95
+  assert c.learner.optimizer_epsilon == 0.01  # on the summed loss, as Nature's code
+  assert c.learner.optimizer_epsilon_units == 'summed_loss'
   assert c.env.frameskip == 4 and c.env.frame_stack == 4 and c.env.noop_max == 30
   assert c.env.repeat_action_probability == 0.0  # not ALE v5's 0.25
   assert c.eval.epsilon == 0.05 and c.eval.max_episode_frames == 18_000
   assert c.eval.episodes == 30
+
+
+@pytest.mark.parametrize('preset', ['atari', 'pong', 'breakout'])
+def test_atari_presets_refresh_the_target_every_10k_agent_steps(preset):
+  # Nature's code (deepmind/dqn run_gpu: target_q=10000 agent steps,
+  # update_freq=4), DQN Zoo (40k frames) and Dopamine (10000 agent steps)
+  # refresh every 10k agent steps. The period counts updates here: one update
+  # of batch_size transitions per batch_size / samples_per_insert agent steps.
+  c = config_lib.resolve(preset)
+  steps_per_update = c.learner.batch_size / c.replay.samples_per_insert
+  assert steps_per_update == 4  # 32 / 8
+  assert c.learner.target_update_period == 2_500  # updates
+  assert c.learner.target_update_period * steps_per_update == 10_000  # agent steps
+  assert c.learner.target_update_period * steps_per_update * c.env.frameskip == 40_000
 
 
 def test_overrides_convert_to_field_types():
@@ -88,6 +104,7 @@ def test_out_of_range_values_are_refused(override, message):
     ('learner.optimizer', config_lib.OptimizerName),
     ('replay.mode', config_lib.ReplayMode),
     ('actor.epsilon_schedule', config_lib.EpsilonSchedule),
+    ('learner.optimizer_epsilon_units', config_lib.EpsilonUnits),
 ])
 def test_closed_set_fields_take_their_literal_values_and_refuse_others(key, choices):
   section, _, field = key.partition('.')

@@ -1,5 +1,6 @@
 """The ps update rules against Keras' reference implementations and by hand."""
 
+import dataclasses
 import typing
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
+from gorila_tf import dqn
 from gorila_tf import optimizers
 
 
@@ -59,3 +61,158 @@ def test_matches_keras_over_several_steps(name, keras_optimizer):
 def test_unknown_optimizer_is_refused():
   with pytest.raises(config_lib.ConfigError, match="learner.optimizer='sgd'"):
     optimizers.Optimizer(learner(optimizer='sgd'), [tf.Variable(1.0)])
+
+
+# Epsilon and the batch (optimizers' module docstring): Nature DQN's code
+# (deepmind/dqn dqn/NeuralQLearner.lua) steps on the SUM over the batch of the
+# per-transition gradients, with 0.01 inside the square root; this package's
+# loss is the MEAN, and 'summed_loss' units scale epsilon to it.
+
+
+def nature_rmsprop(per_sample_batches, lr, rho, eps=0.01, start=1.0):
+  """Nature's centered RMSProp on the summed gradient, in float64: v after
+  each batch of per-sample gradients ([B, ...] arrays)."""
+  v = np.float64(start)
+  ms = mg = 0.0
+  values = []
+  for per_sample in per_sample_batches:
+    g = np.sum(np.asarray(per_sample, np.float64), axis=0)
+    ms = rho * ms + (1 - rho) * g * g
+    mg = rho * mg + (1 - rho) * g
+    v = v - lr * g / np.sqrt(ms - mg * mg + eps)
+    values.append(v)
+  return values
+
+
+def test_summed_loss_epsilon_gives_natures_step_by_hand():
+  # B = 4 per-sample gradients per step, lr 0.1, rho 0.5, Nature's eps 0.01.
+  # Summed (Nature):                     Mean (here, eps 0.01 / 4^2 = 0.000625):
+  #  1: [.5 .5 .5 .5]: G = 2              g = 0.5
+  #     ms = .5*4 = 2, mg = .5*2 = 1        ms = .125, mg = .25
+  #     var = 2 - 1 = 1                     var = .0625 = 1/16
+  #     step = .1*2/sqrt(1.01)              .1*.5/sqrt((1 + .01)/16) = the same
+  #  2: [1.5 .5 1 1]: G = 4               g = 1
+  #     ms = 1 + 8 = 9, mg = .5 + 2 = 2.5   ms = 9/16, mg = 2.5/4
+  #     var = 9 - 6.25 = 2.75               var = 2.75/16
+  #     step = .1*4/sqrt(2.76)              .1*1/sqrt(2.76/16) = the same
+  #  3: [-1 -1 0 0]: G = -2               g = -0.5
+  #     ms = 4.5 + 2 = 6.5, mg = 1.25 - 1 = .25,  var = 6.5 - .0625 = 6.4375
+  #     step = .1*(-2)/sqrt(6.4475)        the same
+  batches = [[0.5, 0.5, 0.5, 0.5], [1.5, 0.5, 1.0, 1.0], [-1.0, -1.0, 0.0, 0.0]]
+  by_hand = [1.0 - 0.2 / np.sqrt(1.01),
+             1.0 - 0.2 / np.sqrt(1.01) - 0.4 / np.sqrt(2.76),
+             1.0 - 0.2 / np.sqrt(1.01) - 0.4 / np.sqrt(2.76) + 0.2 / np.sqrt(6.4475)]
+  np.testing.assert_allclose(nature_rmsprop(batches, lr=0.1, rho=0.5), by_hand)
+  config = learner(optimizer='rmsprop', learning_rate=0.1, rmsprop_rho=0.5,
+                   optimizer_epsilon=0.01, optimizer_epsilon_units='summed_loss',
+                   batch_size=4)
+  var = tf.Variable([1.0])
+  opt = optimizers.Optimizer(config, [var])
+  assert opt.epsilon == 0.01 / 4**2 == 0.000625
+  for per_sample, expected in zip(batches, by_hand):
+    opt.apply([(tf.constant([np.mean(per_sample)], tf.float32), var)])  # mean loss
+    assert float(var[0]) == pytest.approx(expected, rel=1e-6)
+  # The slots hold the mean gradient's moments: 1/B and 1/B^2 of Nature's.
+  assert float(opt.slots['mg'][0][0]) == pytest.approx(0.25 / 4)
+  assert float(opt.slots['ms'][0][0]) == pytest.approx(6.5 / 16)
+
+
+def linear_q_batches(batch_size, steps, seed=0):
+  """Batches for a linear Q-function q(s) = s W: states, actions, targets
+  (TD errors of all sizes, some beyond the Huber clip of 1)."""
+  rng = np.random.default_rng(seed)
+  for _ in range(steps):
+    yield (rng.normal(size=(batch_size, 5)).astype(np.float32),
+           rng.integers(0, 3, size=batch_size).astype(np.int32),
+           rng.normal(scale=2.0, size=batch_size).astype(np.float32))
+
+
+@pytest.mark.parametrize('overrides', [[], ['learner.batch_size=64']])
+def test_atari_preset_takes_natures_step_on_dqn_batches(overrides):
+  # The preset as a user gets it (also with another batch size): three
+  # consecutive updates from this package's mean Huber loss equal Nature's
+  # summed ones, whose per-transition gradient is the TD error clipped to
+  # [-1, 1] times dQ(s, a)/dW = s in column a (NeuralQLearner.lua getQUpdate).
+  c = config_lib.resolve('atari', overrides).learner
+  assert c.optimizer_epsilon == 0.01 and c.optimizer_epsilon_units == 'summed_loss'
+  # Small weights, so that float32 resolves steps of 2.5e-4 well.
+  start = np.random.default_rng(1).normal(scale=0.01, size=(5, 3)).astype(np.float32)
+  w = tf.Variable(start)
+  opt = optimizers.Optimizer(c, [w])
+  assert opt.epsilon == pytest.approx(0.01 / c.batch_size**2)
+  reference = start.astype(np.float64)
+  ms = np.zeros_like(reference)
+  mg = np.zeros_like(reference)
+  for states, actions, targets in linear_q_batches(c.batch_size, steps=3):
+    with tf.GradientTape() as tape:
+      loss, _ = dqn.dqn_loss(tf.constant(states) @ w, tf.constant(actions),
+                             tf.constant(targets), c.huber_delta)
+    opt.apply([(tape.gradient(loss, w), w)])
+    # Nature, on the sum over the batch, eps 0.01:
+    td = targets - np.take_along_axis(states @ reference, actions[:, None], 1)[:, 0]
+    clipped = np.clip(td, -c.huber_delta, c.huber_delta)
+    g = -np.einsum('b,bf,ba->fa', clipped, states, np.eye(3)[actions])
+    ms = c.rmsprop_rho * ms + (1 - c.rmsprop_rho) * g * g
+    mg = c.rmsprop_rho * mg + (1 - c.rmsprop_rho) * g
+    reference = reference - c.learning_rate * g / np.sqrt(ms - mg * mg + 0.01)
+    np.testing.assert_allclose(w.numpy() - start, reference - start, rtol=1e-4,
+                               atol=1e-9)
+
+
+def test_old_setting_mean_loss_with_nature_epsilon_shrinks_steps_up_to_batch():
+  # The defect this fixes: the mean loss with Nature's 0.01 as is. Atari
+  # preset, B = 32 equal per-sample gradients (no variance), first step:
+  #   Nature: G = 32 x 1e-3 = 0.032, var = rho (1 - rho) G^2 = 4.864e-5
+  #     step = lr 0.032 / sqrt(4.864e-5 + 0.01) = lr 0.31923
+  #   old: g = 1e-3, var = 0.0475e-6,  step = lr 1e-3 / sqrt(0.01000005)
+  #     = lr 0.0099999   -> 31.9 times smaller (up to B = 32)
+  # With large gradients (variance >> 0.01) the two agree: per-sample 10,
+  #   Nature lr 320 / sqrt(4864.01), old lr 10 / sqrt(4.76): ratio 1.001.
+  c = config_lib.resolve('atari').learner
+  old = dataclasses.replace(c, optimizer_epsilon_units='mean_loss')
+
+  def first_step(config, per_sample):
+    var = tf.Variable([0.0])
+    optimizers.Optimizer(config, [var]).apply(
+        [(tf.constant([per_sample], tf.float32), var)])  # all B equal: the mean
+    return -float(var[0])
+
+  nature = nature_rmsprop([[1e-3] * 32], lr=c.learning_rate, rho=0.95, start=0.0)
+  assert -nature[0] == pytest.approx(c.learning_rate * 0.31923, rel=1e-4)
+  assert first_step(c, 1e-3) == pytest.approx(-nature[0], rel=1e-5)
+  assert first_step(c, 1e-3) / first_step(old, 1e-3) == pytest.approx(31.92, rel=1e-3)
+  assert first_step(c, 10.0) / first_step(old, 10.0) == pytest.approx(1.001, abs=1e-3)
+
+
+def test_summed_loss_adam_divides_epsilon_by_the_batch_size_once():
+  # Adam's step m_hat / (sqrt(v_hat) + eps) is scale-free but for eps, which
+  # is in gradient units: with g/B, eps/B gives the summed-loss step.
+  config = learner(optimizer='adam', learning_rate=0.01, optimizer_epsilon=0.5,
+                   optimizer_epsilon_units='summed_loss', batch_size=8)
+  assert optimizers.mean_loss_epsilon(config) == 0.5 / 8
+  summed_config = dataclasses.replace(config, optimizer_epsilon_units='mean_loss')
+  rng = np.random.default_rng(2)
+  ours, theirs = tf.Variable(np.zeros(4, np.float32)), tf.Variable(np.zeros(4, np.float32))
+  opt = optimizers.Optimizer(config, [ours])
+  summed = optimizers.Optimizer(summed_config, [theirs])  # eps 0.5 on the sum
+  for _ in range(3):
+    per_sample = rng.normal(scale=0.1, size=(8, 4)).astype(np.float32)
+    opt.apply([(tf.constant(per_sample.mean(axis=0)), ours)])
+    summed.apply([(tf.constant(per_sample.sum(axis=0)), theirs)])
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-8)
+
+
+def test_epsilon_units_of_every_preset():
+  # atari, pong, breakout: Nature's 0.01 on the summed loss, for any batch size;
+  # the others' tuned epsilons apply to the mean loss as before.
+  for name in ('atari', 'pong', 'breakout'):
+    assert optimizers.mean_loss_epsilon(config_lib.resolve(name).learner) == 0.01 / 32**2
+  bigger = config_lib.resolve('pong', ['learner.batch_size=64']).learner
+  assert optimizers.mean_loss_epsilon(bigger) == 0.01 / 64**2
+  for name, epsilon in (('pong_fast', 1.5e-4), ('cartpole', 1e-7)):
+    c = config_lib.resolve(name).learner
+    assert c.optimizer_epsilon_units == 'mean_loss'
+    assert optimizers.mean_loss_epsilon(c) == epsilon
+  with pytest.raises(config_lib.ConfigError,
+                     match="learner.optimizer_epsilon_units='per_sample'"):
+    optimizers.mean_loss_epsilon(learner(optimizer_epsilon_units='per_sample'))
