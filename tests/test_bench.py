@@ -11,14 +11,28 @@ def test_ratios_are_the_issue_targets_from_one_run():
   results = {'emulator': {'env_steps_per_s': 1000.0},
              'actor': {'env_steps_per_s': 850.0},
              'learner': {'pss_over_single': 0.5},
-             'e2e': {'env_steps_per_s': 120.0},
-             'peers': {'tf_agents_dqn': {'env_steps_per_s': 60.0},
+             'e2e': {'env_steps_per_s': 120.0, 'updates_per_s': 30.0},
+             'peers': {'tf_agents_dqn': {'updates_per_s': 15.0},
                        'sb3_dqn': {'error': 'missing'}},
              'memory': {'rss_bytes_per_transition': 2048.0}}
   assert bench_report.ratios(results) == {'actor_over_emulator': 0.85,
                                    'pss_over_single_process': 0.5,
-                                   'e2e_over_tf_agents_dqn': 2.0,
+                                   'e2e_updates_over_tf_agents_dqn': 2.0,
                                    'replay_kb_per_transition': 2.0}
+
+
+def test_machine_limit_is_the_learner_rate_less_the_actors_share():
+  # L = 50 updates/s alone, A = 1,000 env steps/s alone, 4 steps per update:
+  # one update costs 1/50 + 4/1000 = 0.024 machine-seconds -> 41.67/s,
+  # = 50 x (1 - 0.004 / 0.024), the actors' share being 1/6.
+  results = {'learner': {'single_process_updates_per_s': 50.0},
+             'actor': {'env_steps_per_s': 1000.0},
+             'e2e': {'updates_per_s': 25.0, 'env_steps_per_update': 4.0}}
+  limit = bench_report.machine_limit(results)
+  assert abs(limit - 1 / 0.024) < 1e-9
+  ratios = bench_report.ratios(results)
+  assert abs(ratios['e2e_over_machine_limit'] - 25.0 * 0.024) < 1e-9
+  assert bench_report.machine_limit({'learner': {}}) is None
 
 
 def test_fault_timing_reads_the_launchers_lines():

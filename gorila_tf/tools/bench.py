@@ -18,6 +18,8 @@ Sections (all on Pong with the Nature network and batch 32):
   faults    (only when asked for) time to recover from a SIGKILLed worker,
             ps and chief, and the updates each lost (bench_faults.py);
   memory    replay bytes per stored transition;
+  control   (only when asked for) closures/s per chief, applies and reads/s
+            per ps at a CPU share, cost per parameter pull (bench_control.py);
   peers     TF-Agents' DqnAgent with Reverb in one process, and
             Stable-Baselines3's DQN (its own virtualenv, see
             gorila_tf/tools/peers/), at our replay ratio.
@@ -48,6 +50,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from gorila_tf.tools import bench_faults  # pylint: disable=g-import-not-at-top
+from gorila_tf.tools import bench_control
 from gorila_tf.tools import bench_report
 from gorila_tf.tools import bench_scaling
 from gorila_tf import config as config_lib
@@ -57,9 +60,10 @@ from gorila_tf.launch import topology
 
 FLAGS = flags.FLAGS
 SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults',
-            'scaling')
-# Asked for by name: faults takes ~6 more minutes, scaling ~15 (and root).
-DEFAULT_SECTIONS = SECTIONS[:-2]
+            'scaling', 'control')
+# Asked for by name: faults takes ~6 more minutes, scaling ~15 (and root),
+# control ~4.
+DEFAULT_SECTIONS = SECTIONS[:-3]
 flags.DEFINE_list('sections', list(DEFAULT_SECTIONS), f'Any of {", ".join(SECTIONS)}.')
 flags.DEFINE_float('seconds', 30.0, 'Measuring time per section.')
 flags.DEFINE_string('config', 'pong', 'Preset the measurements use.')
@@ -317,8 +321,13 @@ def bench_memory(config, seconds: float) -> dict[str, Any]:
 
 
 def bench_e2e(config_name: str, seconds: float,
-              overrides: tuple[str, ...] = ()) -> dict[str, Any]:
-  """The default cluster for `seconds` after warm-up, with peak RSS per task."""
+              overrides: tuple[str, ...] = (),
+              env_steps_per_update: float = 4.0) -> dict[str, Any]:
+  """The default cluster for `seconds` after warm-up, with peak RSS per task.
+
+  `env_steps_per_update` (the replay ratio: batch size / samples per insert)
+  is reported beside the rates, for the machine-limit line.
+  """
   import psutil  # pylint: disable=g-import-not-at-top
   from gorila_tf import metrics  # pylint: disable=g-import-not-at-top
   run_dir = tempfile.mkdtemp(prefix='gorila-bench-')
@@ -346,7 +355,8 @@ def bench_e2e(config_name: str, seconds: float,
   frames = steady[-1]['charts/frames'] - steady[0]['charts/frames']
   updates = steady[-1]['learners/updates'] - steady[0]['learners/updates']
   return {'frames_per_s': frames / span, 'updates_per_s': updates / span,
-          'env_steps_per_s': frames / span / 4, 'peak_rss_mb': peak}
+          'env_steps_per_s': frames / span / 4, 'peak_rss_mb': peak,
+          'env_steps_per_update': env_steps_per_update}
 
 
 def _role(cmdline, environ) -> str:
@@ -419,13 +429,17 @@ def main(argv):
              'actor': lambda: bench_actor(config, FLAGS.seconds),
              'learner': lambda: bench_learner(config, FLAGS.seconds),
              'memory': lambda: bench_memory(config, FLAGS.seconds),
-             'e2e': lambda: bench_e2e(FLAGS.config, FLAGS.seconds, FLAGS.set),
+             'e2e': lambda: bench_e2e(
+                 FLAGS.config, FLAGS.seconds, FLAGS.set,
+                 config.learner.batch_size / config.replay.samples_per_insert),
              'peers': lambda: bench_peers(config, FLAGS.seconds),
              'faults': lambda: bench_faults.measure(FLAGS.config, FLAGS.set),
              'scaling': lambda: bench_scaling.measure(
                  FLAGS.config, FLAGS.set, FLAGS.seconds,
                  FLAGS.scaling_worker_cores, points,
-                 steps_per_closure=config.learner.steps_per_closure)}
+                 steps_per_closure=config.learner.steps_per_closure),
+             'control': lambda: bench_control.measure(FLAGS.config, FLAGS.set,
+                                                      FLAGS.seconds)}
   for section in SECTIONS:
     if section in FLAGS.sections:
       print(f'[bench] {section} ...', file=sys.stderr, flush=True)

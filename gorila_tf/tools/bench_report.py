@@ -10,18 +10,44 @@ import json
 from typing import Any
 
 
+def machine_limit(results: dict[str, Any]) -> float | None:
+  """Updates/s this machine allows the whole system at the e2e replay ratio.
+
+  The single-process learner's rate L (updates/s with the machine to itself)
+  less the actors' share: an update also needs `r` env steps of acting, each
+  costing 1/A of the machine (A: the actors' env steps/s with the machine to
+  themselves). Per update the machine spends 1/L + r/A, so the limit is
+  1 / (1/L + r/A) = L x (1 - actors' CPU share), share = (r/A) / (1/L + r/A).
+  """
+  learner, actor, e2e = (results.get(k, {}) for k in ('learner', 'actor', 'e2e'))
+  rate = learner.get('single_process_updates_per_s')
+  steps = actor.get('env_steps_per_s')
+  ratio = e2e.get('env_steps_per_update')
+  if not (rate and steps and ratio):
+    return None
+  return 1.0 / (1.0 / rate + ratio / steps)
+
+
 def ratios(results: dict[str, Any]) -> dict[str, float]:
   """The issue's targets as ratios measured in this one run."""
   out = {}
   emulator, actor = results.get('emulator'), results.get('actor')
   if emulator and actor:
     out['actor_over_emulator'] = actor['env_steps_per_s'] / emulator['env_steps_per_s']
-  if 'learner' in results:
+  if 'pss_over_single' in results.get('learner', {}):
     out['pss_over_single_process'] = results['learner']['pss_over_single']
   e2e, peers = results.get('e2e', {}), results.get('peers', {})
   for name, peer in peers.items():
-    if 'env_steps_per_s' in peer and 'env_steps_per_s' in e2e:
-      out[f'e2e_over_{name}'] = e2e['env_steps_per_s'] / peer['env_steps_per_s']
+    # Updates/s at the same replay ratio, after learning started (a peer's
+    # whole-run env steps/s include its warm-up): the fair comparison.
+    steady = peer.get('train_updates_per_s', peer.get('updates_per_s'))
+    if steady and 'updates_per_s' in e2e:
+      out[f'e2e_updates_over_{name}'] = e2e['updates_per_s'] / steady
+  limit = machine_limit(results)
+  if limit:
+    out['machine_limit_updates_per_s'] = limit
+    if 'updates_per_s' in e2e:
+      out['e2e_over_machine_limit'] = e2e['updates_per_s'] / limit
   if 'memory' in results:
     out['replay_kb_per_transition'] = (
         results['memory']['rss_bytes_per_transition'] / 1024)
