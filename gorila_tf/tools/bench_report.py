@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gorila_tf.tools import bench_control
+
 
 def machine_limit(results: dict[str, Any]) -> float | None:
   """Updates/s this machine allows the whole system at the e2e replay ratio.
@@ -94,6 +96,8 @@ def table(results: dict[str, Any]) -> str:
     if section == 'scaling' and isinstance(values, dict):
       lines += [f'[scaling] each bundle capped at {values["worker_cores_cap"]} '
                 'cores', scaling_table(values['points'])]
+    elif section == 'control' and isinstance(values, dict):
+      lines += bench_control.report_lines(values)
     elif isinstance(values, dict):
       lines.append(f'[{section}]')
       for key, value in values.items():
