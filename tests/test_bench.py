@@ -69,6 +69,11 @@ def test_bench_refuses_unknown_sections_and_overrides():
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: unknown section 'warp'; allowed: emulator, actor, learner, memory, "
-      'e2e, peers, faults')
+      'e2e, peers, faults, scaling, control')
   proc = run_module('gorila_tf.tools.bench', '--set=learner.bogus=1', timeout=120)
   assert proc.returncode == 2 and 'learner.bogus' in proc.stderr
+  proc = run_module('gorila_tf.tools.bench', '--sections=scaling',
+                    '--scaling_points=4x2,8', timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: --scaling_points: '8' is not <bundles>x<ps>, e.g. 4x2")
