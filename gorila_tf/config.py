@@ -44,6 +44,7 @@ ReplayMode = Literal['local', 'global']  # a learner samples its own bundle; all
 EpsilonSchedule = Literal['linear', 'per_actor']  # paper; Ape-X's fixed per actor
 EpsilonUnits = Literal['mean_loss', 'summed_loss']  # optimizer_epsilon for the
 # batch-mean loss (this package's); for the batch-summed loss (Nature DQN's code)
+TransferDtype = Literal['float32', 'bfloat16']  # what crosses the network
 PictureView = Literal['screen', 'agent']  # the emulator's colour screen; the 84x84 input
 
 
@@ -145,6 +146,14 @@ class LearnerConfig:
   loss_outlier_warmup: int = 100  # losses seen before any is called an outlier
   n_step: int = 1  # n-step returns (option); the paper: 1
   double_dqn: bool = False  # double-DQN targets (option); the paper: off
+  fused_update: bool = True  # apply the update rule with TF's fused kernels
+  # (ResourceApplyCenteredRMSProp / ResourceApplyAdam): the same arithmetic in
+  # one pass over the variable and its slots instead of ~8
+  transfer_dtype: TransferDtype = 'float32'  # 'bfloat16' (option): replica
+  # reads and gradients cross the network in bfloat16 (half the bytes; the ps
+  # keeps float32 variables and slots); the paper: float32
+  xla: bool = False  # compile each step's forward and backward pass with XLA
+  # (option; the same maths, another kernel library)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -119,6 +119,10 @@ class Learner:
     worker (e.g. '/device:GPU:0', see `worker_compute_device`); None: the
     worker's default placement."""
     self.compute_device = compute_device
+    self._wire_dtype = tf.as_dtype(learner.transfer_dtype)
+    # XLA: the forward and backward pass as one compiled function per step.
+    self._gradient = (tf.function(self.gradient, jit_compile=True)
+                      if learner.xla else self.gradient)
     self._replay = replay_config or config_lib.ReplayConfig()
     self._faults = faults or config_lib.FaultsConfig()
     self._replay_addresses = list(replay_addresses)
@@ -165,7 +169,7 @@ class Learner:
     """One sample -> gradient -> accept or discard."""
     c = self._config
     with tf.device(self.compute_device):
-      loss, gradients, chosen_q = self.gradient(batch, online, target)
+      loss, gradients, chosen_q = self._gradient(batch, online, target)
     # A NaN or inf never reaches the ps; the chief stops the run on seeing one.
     finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t))
                             for t in [loss] + list(gradients)])
@@ -178,8 +182,10 @@ class Learner:
                             tf.logical_not(tf.logical_or(stale, outlier)))
 
     def apply():
+      # Sent as transfer_dtype; the ps casts back to float32 (optimizers.py).
+      sent = [tf.cast(g, self._wire_dtype) for g in gradients]
       with tf.control_dependencies([self._optimizer.apply(
-          networks.split_gradients(gradients, self._q_net))]):
+          networks.split_gradients(sent, self._q_net))]):
         return tf.constant(True)
 
     tf.cond(accept, apply, lambda: tf.constant(False))
@@ -194,7 +200,8 @@ class Learner:
   def train_steps(self, iterator) -> dict[str, tf.Tensor]:
     """One learner round; returns the round's means, counts and samples."""
     worker = tf.distribute.coordinator.experimental_get_current_worker_index()
-    target = self._target_net.read()  # changes only every C updates
+    # The target network changes only every C updates: read once per round.
+    target = networks.read_over_the_wire(self._target_net, self._wire_dtype)
     row = tf.gather(self._state.loss_stats, worker)
     stats = (row[0], row[1], row[2])
     loss_sum = q_sum = tf.constant(0.0)
@@ -205,7 +212,7 @@ class Learner:
         # Refresh the learner's replica: its version is the update count then.
         version = self._optimizer.iterations.read_value()
         with tf.control_dependencies([version]):
-          online = self._q_net.read()
+          online = networks.read_over_the_wire(self._q_net, self._wire_dtype)
       batch = next(iterator)
       loss, chosen_q, step_staleness, outcome, stats = self._step(
           batch, online, target, version, stats)

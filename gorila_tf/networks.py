@@ -177,6 +177,25 @@ def make_q_network(network: config_lib.NetworkConfig,
   return QNetwork(make_spec(network, info), seed)
 
 
+def read_over_the_wire(net: QNetwork, dtype: tf.DType) -> list[tf.Tensor]:
+  """Whole float32 parameter tensors, sent across the network as `dtype`.
+
+  Each part is cast where it lives (its ps) and back where it is used, so
+  with bfloat16 a read moves half the bytes.
+  """
+  if dtype == tf.float32:
+    return net.read()
+  whole = []
+  for p in net.params:
+    parts = []
+    for part in getattr(p, 'variables', [p]):
+      with tf.device(part.device):
+        parts.append(tf.cast(part, dtype))
+    joined = parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+    whole.append(tf.cast(joined, tf.float32))
+  return whole
+
+
 def split_like(whole: tf.Tensor, parts: Sequence[tf.Variable]) -> list[tf.Tensor]:
   """Splits a whole-parameter tensor along axis 0 as `parts` are split."""
   if len(parts) == 1:

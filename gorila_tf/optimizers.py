@@ -66,6 +66,34 @@ def adam_update(variable, gradient, m, v, step, learning_rate, epsilon,
   return variable.assign_sub(rate * m / (tf.sqrt(v) + epsilon))
 
 
+def fused_rmsprop_update(variable, gradient, ms, mg, scratch, learning_rate,
+                         rho, epsilon):
+  """`rmsprop_update` in one kernel (ResourceApplyCenteredRMSProp).
+
+  The kernel also keeps a momentum accumulator; with momentum 0 it holds only
+  this step's delta, so `scratch` is a buffer the kernel overwrites (not
+  state, not checkpointed). use_locking: two learners' updates of the same
+  variable must not interleave through that shared buffer.
+  """
+  return tf.raw_ops.ResourceApplyCenteredRMSProp(
+      var=variable.handle, mg=mg.handle, ms=ms.handle, mom=scratch.handle,
+      lr=tf.cast(learning_rate, tf.float32), rho=tf.cast(rho, tf.float32),
+      momentum=tf.constant(0.0), epsilon=tf.cast(epsilon, tf.float32),
+      grad=gradient, use_locking=True)
+
+
+def fused_adam_update(variable, gradient, m, v, step, learning_rate, epsilon,
+                      beta_1=0.9, beta_2=0.999):
+  """`adam_update` in one kernel (ResourceApplyAdam), bias-corrected by step."""
+  step = tf.cast(step, tf.float32)
+  return tf.raw_ops.ResourceApplyAdam(
+      var=variable.handle, m=m.handle, v=v.handle,
+      beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+      lr=tf.cast(learning_rate, tf.float32), beta1=tf.constant(beta_1),
+      beta2=tf.constant(beta_2), epsilon=tf.cast(epsilon, tf.float32),
+      grad=gradient, use_locking=False)
+
+
 # The power of the gradient's scale that each rule's epsilon carries: RMSProp
 # adds it to a second moment (gradient^2), Adam to sqrt(v) (gradient).
 EPSILON_GRADIENT_POWER: dict[str, int] = {'rmsprop': 2, 'adam': 1}
@@ -96,6 +124,13 @@ SLOT_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+class _Unsaved:
+  """Holds variables a tf.Module must not track (so no checkpoint saves them)."""
+
+  def __init__(self):
+    self.buffers: list[tf.Variable] = []
+
+
 class Optimizer(tf.Module):
   """Slots for every variable, and `apply` for one gradient per variable.
 
@@ -114,10 +149,16 @@ class Optimizer(tf.Module):
     extended = tf.distribute.get_strategy().extended
     self.slots: dict[str, list[tf.Variable]] = {
         name: [] for name in SLOT_NAMES[learner.optimizer]}
+    self._fused = learner.fused_update
+    # Not state: the fused RMSProp kernel's overwritten momentum buffer.
+    self._scratch = _Unsaved()
     for variable in variables:
       with extended.colocate_vars_with(variable):
         for slots in self.slots.values():
           slots.append(tf.Variable(tf.zeros(variable.shape), trainable=False))
+        if self._fused and learner.optimizer == 'rmsprop':
+          self._scratch.buffers.append(
+              tf.Variable(tf.zeros(variable.shape), trainable=False))
 
   def apply(self, gradients_and_variables) -> tf.Operation:
     """One update of every variable; counts one iteration."""
@@ -131,10 +172,21 @@ class Optimizer(tf.Module):
       # update would pull both slots and push them and the step back (five
       # transfers of the whole network instead of one).
       with tf.device(variable.device):
-        if c.optimizer == 'rmsprop':
+        # A gradient may arrive in bfloat16 (learner.transfer_dtype).
+        gradient = tf.cast(gradient, tf.float32)
+        if c.optimizer == 'rmsprop' and self._fused:
+          updates.append(fused_rmsprop_update(
+              variable, gradient, slots['ms'], slots['mg'],
+              self._scratch.buffers[i], c.learning_rate, c.rmsprop_rho,
+              self.epsilon))
+        elif c.optimizer == 'rmsprop':
           updates.append(rmsprop_update(variable, gradient, slots['ms'],
                                         slots['mg'], c.learning_rate,
                                         c.rmsprop_rho, self.epsilon))
+        elif self._fused:
+          updates.append(fused_adam_update(
+              variable, gradient, slots['m'], slots['v'], step,
+              c.learning_rate, self.epsilon))
         else:
           updates.append(adam_update(variable, gradient, slots['m'], slots['v'],
                                      step, c.learning_rate, self.epsilon))

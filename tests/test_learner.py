@@ -1,5 +1,7 @@
 """The learner's records: step outcomes by name, state built by keyword."""
 
+import dataclasses
+
 import pytest
 import tensorflow as tf
 
@@ -30,3 +32,30 @@ def test_learner_state_is_built_by_keyword_and_checkpoints_every_field():
       'updates_by_worker', 'nonfinite'}
   with pytest.raises(TypeError):
     learner_lib.LearnerState(*state.checkpoint_items().values())  # pylint: disable=missing-kwoa
+
+
+def test_the_xla_gradient_is_the_same_maths_as_the_plain_one():
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from gorila_tf import config as config_lib, environments, networks, optimizers  # pylint: disable=g-import-not-at-top
+  config = config_lib.resolve('cartpole')
+  info = environments.env_info(config.env)
+  q = networks.make_q_network(config.network, info, seed=1)
+  target = networks.make_q_network(config.network, info, seed=2)
+  rng = np.random.default_rng(0)
+  batch = {'observation': tf.constant(rng.normal(size=(16, 4)), tf.float32),
+           'next_observation': tf.constant(rng.normal(size=(16, 4)), tf.float32),
+           'action': tf.constant(rng.integers(2, size=16), tf.int32),
+           'reward': tf.constant(rng.normal(size=(16, 1)), tf.float32),
+           'discount': tf.constant(np.full((16, 1), 0.99), tf.float32)}
+  results = []
+  for xla in (False, True):
+    learner_config = dataclasses.replace(config.learner, xla=xla)
+    learner = learner_lib.Learner(
+        q_net=q, target_net=target, state=None, learner=learner_config,
+        optimizer=optimizers.Optimizer(learner_config, q.parts()))
+    gradient = tf.function(learner.gradient, jit_compile=xla)
+    results.append(gradient(batch, q.read(), target.read()))
+  (loss, grads, _), (xla_loss, xla_grads, _) = results
+  np.testing.assert_allclose(xla_loss.numpy(), loss.numpy(), rtol=1e-5)
+  for g, x in zip(grads, xla_grads):
+    np.testing.assert_allclose(x.numpy(), g.numpy(), rtol=1e-4, atol=1e-6)

@@ -73,3 +73,16 @@ def test_a_plain_network_has_one_part_per_parameter():
   assert len(net.parts()) == len(net.params)
   pairs = networks.split_gradients([tf.zeros_like(p) for p in net.params], net)
   assert [v for _, v in pairs] == net.parts()
+
+
+def test_a_bfloat16_read_is_the_float32_parameters_rounded_to_bfloat16():
+  config = config_lib.resolve('cartpole')
+  net = networks.make_q_network(config.network, environments.env_info(config.env))
+  exact = networks.read_over_the_wire(net, tf.float32)
+  halved = networks.read_over_the_wire(net, tf.bfloat16)
+  for p, e, h in zip(net.params, exact, halved):
+    assert e.dtype == h.dtype == tf.float32
+    np.testing.assert_array_equal(e.numpy(), p.numpy())
+    np.testing.assert_array_equal(
+        h.numpy(), tf.cast(tf.cast(p, tf.bfloat16), tf.float32).numpy())
+    assert np.max(np.abs(h.numpy() - p.numpy())) <= np.max(np.abs(p.numpy())) / 128

@@ -1,6 +1,8 @@
 """The ps update rules against Keras' reference implementations and by hand."""
 
 import dataclasses
+import os
+import tempfile
 import typing
 
 import numpy as np
@@ -216,3 +218,41 @@ def test_epsilon_units_of_every_preset():
   with pytest.raises(config_lib.ConfigError,
                      match="learner.optimizer_epsilon_units='per_sample'"):
     optimizers.mean_loss_epsilon(learner(optimizer_epsilon_units='per_sample'))
+
+
+@pytest.mark.parametrize('name', ['rmsprop', 'adam'])
+def test_fused_kernels_take_the_written_out_rules_steps(name):
+  rng = np.random.default_rng(3)
+  start = rng.normal(size=(64, 8)).astype(np.float32)
+  results = {}
+  for fused in (True, False):
+    var = tf.Variable(start)
+    opt = optimizers.Optimizer(learner(optimizer=name, learning_rate=0.01,
+                                       fused_update=fused), [var])
+    for step in range(4):
+      gradient = np.random.default_rng(step).normal(size=start.shape)
+      opt.apply([(tf.constant(gradient, tf.float32), var)])
+    results[fused] = (var.numpy(), [s[0].numpy() for s in opt.slots.values()])
+  np.testing.assert_allclose(results[True][0], results[False][0], rtol=2e-5, atol=1e-6)
+  for fused_slot, written_slot in zip(results[True][1], results[False][1]):
+    np.testing.assert_allclose(fused_slot, written_slot, rtol=2e-5, atol=1e-7)
+
+
+def test_the_fused_rmsprop_buffer_is_not_state_and_not_checkpointed():
+  var = tf.Variable([1.0, 2.0])
+  opt = optimizers.Optimizer(learner(optimizer='rmsprop', fused_update=True), [var])
+  names = [v.name for v in opt.variables]
+  assert len(names) == 1 + 2  # iterations, ms, mg: no momentum buffer
+  keys = [k for k, _ in tf.train.list_variables(
+      tf.train.Checkpoint(optimizer=opt).write(
+          os.path.join(tempfile.mkdtemp(), 'c')))]
+  assert not any('scratch' in k or 'buffers' in k for k in keys), keys
+
+
+def test_a_bfloat16_gradient_is_applied_in_float32():
+  var = tf.Variable([1.0])
+  opt = optimizers.Optimizer(learner(optimizer='rmsprop', learning_rate=0.1,
+                                     rmsprop_rho=0.5, optimizer_epsilon=0.01), [var])
+  opt.apply([(tf.constant([2.0], tf.bfloat16), var)])  # 2 is exact in bfloat16
+  assert var.dtype == tf.float32
+  assert float(var[0]) == pytest.approx(1.0 - 0.2 / np.sqrt(1.01))
