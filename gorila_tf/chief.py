@@ -91,7 +91,10 @@ class Chief:
         learner=config.learner, replay_config=config.replay,
         replay_addresses=task.worker_reverb_addresses(), faults=config.faults,
         compute_device=learner_lib.worker_compute_device(
-            tf.config.list_logical_devices()))
+            tf.config.list_logical_devices()),
+        num_learners=task.num_workers)
+    logging.info('stale gradients: discarded when more than %d updates old '
+                 '(%d learners)', self.learner.max_staleness, task.num_workers)
     if self.learner.compute_device:
       logging.info('learners compute on the workers\' %s',
                    self.learner.compute_device)

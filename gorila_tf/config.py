@@ -139,7 +139,11 @@ class LearnerConfig:
   replica_sync_period: int = 1  # updates between refreshes of the learner's
   # replica of the online network from the ps (Gorila's learner sync)
   max_staleness: int = 100  # gradients from parameters more updates old than
-  # this are discarded (Gorila); 0 = keep all
+  # this are discarded (Gorila); 0 = keep all. With many learners the
+  # threshold grows: max(max_staleness, staleness_per_learner x learners)
+  staleness_per_learner: float = 4.0  # a healthy gradient is ~(learners - 1)
+  # updates old (docs/scaling.md measures it); a learner this many times
+  # slower than the rest has its gradients discarded
   loss_outlier_k: float = 5.0  # discard gradients whose loss > mean + k std of
   # this learner's recent losses (Gorila); 0 = keep all
   loss_stats_decay: float = 0.99  # weight of the past in those statistics
@@ -357,6 +361,8 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('learner.steps_per_closure', c.learner.steps_per_closure >= 1, '>= 1'),
       ('learner.replica_sync_period', c.learner.replica_sync_period >= 1, '>= 1'),
       ('learner.max_staleness', c.learner.max_staleness >= 0, '>= 0 (0 = off)'),
+      ('learner.staleness_per_learner', 1 <= c.learner.staleness_per_learner <= 1000,
+       'in [1, 1000]: updates per learner in the cluster'),
       ('learner.loss_outlier_k', c.learner.loss_outlier_k >= 0, '>= 0 (0 = off)'),
       ('learner.loss_stats_decay', 0.0 <= c.learner.loss_stats_decay < 1.0, 'in [0, 1)'),
       ('learner.loss_outlier_warmup', c.learner.loss_outlier_warmup >= 0, '>= 0'),

@@ -134,6 +134,21 @@ def is_stale(version_now: tf.Tensor, replica_version: tf.Tensor,
   return version_now - replica_version > max_staleness
 
 
+def staleness_threshold(max_staleness: int, per_learner: float,
+                        num_learners: int) -> int:
+  """The staleness test's threshold for a cluster of `num_learners`.
+
+  With W learners updating the ps asynchronously, a healthy gradient is
+  about W - 1 updates old (the others' updates between its replica read and
+  its application), so a fixed threshold that fits 2 learners would discard
+  most gradients of 100. The threshold is the larger of `max_staleness` and
+  `per_learner` x W; 0 stays off.
+  """
+  if max_staleness <= 0:
+    return 0
+  return max(max_staleness, int(round(per_learner * num_learners)))
+
+
 def update_loss_stats(mean: tf.Tensor, var: tf.Tensor, count: tf.Tensor,
                       x: tf.Tensor, decay: float):
   """Running mean and variance of the absolute loss, exponentially weighted.

@@ -114,11 +114,14 @@ class Learner:
                replay_config: config_lib.ReplayConfig | None = None,
                replay_addresses: Sequence[str] = (),
                faults: config_lib.FaultsConfig | None = None,
-               compute_device: str | None = None):
+               compute_device: str | None = None, num_learners: int = 1):
     """`compute_device`: where the forward and backward passes run on each
     worker (e.g. '/device:GPU:0', see `worker_compute_device`); None: the
     worker's default placement."""
     self.compute_device = compute_device
+    # Gorila's staleness threshold, scaled to the cluster (dqn.py).
+    self.max_staleness = dqn.staleness_threshold(
+        learner.max_staleness, learner.staleness_per_learner, num_learners)
     self._wire_dtype = tf.as_dtype(learner.transfer_dtype)
     # XLA: the forward and backward pass as one compiled function per step.
     self._gradient = (tf.function(self.gradient, jit_compile=True)
@@ -174,7 +177,7 @@ class Learner:
     finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t))
                             for t in [loss] + list(gradients)])
     staleness = self._optimizer.iterations - version
-    stale = dqn.is_stale(self._optimizer.iterations, version, c.max_staleness)
+    stale = dqn.is_stale(self._optimizer.iterations, version, self.max_staleness)
     outlier = tf.logical_and(
         tf.logical_not(stale),
         dqn.is_loss_outlier(loss, *stats, c.loss_outlier_k, c.loss_outlier_warmup))

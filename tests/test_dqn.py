@@ -157,3 +157,10 @@ def test_weighted_dqn_loss_scales_each_transition():
   loss, _ = dqn.dqn_loss(q, tf.constant([0, 0]), tf.constant([0.5, 1.0]), 1.0,
                          weights=tf.constant([1.0, 0.5]))
   assert float(loss) == pytest.approx(0.1875)
+
+
+def test_the_staleness_threshold_grows_with_the_cluster():
+  # 2 learners: the floor of 100 holds; 100 learners at 4 per learner: 400.
+  assert dqn.staleness_threshold(100, 4.0, 2) == 100
+  assert dqn.staleness_threshold(100, 4.0, 100) == 400
+  assert dqn.staleness_threshold(0, 4.0, 100) == 0  # off stays off
