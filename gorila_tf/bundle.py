@@ -77,7 +77,7 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   """The worker role: serve learner closures and act until stopped."""
   info = environments.env_info(config.env)
   replay_server = start_replay_server(task, config, info, run_dir)
-  server = cluster_lib.start_server(task)
+  server = cluster_lib.start_server(task, config.run.intra_op_threads)
   del server  # serves in the background for the life of the process
   logging.info('bundle %d: learner at %s, replay on port %d', task.index,
                task.address, replay_server.port)

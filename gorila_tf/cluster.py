@@ -194,21 +194,30 @@ def check_port_free(address: str, what: str) -> None:
           f'allowed ({e.strerror}); free it or choose another port') from None
 
 
-def server_config(inter_op_threads: int = 8):
+def server_config(inter_op_threads: int = 8, intra_op_threads: int = 0):
   """Session config for ps/worker servers.
 
   On few cores a server with too few inter-op threads can deadlock while
   closures wait on each other's variable reads; give it a few more than cores.
+  `intra_op_threads` (0: every core) bounds how many threads one op uses.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf.compat.v1.ConfigProto(inter_op_parallelism_threads=inter_op_threads)
+  return tf.compat.v1.ConfigProto(inter_op_parallelism_threads=inter_op_threads,
+                                  intra_op_parallelism_threads=intra_op_threads)
 
 
-def start_server(task: Task):
+def set_threads(intra_op_threads: int) -> None:
+  """This process's TensorFlow op parallelism (before any op runs); 0: default."""
+  if intra_op_threads > 0:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
+
+
+def start_server(task: Task, intra_op_threads: int = 0):
   """Starts this task's `tf.distribute.Server` (ps or worker)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   check_port_free(task.address, f'{task.type}:{task.index}')
   return tf.distribute.Server(
       tf.train.ClusterSpec(task.training_cluster), job_name=task.type,
-      task_index=task.index, protocol='grpc', config=server_config(),
-      start=True)
+      task_index=task.index, protocol='grpc',
+      config=server_config(intra_op_threads=intra_op_threads), start=True)

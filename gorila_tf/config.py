@@ -190,6 +190,11 @@ class RunConfig:
   bundle_timeout_s: float = 10.0  # a bundle silent this long is unresponsive:
   # training goes on without it, its closures are not waited for
   min_free_disk_mb: int = 100  # refuse to start with less free space in the run dir
+  intra_op_threads: int = 0  # threads each task's TensorFlow ops may split
+  # across; 0 = TensorFlow's default, every core (right for a task per
+  # machine). The local launcher sets cores / tasks (1 on 2 cores for 5
+  # tasks): 5 processes each splitting ops over both cores cost 25% of the
+  # throughput in thread switches (README, where the time goes)
   lease_timeout_s: float = 60.0  # a run dir's lease whose heartbeat has not
   # advanced this long belongs to a dead chief and is taken over (lease.py)
 
@@ -385,6 +390,8 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('run.connect_timeout_s', c.run.connect_timeout_s > 0, '> 0'),
       ('run.bundle_timeout_s', c.run.bundle_timeout_s >= 2, '>= 2 (seconds)'),
       ('run.min_free_disk_mb', c.run.min_free_disk_mb >= 0, '>= 0'),
+      ('run.intra_op_threads', 0 <= c.run.intra_op_threads <= 256,
+       'in [0, 256] (0 = every core)'),
       ('launch.num_ps', c.launch.num_ps >= 1, '>= 1'),
       ('launch.num_workers', c.launch.num_workers >= 1, '>= 1'),
       ('launch.min_shard_bytes', c.launch.min_shard_bytes >= 1, '>= 1'),

@@ -22,9 +22,9 @@ from absl import logging
 from gorila_tf import cluster as cluster_lib
 
 
-def serve(task: cluster_lib.Task) -> None:
+def serve(task: cluster_lib.Task, intra_op_threads: int = 0) -> None:
   """The ps role: serve variables until the process is stopped."""
-  server = cluster_lib.start_server(task)
+  server = cluster_lib.start_server(task, intra_op_threads)
   logging.info('ps %d serving at %s', task.index, task.address)
   server.join()
 

@@ -50,9 +50,10 @@ def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   """Imports TF-heavy modules only now, so bad input fails fast."""
   import reverb  # pylint: disable=g-import-not-at-top,unused-import
   # Reverb's custom ops must be registered before any server starts.
+  cluster_lib.set_threads(config.run.intra_op_threads)
   if task.type == 'ps':
     from gorila_tf import ps  # pylint: disable=g-import-not-at-top
-    ps.serve(task)
+    ps.serve(task, config.run.intra_op_threads)
   elif task.type == 'worker':
     from gorila_tf import bundle  # pylint: disable=g-import-not-at-top
     bundle.run(task, config, run_dir)
