@@ -176,8 +176,13 @@ class Learner:
     # A NaN or inf never reaches the ps; the chief stops the run on seeing one.
     finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t))
                             for t in [loss] + list(gradients)])
-    staleness = self._optimizer.iterations - version
-    stale = dqn.is_stale(self._optimizer.iterations, version, self.max_staleness)
+    # The ps's update count once the gradient exists: its age at application.
+    # Without the dependency the read may run first, at the replica's read,
+    # and every gradient would look fresh.
+    with tf.control_dependencies([loss, *gradients]):
+      now = self._optimizer.iterations.read_value()
+    staleness = now - version
+    stale = dqn.is_stale(now, version, self.max_staleness)
     outlier = tf.logical_and(
         tf.logical_not(stale),
         dqn.is_loss_outlier(loss, *stats, c.loss_outlier_k, c.loss_outlier_warmup))

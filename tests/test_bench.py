@@ -77,3 +77,13 @@ def test_bench_refuses_unknown_sections_and_overrides():
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: --scaling_points: '8' is not <bundles>x<ps>, e.g. 4x2")
+
+
+def test_rates_between_read_the_chiefs_records_in_a_time_window(tmp_path):
+  lines = [{'time': 100.0 + t, 'learners/updates': 10.0 * t, 'charts/frames': 160.0 * t}
+           for t in range(0, 21, 2)]
+  (tmp_path / 'progress.jsonl').write_text(
+      ''.join(json.dumps(line) + '\n' for line in lines))
+  rates = bench_faults.rates_between(str(tmp_path), 104.0, 112.0)
+  assert rates == {'updates_per_s': 10.0, 'frames_per_s': 160.0}
+  assert bench_faults.rates_between(str(tmp_path), 500.0, 600.0)['updates_per_s'] == 0.0

@@ -56,6 +56,7 @@ from gorila_tf.tools import bench_scaling
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
 from gorila_tf import launch
+from gorila_tf.launch import hosts as hosts_lib
 from gorila_tf.launch import topology
 
 FLAGS = flags.FLAGS
@@ -433,7 +434,12 @@ def main(argv):
                  FLAGS.config, FLAGS.seconds, FLAGS.set,
                  config.learner.batch_size / config.replay.samples_per_insert),
              'peers': lambda: bench_peers(config, FLAGS.seconds),
-             'faults': lambda: bench_faults.measure(FLAGS.config, FLAGS.set),
+             'faults': lambda: {
+                 **bench_faults.measure(FLAGS.config, FLAGS.set),
+                 'pause': bench_faults.measure_pause(
+                     FLAGS.config, FLAGS.set, launcher_flags=(
+                         bench_faults.PAUSE_HOSTS
+                         if hosts_lib.check_support() is None else ()))},
              'scaling': lambda: bench_scaling.measure(
                  FLAGS.config, FLAGS.set, FLAGS.seconds,
                  FLAGS.scaling_worker_cores, points,
