@@ -256,6 +256,7 @@ class Lease:
     self._markers_seen: dict[str, int] = {}
     self._stop = threading.Event()
     self._thread: Optional[threading.Thread] = None
+    self._made_run_dir = False  # removed again on release if still empty
 
   def holder(self) -> Holder:
     return Holder(host=self._host, pid=self._pid, token=self.token,
@@ -270,7 +271,9 @@ class Lease:
       ConfigError: the run directory cannot be written.
     """
     try:
-      os.makedirs(self.run_dir, exist_ok=True)
+      if not os.path.isdir(self.run_dir):
+        os.makedirs(self.run_dir, exist_ok=True)
+        self._made_run_dir = True
       while not self._try_acquire():
         pass
     except OSError as e:
@@ -400,6 +403,13 @@ class Lease:
     if holder is not None and holder.token == self.token:
       _remove(self.path)
     _remove(f'{self.path}.{self.token[:16]}.tmp')
+    if self._made_run_dir:
+      # A run refused after the lease (a ps not reachable, a full disk)
+      # leaves no trace; a run that wrote anything keeps its directory.
+      try:
+        os.rmdir(self.run_dir)
+      except OSError:
+        pass
 
 
 def _remove(path: str) -> None:

@@ -323,12 +323,6 @@ class Supervisor:
     return None
 
 
-def shared_threads(tasks: int, cores: Optional[int] = None) -> int:
-  """Threads per op for `tasks` TensorFlow processes sharing this machine."""
-  cores = cores or os.cpu_count() or 1
-  return max(1, cores // tasks)
-
-
 def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
   """Config, run dir and the overrides passed to every task, from the flags."""
   overrides = list(FLAGS.set)
@@ -341,7 +335,7 @@ def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
   config = config_lib.resolve(FLAGS.config, overrides)
   if not any(o.startswith('run.intra_op_threads=') for o in overrides):
     # Every task on this machine: share its cores instead of each taking all.
-    threads = shared_threads(len(topology.task_slots(config.launch)))
+    threads = topology.shared_threads(len(topology.task_slots(config.launch)))
     overrides.append(f'run.intra_op_threads={threads}')
     config = config_lib.resolve(FLAGS.config, overrides)
   from gorila_tf import environments  # pylint: disable=g-import-not-at-top

@@ -188,3 +188,8 @@ def check_emulation() -> None:
   if why:
     raise config_lib.ConfigError(f'--hosts=emulated is not possible here: {why}')
 
+
+def shared_threads(tasks: int, cores: Optional[int] = None) -> int:
+  """Threads per op for `tasks` TensorFlow processes sharing this machine."""
+  cores = cores or os.cpu_count() or 1
+  return max(1, cores // tasks)

@@ -107,7 +107,10 @@ def optimizer_update_devices(model) -> dict:
   graph = apply_zero_gradient.get_concrete_function().graph
   return {'update_op_devices': sorted({
       op.device for op in graph.get_operations()
-      if op.type in ('Sqrt', 'AssignVariableOp', 'AssignSubVariableOp')})}
+      # The fused kernels (learner.fused_update, on by default) or the
+      # written-out rule's arithmetic and assignments.
+      if op.type.startswith('ResourceApply')
+      or op.type in ('Sqrt', 'AssignVariableOp', 'AssignSubVariableOp')})}
 
 
 def local_replay_probes(cluster_coordinator, iterator) -> dict:

@@ -69,7 +69,7 @@ def test_evaluate_refuses_bad_input_with_one_line(args, message):
 
 
 def test_tasks_on_one_machine_share_its_cores_for_their_ops():
-  from gorila_tf.launch import local  # pylint: disable=g-import-not-at-top
-  assert local.shared_threads(5, cores=2) == 1  # make run: 2 ps, 2 bundles, chief
-  assert local.shared_threads(5, cores=16) == 3
-  assert local.shared_threads(1, cores=16) == 16
+  from gorila_tf.launch import topology  # pylint: disable=g-import-not-at-top
+  assert topology.shared_threads(5, cores=2) == 1  # make run: 2 ps, 2 bundles, chief
+  assert topology.shared_threads(5, cores=16) == 3
+  assert topology.shared_threads(1, cores=16) == 16

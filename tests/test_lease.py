@@ -90,6 +90,25 @@ def test_release_deletes_the_lease_only_while_it_is_ours(tmp_path):
   assert lease.read(str(tmp_path)).host == 'h2'
 
 
+def test_release_removes_the_run_directory_it_made_while_nothing_else_is_in_it(
+    tmp_path):
+  clock = FakeClock()
+  refused_early = make_lease(tmp_path / 'new', clock)
+  refused_early.acquire()
+  refused_early.release()  # e.g. a ps not reachable: the run wrote nothing
+  assert not (tmp_path / 'new').exists()
+  trained = make_lease(tmp_path / 'used', clock)
+  trained.acquire()
+  (tmp_path / 'used' / 'config.json').write_text('{}')
+  trained.release()
+  assert os.listdir(tmp_path / 'used') == ['config.json']
+  (tmp_path / 'given').mkdir()
+  given = make_lease(tmp_path / 'given', clock)
+  given.acquire()
+  given.release()
+  assert (tmp_path / 'given').is_dir()  # the user's directory stays
+
+
 def test_a_live_lease_is_refused_with_one_line_naming_its_owner_and_since_when(
     tmp_path):
   owner = make_lease(tmp_path, FakeClock())

@@ -13,6 +13,7 @@ and a cluster of N bundles and P ps tasks, each task on its own machine of
 `node_cores`, with links of `link_gbit`, reaches
 
   U = min(N r(c),                        bundles
+          N x link / bytes_per_update,   bundle links (replica in, gradient out)
           P x node_cores / C_ps,         ps CPU (each holds 1/P of the net)
           chief_cores / C_chief,         chief CPU (closures)
           P x link / bytes_per_update,   ps links
@@ -38,7 +39,8 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('scaling', None, 'gorila-bench JSON with a scaling section.')
+flags.DEFINE_list('scaling', None, 'gorila-bench JSONs with a scaling section '
+                  '(several runs: their points together).')
 flags.DEFINE_string('control', None, 'gorila-bench JSON with a control section.')
 flags.DEFINE_string('out', 'docs/figures', 'Folder for the plots and model.json.')
 
@@ -84,7 +86,9 @@ class UnitCosts:
 
 def unit_costs(scaling: dict[str, Any], control: dict[str, Any]) -> UnitCosts:
   """The unit costs from the two bench sections."""
-  one = next(p for p in scaling['points'] if p['bundles'] == 1 and 'updates_per_s' in p)
+  ones = [p for p in scaling['points'] if p['bundles'] == 1 and 'updates_per_s' in p]
+  one = {key: sum(p[key] for p in ones) / len(ones)  # the runs' mean
+         for key in ('updates_per_s', 'frames_per_s', 'worker_cores_cap')}
   separate = [c for c in control['closures'] if c['servers'] != 'in-process']
   closure = (separate or control['closures'])[0]['chief_cpu_ms_per_closure']
   busiest = max(control['ps'], key=lambda p: p['ps_busy_apply'])
@@ -117,6 +121,7 @@ def cluster(costs: UnitCosts, bundles: int, ps: int, node_cores: float,
   per_bundle = costs.bundle_updates_per_s * node_cores / costs.bundle_cores
   limits = {
       'bundles': bundles * per_bundle,
+      'bundle links': bundles * link / costs.ps_bytes_per_update,
       'ps CPU': ps * node_cores * 1000.0 / costs.ps_ms_per_update,
       'chief CPU (closures)': chief_cores * 1000.0 / costs.chief_ms_per_update,
       'ps links': ps * link / costs.ps_bytes_per_update,
@@ -124,6 +129,19 @@ def cluster(costs: UnitCosts, bundles: int, ps: int, node_cores: float,
   }
   first = min(limits, key=limits.get)
   return {'updates_per_s': limits[first], 'first_limit': first, **limits}
+
+
+def best_tfjob(costs: UnitCosts, nodes: int, node_cores: float,
+               link_gbit: float) -> dict[str, Any]:
+  """The split of `nodes` (one for the chief) into bundles and ps tasks
+  with the most updates/s, and what limits it."""
+  best = None
+  for ps in range(1, nodes - 1):
+    point = cluster(costs, nodes - 1 - ps, ps, node_cores, link_gbit)
+    if best is None or point['updates_per_s'] > best['updates_per_s']:
+      best = {'nodes': nodes, 'num_bundles': nodes - 1 - ps, 'num_ps': ps,
+              **point}
+  return best
 
 
 def check(costs: UnitCosts, points: Sequence[dict[str, Any]],
@@ -134,7 +152,7 @@ def check(costs: UnitCosts, points: Sequence[dict[str, Any]],
     if 'updates_per_s' not in p:
       continue
     predicted = one_machine(costs, p['bundles'], machine_cores)['updates_per_s']
-    rows.append({'bundles': p['bundles'], 'ps': p['ps'],
+    rows.append({'run': p.get('run', 1), 'bundles': p['bundles'], 'ps': p['ps'],
                  'measured': p['updates_per_s'], 'predicted': predicted,
                  'error': predicted / p['updates_per_s'] - 1.0})
   return rows
@@ -150,7 +168,10 @@ def plot(rows: list[dict[str, float]], costs: UnitCosts, machine_cores: float,
   curve = sorted((r for r in rows if r['ps'] == 2), key=lambda r: r['bundles'])
   fig, ax = plt.subplots(figsize=(6, 4))
   n = [r['bundles'] for r in curve]
-  ax.plot(n, [r['measured'] for r in curve], 'o-', label='measured')
+  for run in sorted({r['run'] for r in curve}):
+    mine = [r for r in curve if r['run'] == run]
+    ax.plot([r['bundles'] for r in mine], [r['measured'] for r in mine], 'o-',
+            label=f'measured, run {run}')
   dense = list(range(1, max(n + [8]) + 1))
   ax.plot(dense, [one_machine(costs, b, machine_cores)['updates_per_s'] for b in dense],
           '--', label='model')
@@ -167,6 +188,10 @@ def plot(rows: list[dict[str, float]], costs: UnitCosts, machine_cores: float,
   for ps, style in ((8, ':'), (31, '-'), (64, '--')):
     ax.plot(sizes, [cluster(costs, b, ps, 2.0, 10.0)['updates_per_s'] for b in sizes],
             style, label=f'{ps} ps')
+  moved = dataclasses.replace(costs, steps_per_closure=16,
+                              network_bytes=costs.network_bytes / 2)
+  ax.plot(sizes, [cluster(moved, b, 31, 2.0, 10.0)['updates_per_s'] for b in sizes],
+          '-.', label='31 ps, 16 steps per closure, bfloat16 transfers')
   ax.plot(sizes, [cluster(costs, b, 10_000, 2.0, 10.0)['bundles'] for b in sizes],
           color='grey', lw=0.8, label='bundles alone')
   ax.set(xscale='log', yscale='log', xlabel='bundles (2-core nodes, 10 Gbit/s)',
@@ -180,17 +205,28 @@ def plot(rows: list[dict[str, float]], costs: UnitCosts, machine_cores: float,
 
 def main(argv):
   del argv
-  with open(FLAGS.scaling) as f:
-    scaling = json.load(f)
+  runs = []
+  for path in FLAGS.scaling:
+    with open(path) as f:
+      runs.append(json.load(f))
   with open(FLAGS.control) as f:
     control = json.load(f)['control']
-  machine_cores = float(scaling['machine'].split(',')[1].split()[0])
-  costs = unit_costs(scaling['scaling'], control)
-  rows = check(costs, scaling['scaling']['points'], machine_cores)
+  machine_cores = float(runs[0]['machine'].split(',')[1].split()[0])
+  points = [dict(p, run=i + 1) for i, r in enumerate(runs)
+            for p in r['scaling']['points']]
+  costs = unit_costs({'points': points}, control)
+  rows = check(costs, points, machine_cores)
   paper = cluster(costs, bundles=100, ps=31, node_cores=2.0, link_gbit=10.0)
+  variants = {'steps_per_closure=16': dataclasses.replace(costs, steps_per_closure=16)}
+  variants['+ bfloat16 transfers'] = dataclasses.replace(
+      variants['steps_per_closure=16'], network_bytes=costs.network_bytes / 2)
+  paper_moved = {name: cluster(c, 100, 31, 2.0, 10.0) for name, c in variants.items()}
+  tfjobs = [best_tfjob(c, k, 8.0, 10.0) for k in (16, 64, 128)
+            for c in (costs, variants['+ bfloat16 transfers'])]
   files = plot(rows, costs, machine_cores, FLAGS.out)
   report = {'unit_costs': dataclasses.asdict(costs), 'checked': rows,
-            'paper_layout': paper, 'plots': files}
+            'paper_layout': paper, 'paper_layout_moved': paper_moved,
+            'tfjob_8_core_nodes_10gbit': tfjobs, 'plots': files}
   with open(os.path.join(FLAGS.out, 'scaling_model.json'), 'w') as f:
     json.dump(report, f, indent=2)
   print(json.dumps(report, indent=2))
