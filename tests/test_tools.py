@@ -129,13 +129,25 @@ def test_exported_policy_loads_and_acts_without_gorila_tf(cartpole_run, tmp_path
 def test_plot_writes_curves_and_a_results_table(cartpole_run, tmp_path):
   run_dir, _ = cartpole_run
   proc = run_module('gorila_tf.tools.plot', f'--run_dirs={run_dir}', f'--out={tmp_path}',
-                    timeout=300)
+                    '--scores=50,1000', timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'not reached (best 90)' in (tmp_path / 'time_to_score.md').read_text()
   for name in ('CartPole-v1_frames.png', 'CartPole-v1_wall.png'):
     image = Image.open(tmp_path / name)
     assert image.format == 'PNG' and image.size[0] > 300
   table = (tmp_path / 'results.md').read_text()
   assert '| CartPole-v1 | 90.0 ± 1.0 |' in table
+
+
+def test_time_to_score_is_the_first_evaluation_at_or_above_each_score():
+  from gorila_tf.tools import plot  # pylint: disable=g-import-not-at-top
+  c = {'frames': np.array([1e5, 2e5, 3e5, 4e5]), 'hours': np.array([.1, .2, .3, .4]),
+       'scores': np.array([-21.0, -9.0, -12.0, 1.0])}
+  rows = plot.time_to_scores(c, [-10, 0, 18])
+  assert [(r['frames'], r['hours']) for r in rows] == [(2e5, .2), (4e5, .4), (None, None)]
+  table = plot.time_to_score_table({'pong': c}, [-10, 18])
+  assert table.splitlines()[2] == ('| pong | 0.20M frames, 12 min | '
+                                   'not reached (best 1) |')
 
 
 def test_commands_refuse_missing_inputs_with_one_line(tmp_path):

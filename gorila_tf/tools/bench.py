@@ -179,7 +179,8 @@ class _ReplayFiller:
     self._chief.stop()
 
 
-def _prefilled_replay(config, info, transitions: int, port: int | None = None):
+def prefilled_replay(config, info, transitions: int, port: int | None = None):
+  """A Reverb server holding `transitions` of the config's game (ε = 1)."""
   filler = _ReplayFiller(config, info, port)
   filler.fill_to(transitions)
   filler.close_actor()
@@ -190,7 +191,7 @@ def _single_process_learner(config, seconds: float, queue) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from gorila_tf import environments, learner, networks, optimizers, replay  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
-  server = _prefilled_replay(config, info, 2_000)
+  server = prefilled_replay(config, info, 2_000)
   q_net = networks.make_q_network(config.network, info)
   target = networks.make_q_network(config.network, info)
   optimizer = optimizers.Optimizer(config.learner, q_net.parts())
@@ -226,7 +227,7 @@ def _pss_learner(config, seconds: float, queue) -> None:
   info = environments.env_info(config.env)
   task, _ = inprocess_cluster.start(num_ps=1, num_workers=1)
   _, port = cluster.split_address(task.worker_reverb_addresses()[0])
-  server = _prefilled_replay(config, info, 2_000, port=port)
+  server = prefilled_replay(config, info, 2_000, port=port)
   strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
   cluster_coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
   model = model_lib.build_model(strategy, config, info, task.num_workers)

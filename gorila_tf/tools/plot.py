@@ -7,7 +7,9 @@ writes, for each game among the runs:
   <out>/<game>_wall.png    evaluation score against wall-clock hours
 with the published DQN and Gorila scores (no-op starts) as reference lines,
 and across all runs `<out>/results.csv` and `results.md` (each run's last
-evaluation, human-normalized, next to the paper's numbers).
+evaluation, human-normalized, next to the paper's numbers), and with
+`--scores=-10,0,10,18` `<out>/time_to_score.md`: the frames and wall time at
+which each run's evaluation first reached each score.
 
 Reads `eval.jsonl` (the evaluator's scores) and `progress.jsonl` (the chief's
 wall time per frame); a run without evaluations is plotted from its training
@@ -32,6 +34,8 @@ from gorila_tf import run_dir as run_dir_lib
 FLAGS = flags.FLAGS
 flags.DEFINE_list('run_dirs', [], 'Run directories to plot.')
 flags.DEFINE_string('out', 'plots', 'Directory for the PNGs and the table.')
+flags.DEFINE_list('scores', [], 'Scores for the time-to-score table, e.g. '
+                  '-10,0,10,18 (empty: no table).')
 
 
 def curve(run_dir: str) -> dict:
@@ -89,6 +93,31 @@ def plot_game(env_id: str, runs: dict[str, dict], out_dir: str) -> list[str]:
   return paths
 
 
+def time_to_scores(c: dict, targets: list[float]) -> list[dict]:
+  """Per target: the frames and wall hours of the first score >= it, or None."""
+  rows = []
+  for target in targets:
+    reached = np.flatnonzero(c['scores'] >= target)
+    first = int(reached[0]) if len(reached) else None
+    rows.append({'score': target,
+                 'frames': None if first is None else float(c['frames'][first]),
+                 'hours': None if first is None else float(c['hours'][first])})
+  return rows
+
+
+def time_to_score_table(runs: dict[str, dict], targets: list[float]) -> str:
+  """Markdown: one row per run, one column per target score."""
+  lines = ['| run | ' + ' | '.join(f'first ≥ {t:g}' for t in targets) + ' |',
+           '|---|' + '---|' * len(targets)]
+  for name, c in runs.items():
+    cells = [('not reached (best %g)' % max(c['scores'], default=float('nan'))
+              if r['frames'] is None else
+              f'{r["frames"] / 1e6:.2f}M frames, {r["hours"] * 60:.0f} min')
+             for r in time_to_scores(c, targets)]
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
 def results_rows(run_dirs: list[str]) -> list[dict]:
   rows = []
   for run_dir in run_dirs:
@@ -111,6 +140,12 @@ def main(argv):
     print(f'error: --run_dirs needs run directories with a config.json; not one: '
           f'{", ".join(missing) or "(none given)"}', file=sys.stderr)
     return exit_codes.BAD_INPUT
+  try:
+    targets = [float(t) for t in FLAGS.scores]
+  except ValueError:
+    print(f'error: --scores={",".join(FLAGS.scores)} is not a list of numbers '
+          '(e.g. -10,0,10,18)', file=sys.stderr)
+    return exit_codes.BAD_INPUT
   os.makedirs(FLAGS.out, exist_ok=True)
   by_game = collections.defaultdict(dict)
   for run_dir in FLAGS.run_dirs:
@@ -123,6 +158,12 @@ def main(argv):
   reference.write_table(rows, os.path.join(FLAGS.out, 'results.csv'),
                         os.path.join(FLAGS.out, 'results.md'))
   print(os.path.join(FLAGS.out, 'results.md'))
+  if targets:
+    runs = {name: c for game in by_game.values() for name, c in game.items()}
+    path = os.path.join(FLAGS.out, 'time_to_score.md')
+    with open(path, 'w') as f:
+      f.write(time_to_score_table(runs, targets))
+    print(path)
   return exit_codes.OK
 
 
