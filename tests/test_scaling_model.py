@@ -53,3 +53,15 @@ def test_check_reports_each_points_relative_error():
   assert [r['bundles'] for r in rows] == [1, 2]
   assert rows[0]['error'] == pytest.approx(0.0)
   assert rows[1]['error'] == pytest.approx(5.0 / 4.0 - 1.0)
+
+
+def test_a_tfjob_split_is_the_best_of_every_split_and_names_its_limit():
+  c = costs()
+  best = scaling_model.best_tfjob(c, nodes=16, node_cores=8.0, link_gbit=10.0)
+  assert best['num_bundles'] + best['num_ps'] == 15  # one node is the chief's
+  every = [scaling_model.cluster(c, 15 - ps, ps, 8.0, 10.0)['updates_per_s']
+           for ps in range(1, 15)]
+  assert best['updates_per_s'] == pytest.approx(max(every))
+  assert best['first_limit'] in best  # a limit the model computed
+  # Fast nodes fill the links before the cores: more than a third go to ps.
+  assert best['num_ps'] > 15 / 3
