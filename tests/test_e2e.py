@@ -187,9 +187,9 @@ def alive(pid):
 
 
 def test_cluster_survives_a_killed_worker_and_a_killed_ps(run_dir):
-  # A budget the test never reaches: it stops the run (SIGTERM) once the
-  # resumed chief has trained on; the e2e learning test covers budgets.
-  launcher = Launcher(run_dir, '--set=run.max_frames=10000000',
+  # A budget long enough that both faults land mid-training: since the
+  # optimizer runs on the ps, CartPole can reach 30k frames before the second.
+  launcher = Launcher(run_dir, '--set=run.max_frames=80000',
                       '--set=run.checkpoint_every_s=5')
   launcher.wait_for(r'checkpoint .*ckpt-')
   # A bundle dies: the other keeps training; the launcher restarts it and it
@@ -209,26 +209,19 @@ def test_cluster_survives_a_killed_worker_and_a_killed_ps(run_dir):
   resumed = launcher.wait_for(
       r'resumed from .*ckpt-(\d+) at (\d+) updates, (\d+) frames', after=mark)
   assert int(resumed.group(2)) > 0
-  # The resumed chief trains on: two of its summaries, then a clean stop.
-  mark = len(launcher.lines)
-  for _ in range(2):
-    launcher.wait_for(r'\[chief\].*frames \d+ updates \d+ return', after=mark)
-    mark = len(launcher.lines)
-  launcher.proc.send_signal(signal.SIGTERM)
-  code, out = launcher.finish(timeout=120)
-  assert code == 130, out[-4000:]
+  code, out = launcher.finish()
+  assert code == 0, out[-4000:]
   progress = metrics.read_progress(run_dir)
   # The first chief saw bundle 0 come back; its successor counts a resume.
   assert max(r.get('bundles/0/restarts', 0) for r in progress) >= 1
   assert progress[-1]['cluster/resumes'] >= 1
+  assert progress[-1]['charts/frames'] >= 80000
   # The curve continues from the checkpoint, not from 0: after the resume no
-  # record goes below the checkpoint's frames (the work since it is lost),
-  # and the resumed run adds frames of its own.
+  # record goes below the checkpoint's frames (the work since it is lost).
   frames = [r['charts/frames'] for r in progress]
   resume = next(i for i, r in enumerate(progress) if r['cluster/resumes'] >= 1)
   assert min(frames[resume:]) >= int(resumed.group(3)) > 0
   assert frames[resume:] == sorted(frames[resume:])
-  assert frames[-1] > int(resumed.group(3))
 
 
 def test_a_task_failing_for_good_stops_the_run_with_no_orphans(run_dir):
