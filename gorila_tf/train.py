@@ -36,13 +36,17 @@ from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('config', 'pong', 'Preset name from configs/.')
-flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
-flags.DEFINE_string('run_dir', None, 'Run directory shared by all tasks.')
-flags.DEFINE_string('cluster_spec', None,
-                    'JSON {job: [host:port, ...]}; instead of TF_CONFIG.')
-flags.DEFINE_string('task_type', None, 'ps, worker, chief or evaluator.')
-flags.DEFINE_integer('task_index', 0, 'Index of this task in its job.')
+
+
+def define_flags():
+  """Defines the command's flags, at run time: importing registers none."""
+  flags.DEFINE_string('config', 'pong', 'Preset name from configs/.')
+  flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
+  flags.DEFINE_string('run_dir', None, 'Run directory shared by all tasks.')
+  flags.DEFINE_string('cluster_spec', None,
+                      'JSON {job: [host:port, ...]}; instead of TF_CONFIG.')
+  flags.DEFINE_string('task_type', None, 'ps, worker, chief or evaluator.')
+  flags.DEFINE_integer('task_index', 0, 'Index of this task in its job.')
 
 
 def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
@@ -93,6 +97,7 @@ def main(argv):
 
 def cli():
   """Console-script entry point."""
+  define_flags()
   app.run(main)
 
 

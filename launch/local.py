@@ -56,34 +56,39 @@ from gorila_tf.launch import progress
 from gorila_tf.launch import topology
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('config', 'pong', 'Preset name from configs/.')
-flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
-flags.DEFINE_string('run_dir', None, 'Run directory; default runs/<game>__<preset>'
-                    '__<seed>__<time>. An existing one is resumed.')
-flags.DEFINE_integer('num_ps', None, 'Parameter-server tasks (default: config).')
-flags.DEFINE_integer('num_workers', None, 'Bundles (default: config).')
-flags.DEFINE_bool('evaluator', None, 'Start an evaluator task (default: config).')
-flags.DEFINE_float('max_wall_s', None, 'Stop everything after this many seconds '
-                   '(exit status 3).')
-flags.DEFINE_integer('max_restarts', 5, 'Restarts allowed per task before the '
-                     'run is stopped.')
-flags.DEFINE_enum('progress', 'auto', progress.MODES, 'Progress line: live '
-                  '(redrawn in place), lines (a plain line every '
-                  '--progress_every_s), auto (live on a terminal, else lines), off.')
-flags.DEFINE_float('progress_every_s', 30.0, 'Seconds between plain progress '
-                   'lines (the live line is redrawn every second).')
-flags.DEFINE_bool('isolate_network', True, 'Run the cluster in a loopback-only '
-                  'network namespace (servers unreachable from other hosts).')
-flags.DEFINE_enum('hosts', 'local', ['local', 'emulated'], 'local: every task '
-                  'on 127.0.0.1; emulated: every task on an emulated host of '
-                  'its own (network namespace, 198.18.0.x address on a virtual '
-                  'bridge, optional CPU share and link rate; needs root).')
-flags.DEFINE_list('host_cpu', [], 'Emulated hosts: CPU share in cores per role '
-                  'or task, e.g. worker=0.5,chief=1,worker1=0.25.')
-flags.DEFINE_list('host_bandwidth_mbit', [], 'Emulated hosts: link rate in '
-                  'Mbit/s each way, per role or task, e.g. worker=100.')
-flags.DEFINE_list('host_latency_ms', [], 'Emulated hosts: added round-trip '
-                  'latency per role or task (needs the netem qdisc).')
+
+
+def define_flags():
+  """Defines the command's flags, at run time: importing registers none."""
+  flags.DEFINE_string('config', 'pong', 'Preset name from configs/.')
+  flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
+  flags.DEFINE_string('run_dir', None, 'Run directory; default runs/<game>__<preset>'
+                      '__<seed>__<time>. An existing one is resumed.')
+  flags.DEFINE_integer('num_ps', None, 'Parameter-server tasks (default: config).')
+  flags.DEFINE_integer('num_workers', None, 'Bundles (default: config).')
+  flags.DEFINE_bool('evaluator', None, 'Start an evaluator task (default: config).')
+  flags.DEFINE_float('max_wall_s', None, 'Stop everything after this many seconds '
+                     '(exit status 3).')
+  flags.DEFINE_integer('max_restarts', 5, 'Restarts allowed per task before the '
+                       'run is stopped.')
+  flags.DEFINE_enum('progress', 'auto', progress.MODES, 'Progress line: live '
+                    '(redrawn in place), lines (a plain line every '
+                    '--progress_every_s), auto (live on a terminal, else lines), off.')
+  flags.DEFINE_float('progress_every_s', 30.0, 'Seconds between plain progress '
+                     'lines (the live line is redrawn every second).')
+  flags.DEFINE_bool('isolate_network', True, 'Run the cluster in a loopback-only '
+                    'network namespace (servers unreachable from other hosts).')
+  flags.DEFINE_enum('hosts', 'local', ['local', 'emulated'], 'local: every task '
+                    'on 127.0.0.1; emulated: every task on an emulated host of '
+                    'its own (network namespace, 198.18.0.x address on a virtual '
+                    'bridge, optional CPU share and link rate; needs root).')
+  flags.DEFINE_list('host_cpu', [], 'Emulated hosts: CPU share in cores per role '
+                    'or task, e.g. worker=0.5,chief=1,worker1=0.25.')
+  flags.DEFINE_list('host_bandwidth_mbit', [], 'Emulated hosts: link rate in '
+                    'Mbit/s each way, per role or task, e.g. worker=100.')
+  flags.DEFINE_list('host_latency_ms', [], 'Emulated hosts: added round-trip '
+                    'latency per role or task (needs the netem qdisc).')
+
 
 HOST = '127.0.0.1'
 STOP_GRACE_S = 10.0  # seconds a task has to exit after SIGTERM
@@ -427,6 +432,7 @@ def run_cluster(config: config_lib.GorilaConfig, run_dir: str,
 
 
 def cli():
+  define_flags()
   app.run(main)
 
 

@@ -9,6 +9,7 @@ launchers and the tests.
 import ast
 import glob
 import os
+import subprocess
 import sys
 
 import pytest
@@ -116,6 +117,7 @@ def test_the_checker_finds_planted_private_uses(source, expected):
 def test_the_checker_allows_own_privates_dunders_and_the_standard_library():
   source = '''
 import os
+import subprocess
 import sys
 from typing import NamedTuple
 
@@ -160,3 +162,35 @@ def test_roles_and_shared_pieces_do_not_depend_on_the_tools():
                if any(name.startswith('gorila_tf.tools')
                       for name in imported_names(ast.parse(read(p))).values())]
   assert not offenders, offenders
+
+
+def top_level_flag_definitions(source: str) -> list[str]:
+  """`flags.DEFINE_*` calls made when the module is imported."""
+  return [ast.unparse(node.value.func) for node in ast.parse(source).body
+          if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+          and ast.unparse(node.value.func).startswith('flags.DEFINE')]
+
+
+def test_the_flag_checker_finds_a_planted_top_level_definition():
+  assert top_level_flag_definitions(
+      "flags.DEFINE_string('out', None, 'x')\n"
+      "def define_flags():\n  flags.DEFINE_string('run_dir', None, 'y')\n"
+  ) == ['flags.DEFINE_string']
+
+
+def test_commands_define_their_flags_only_when_they_run():
+  # Commands share flag names (--config, --out, --run_dir): defined at import,
+  # two of them in one process (a test session, a tool using another) would
+  # raise DuplicateFlagError.
+  files = [p for p in source_files() if not p.startswith('tests/')]
+  offenders = [p for p in files if top_level_flag_definitions(read(p))]
+  assert not offenders, offenders
+  commands = [p[:-3].replace('/', '.') for p in files
+              if 'def define_flags' in read(p)]
+  assert len(commands) >= 9, commands
+  commands = [c.replace('launch.', 'gorila_tf.launch.', 1)
+              if c.startswith('launch.') else c for c in commands]
+  result = subprocess.run(
+      [sys.executable, '-c', 'import ' + ', '.join(commands)],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]

@@ -65,18 +65,23 @@ SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults',
 # Asked for by name: faults takes ~6 more minutes, scaling ~15 (and root),
 # control ~4.
 DEFAULT_SECTIONS = SECTIONS[:-3]
-flags.DEFINE_list('sections', list(DEFAULT_SECTIONS), f'Any of {", ".join(SECTIONS)}.')
-flags.DEFINE_float('seconds', 30.0, 'Measuring time per section.')
-flags.DEFINE_string('config', 'pong', 'Preset the measurements use.')
-flags.DEFINE_multi_string('set', [], 'Config override, section.field=value '
-                          '(repeatable), applied to every section.')
-flags.DEFINE_string('out', None, 'Also write the results as JSON here.')
-flags.DEFINE_float('scaling_worker_cores', 0.15, 'scaling: CPU share of each '
-                   "bundle's emulated host, in cores.")
-flags.DEFINE_list('scaling_points', ['1x2', '2x2', '4x2', '8x2', '4x1', '4x4'],
-                  'scaling: the clusters measured, as <bundles>x<ps>.')
-flags.DEFINE_string('peer_python', '.venv-bench/bin/python',
-                    'Python of the Stable-Baselines3 virtualenv.')
+
+
+def define_flags():
+  """Defines the command's flags, at run time: importing registers none."""
+  flags.DEFINE_list('sections', list(DEFAULT_SECTIONS), f'Any of {", ".join(SECTIONS)}.')
+  flags.DEFINE_float('seconds', 30.0, 'Measuring time per section.')
+  flags.DEFINE_string('config', 'pong', 'Preset the measurements use.')
+  flags.DEFINE_multi_string('set', [], 'Config override, section.field=value '
+                            '(repeatable), applied to every section.')
+  flags.DEFINE_string('out', None, 'Also write the results as JSON here.')
+  flags.DEFINE_float('scaling_worker_cores', 0.15, 'scaling: CPU share of each '
+                     "bundle's emulated host, in cores.")
+  flags.DEFINE_list('scaling_points', ['1x2', '2x2', '4x2', '8x2', '4x1', '4x4'],
+                    'scaling: the clusters measured, as <bundles>x<ps>.')
+  flags.DEFINE_string('peer_python', '.venv-bench/bin/python',
+                      'Python of the Stable-Baselines3 virtualenv.')
+
 
 # The checkout's root: this file is <root>/gorila_tf/tools/bench.py.
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -461,6 +466,7 @@ def main(argv):
 
 
 def cli():
+  define_flags()
   app.run(main)
 
 

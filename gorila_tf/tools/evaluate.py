@@ -31,13 +31,18 @@ from gorila_tf import exit_codes
 from gorila_tf import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('run_dir', None, 'Run directory; its newest checkpoint and '
-                    'config.json are used.')
-flags.DEFINE_string('checkpoint', None, 'A checkpoint path (ckpt-N prefix).')
-flags.DEFINE_string('config', None, 'Preset for a checkpoint without a run dir.')
-flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
-flags.DEFINE_string('protocol', 'noop', 'Evaluation protocol: only noop exists.')
-flags.DEFINE_string('out', None, 'Also write the row as JSON to this file.')
+
+
+def define_flags():
+  """Defines the command's flags, at run time: importing registers none."""
+  flags.DEFINE_string('run_dir', None, 'Run directory; its newest checkpoint and '
+                      'config.json are used.')
+  flags.DEFINE_string('checkpoint', None, 'A checkpoint path (ckpt-N prefix).')
+  flags.DEFINE_string('config', None, 'Preset for a checkpoint without a run dir.')
+  flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
+  flags.DEFINE_string('protocol', 'noop', 'Evaluation protocol: only noop exists.')
+  flags.DEFINE_string('out', None, 'Also write the row as JSON to this file.')
+
 
 HUMAN_STARTS_UNAVAILABLE = (
     "--protocol=human_starts needs the human-play start states of Nair et al. "
@@ -77,6 +82,7 @@ def main(argv):
 
 
 def cli():
+  define_flags()
   app.run(main)
 
 

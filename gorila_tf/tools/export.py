@@ -26,10 +26,14 @@ from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('run_dir', None, 'Run directory (newest checkpoint).')
-flags.DEFINE_string('checkpoint', None, 'A checkpoint path (ckpt-N prefix).')
-flags.DEFINE_string('config', None, 'Preset, for a checkpoint without run dir.')
-flags.DEFINE_string('out', None, 'Directory to write the SavedModel to.')
+
+
+def define_flags():
+  """Defines the command's flags, at run time: importing registers none."""
+  flags.DEFINE_string('run_dir', None, 'Run directory (newest checkpoint).')
+  flags.DEFINE_string('checkpoint', None, 'A checkpoint path (ckpt-N prefix).')
+  flags.DEFINE_string('config', None, 'Preset, for a checkpoint without run dir.')
+  flags.DEFINE_string('out', None, 'Directory to write the SavedModel to.')
 
 
 def make_policy_module(q_net):
@@ -87,6 +91,7 @@ def main(argv):
 
 
 def cli():
+  define_flags()
   app.run(main)
 
 

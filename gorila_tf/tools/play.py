@@ -31,17 +31,21 @@ from gorila_tf import exit_codes
 from gorila_tf import metrics
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('run_dir', None, 'Run directory (newest checkpoint).')
-flags.DEFINE_string('checkpoint', None, 'A checkpoint path (ckpt-N prefix).')
-flags.DEFINE_string('config', None, 'Preset, for a checkpoint without run dir.')
-flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
-flags.DEFINE_integer('episodes', 1, 'Episodes to play.')
-flags.DEFINE_integer('max_frames', 18_000, 'Frame cap per episode.')
-flags.DEFINE_string('out', 'play.gif', 'GIF to write.')
-flags.DEFINE_integer('fps', 30, 'Frames per second of the GIF.')
-flags.DEFINE_enum('view', 'screen', typing.get_args(config_lib.PictureView),
-                  'screen: the game in colour, as it looks; agent: the 84x84 '
-                  'gray frames the network acts on (Atari).')
+
+
+def define_flags():
+  """Defines the command's flags, at run time: importing registers none."""
+  flags.DEFINE_string('run_dir', None, 'Run directory (newest checkpoint).')
+  flags.DEFINE_string('checkpoint', None, 'A checkpoint path (ckpt-N prefix).')
+  flags.DEFINE_string('config', None, 'Preset, for a checkpoint without run dir.')
+  flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
+  flags.DEFINE_integer('episodes', 1, 'Episodes to play.')
+  flags.DEFINE_integer('max_frames', 18_000, 'Frame cap per episode.')
+  flags.DEFINE_string('out', 'play.gif', 'GIF to write.')
+  flags.DEFINE_integer('fps', 30, 'Frames per second of the GIF.')
+  flags.DEFINE_enum('view', 'screen', typing.get_args(config_lib.PictureView),
+                    'screen: the game in colour, as it looks; agent: the 84x84 '
+                    'gray frames the network acts on (Atari).')
 
 
 def play(q_net, config: config_lib.GorilaConfig, info, episodes: int,
@@ -100,6 +104,7 @@ def main(argv):
 
 
 def cli():
+  define_flags()
   app.run(main)
 
 

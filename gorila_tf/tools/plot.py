@@ -32,10 +32,14 @@ from gorila_tf import reference
 from gorila_tf import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('run_dirs', [], 'Run directories to plot.')
-flags.DEFINE_string('out', 'plots', 'Directory for the PNGs and the table.')
-flags.DEFINE_list('scores', [], 'Scores for the time-to-score table, e.g. '
-                  '-10,0,10,18 (empty: no table).')
+
+
+def define_flags():
+  """Defines the command's flags, at run time: importing registers none."""
+  flags.DEFINE_list('run_dirs', [], 'Run directories to plot.')
+  flags.DEFINE_string('out', 'plots', 'Directory for the PNGs and the table.')
+  flags.DEFINE_list('scores', [], 'Scores for the time-to-score table, e.g. '
+                    '-10,0,10,18 (empty: no table).')
 
 
 def curve(run_dir: str) -> dict:
@@ -168,6 +172,7 @@ def main(argv):
 
 
 def cli():
+  define_flags()
   app.run(main)
 
 

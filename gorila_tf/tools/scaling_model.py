@@ -39,10 +39,14 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('scaling', None, 'gorila-bench JSONs with a scaling section '
-                  '(several runs: their points together).')
-flags.DEFINE_string('control', None, 'gorila-bench JSON with a control section.')
-flags.DEFINE_string('out', 'docs/figures', 'Folder for the plots and model.json.')
+
+
+def define_flags():
+  """Defines the command's flags, at run time: importing registers none."""
+  flags.DEFINE_list('scaling', None, 'gorila-bench JSONs with a scaling section '
+                    '(several runs: their points together).')
+  flags.DEFINE_string('control', None, 'gorila-bench JSON with a control section.')
+  flags.DEFINE_string('out', 'docs/figures', 'Folder for the plots and model.json.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,5 +236,10 @@ def main(argv):
   print(json.dumps(report, indent=2))
 
 
-if __name__ == '__main__':
+def cli():
+  define_flags()
   app.run(main)
+
+
+if __name__ == '__main__':
+  cli()

@@ -44,17 +44,22 @@ RESULTS_CSV = 'results.csv'
 RESULTS_MD = 'results.md'
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('games', 'all', "'all' or comma-separated env ids, e.g. "
-                    'ALE/Pong-v5,ALE/Breakout-v5.')
-flags.DEFINE_string('config', 'atari', 'Preset name from configs/.')
-flags.DEFINE_string('base_dir', 'runs/suite', 'One run directory per game '
-                    'under it, plus results.csv and results.md.')
-flags.DEFINE_multi_string('set', [], 'Override for every game, '
-                          'section.field=value (repeatable).')
-flags.DEFINE_string('mode', 'local', "'local': train the games one after the "
-                    "other here; 'commands': print one command per game.")
-flags.DEFINE_string('protocol', 'noop', 'Published scores to compare with: '
-                    f'{", ".join(reference.PROTOCOLS)}.')
+
+
+def define_flags():
+  """Defines the command's flags, at run time: importing registers none."""
+  flags.DEFINE_string('games', 'all', "'all' or comma-separated env ids, e.g. "
+                      'ALE/Pong-v5,ALE/Breakout-v5.')
+  flags.DEFINE_string('config', 'atari', 'Preset name from configs/.')
+  flags.DEFINE_string('base_dir', 'runs/suite', 'One run directory per game '
+                      'under it, plus results.csv and results.md.')
+  flags.DEFINE_multi_string('set', [], 'Override for every game, '
+                            'section.field=value (repeatable).')
+  flags.DEFINE_string('mode', 'local', "'local': train the games one after the "
+                      "other here; 'commands': print one command per game.")
+  flags.DEFINE_string('protocol', 'noop', 'Published scores to compare with: '
+                      f'{", ".join(reference.PROTOCOLS)}.')
+
 
 Launch = Callable[[Sequence[str]], int]  # runs a command, returns its status
 
@@ -225,6 +230,7 @@ def main(argv):
 
 def cli():
   """Console-script entry point."""
+  define_flags()
   app.run(main)
 
 
