@@ -25,10 +25,13 @@ import tensorflow as tf
 from absl import logging
 from tf_agents.experimental.distributed import reverb_variable_container
 
+from gorila_tf import deadlines
 from gorila_tf import networks
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
 RETRY_AFTER_S = 5.0  # actors keep acting with their parameters meanwhile
+PULL_WAIT_S = 2.0  # an actor waits this long for a pull it starts, then acts on
+PULL_ABANDON_S = 30.0  # a pull unanswered this long is left behind
 
 
 def params_signature(shapes: Sequence[tf.TensorShape]) -> dict:
@@ -87,40 +90,96 @@ class ParameterPublisher:
     return False
 
 
+class PublicationProbe:
+  """How many parameter sets the chief has published, asked with a deadline.
+
+  `publications()` is None when the chief does not answer within `timeout_s`
+  (down, restarting, cut off); it never blocks longer.
+  """
+
+  def __init__(self, address: str, timeout_s: float):
+    self._address = address
+    self._timeout_s = timeout_s
+    self._client = None
+
+  def publications(self) -> Optional[int]:
+    try:
+      if self._client is None:
+        self._client = reverb.Client(self._address)
+      info = self._client.server_info(timeout=max(1, round(self._timeout_s)))
+      return info[VARIABLES_TABLE].rate_limiter_info.insert_stats.completed
+    except (reverb.errors.ReverbError, RuntimeError, tf.errors.OpError,
+            KeyError, ValueError):
+      self._client = None  # a restarted chief: connect afresh next time
+      return None
+
+
+def fetch_published(address: str, container):
+  """(container, the newest parameter set or None if none is published yet).
+
+  Blocking, without a deadline of its own: run as a background call.
+  """
+  # Asked first, with a timeout: an unreachable chief or an empty table
+  # (chief starting or restarted) would block the pull.
+  info = reverb.Client(address).server_info(timeout=1)
+  if info[VARIABLES_TABLE].current_size == 0:
+    return container, None
+  if container is None:
+    container = reverb_variable_container.ReverbVariableContainer(address)
+  return container, container.pull()
+
+
 class ParameterSubscriber:
   """Actor side: copies the newest published parameters into a local network.
 
   Tolerates a chief that is not up yet or restarting: `refresh` then returns
-  None and the actor keeps its current parameters.
+  None and the actor keeps its current parameters. Each pull runs in a
+  background call (deadlines.py): the actor waits `wait_s` for it, then acts
+  on and takes the parameters at a later refresh; a pull unanswered for
+  `abandon_s` (its connection went silent mid-call) is left behind and the
+  next one uses a new connection.
   """
 
-  def __init__(self, address: str, local_net: networks.QNetwork):
+  def __init__(self, address: str, local_net: networks.QNetwork,
+               wait_s: float = PULL_WAIT_S, abandon_s: float = PULL_ABANDON_S):
     self._address = address
     self._variables = local_net.params
+    self._wait_s = wait_s
+    self._abandon_s = abandon_s
     self._container: Optional[reverb_variable_container.ReverbVariableContainer] = None
+    self._pull: Optional[deadlines.BackgroundCall] = None
     self._retry_at = 0.0  # after a failed pull, wait before asking again
 
+  def _give_up(self, why: str, *args) -> None:
+    logging.log_every_n_seconds(logging.WARNING, 'parameter pull from %s ' + why,
+                                30, self._address, *args)
+    self._container = None
+    self._retry_at = time.monotonic() + RETRY_AFTER_S
+
   def refresh(self) -> Optional[tuple[int, int]]:
-    """Pulls and assigns the newest parameters; returns (version, frames)."""
-    if time.monotonic() < self._retry_at:
-      return None
-    try:
-      # Asked first, with a timeout: an unreachable chief or an empty table
-      # (chief starting or restarted) would block the pull.
-      info = reverb.Client(self._address).server_info(timeout=1)
-      if info[VARIABLES_TABLE].current_size == 0:
+    """Assigns the newest parameters if a pull has them; returns (version, frames)."""
+    wait_s = 0.0  # a pull already under way: only look whether it is done
+    if self._pull is None:
+      if time.monotonic() < self._retry_at:
         return None
-      if self._container is None:
-        self._container = reverb_variable_container.ReverbVariableContainer(
-            self._address)
-      values = self._container.pull()
-    except (reverb.errors.ReverbError, tf.errors.OpError, RuntimeError,
-            ValueError, KeyError) as e:
-      logging.log_every_n_seconds(logging.WARNING,
-                                  'parameter pull from %s failed: %s', 30,
-                                  self._address, e)
-      self._container = None
-      self._retry_at = time.monotonic() + RETRY_AFTER_S
+      self._pull = deadlines.BackgroundCall(fetch_published, self._address,
+                                            self._container, name='parameter-pull')
+      wait_s = self._wait_s
+    if not self._pull.wait(wait_s):
+      if self._pull.age_s() > self._abandon_s:
+        self._give_up('unanswered for %.0f s: left behind, the next pull uses '
+                      'a new connection', self._pull.age_s())
+        self._pull = None
+      return None
+    pull, self._pull = self._pull, None
+    if pull.error is not None:
+      if not isinstance(pull.error, (reverb.errors.ReverbError, tf.errors.OpError,
+                                     RuntimeError, ValueError, KeyError)):
+        raise pull.error
+      self._give_up('failed: %s', pull.error)
+      return None
+    self._container, values = pull.result
+    if values is None:
       return None
     for variable, value in zip(self._variables, values['params']):
       variable.assign(value)

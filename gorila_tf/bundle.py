@@ -32,9 +32,56 @@ from gorila_tf import checkpointing
 from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import environments
+from gorila_tf import exit_codes
 from gorila_tf import metrics
 from gorila_tf import networks
 from gorila_tf import replay
+
+
+class LearnerWatch:
+  """Notices a learner that stopped while the chief goes on.
+
+  After a network fault, a learner call the chief made to this worker can stay
+  unanswered for good (measured on emulated hosts: after 1 of 6 links cut
+  for 30 s, the chief still waited in TF's eager Enqueue call to the worker
+  minutes after the link was back). The chief's coordinator then sends this
+  worker nothing more: its replay is no longer sampled and its actors block
+  on the rate limiter. A restart frees it: the coordinator sees the worker
+  fail and schedules on the new one, as for a killed worker.
+
+  Stalled: at `checks` checks in a row (each after `every_s` of this
+  process's own running time, so a paused process is not judged on its
+  pause) the replay was not sampled while holding enough to be (`min_size`),
+  and the chief answered and had published parameters again since the check
+  before (it is live and reachable: not a partition, not a chief restoring
+  or stopping, which publish nothing).
+  """
+
+  def __init__(self, stall_s: float, min_size: int, every_s: float = 5.0):
+    self.every_s = every_s
+    self.checks = max(1, round(stall_s / every_s))
+    self._min_size = min_size
+    self._sampled = None  # the replay's sample count at the last check
+    self._published = None  # the chief's publication count at the last check
+    self._streak = 0  # checks in a row that found the learner idle
+
+  def check(self, stats: Optional[replay.ReplayStats],
+            published: Optional[int]) -> bool:
+    """One check: True when the learner has stalled."""
+    idle = (stats is not None and stats.size >= self._min_size
+            and stats.sampled == self._sampled
+            and published is not None and self._published is not None
+            and published > self._published)
+    self._streak = self._streak + 1 if idle else 0
+    self._sampled = None if stats is None else stats.sampled
+    self._published = published
+    return self._streak >= self.checks
+
+  def describe(self) -> str:
+    return (f'its learner sampled nothing for {self._streak * self.every_s:.0f} '
+            's while the chief answered and published parameters: restarting '
+            'this bundle so that the chief reconnects to it (a learner call cut '
+            'by a network fault can stay unanswered for good)')
 
 
 def start_replay_server(task: cluster_lib.Task, config: config_lib.GorilaConfig,
@@ -105,8 +152,20 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   signal.signal(signal.SIGINT, on_signal)
   thread = threading.Thread(target=act, name=f'actors-{task.index}', daemon=True)
   thread.start()
+  # Checked at least twice per publication, so that a live chief is seen.
+  watch = (LearnerWatch(config.run.learner_stall_s, config.replay.min_size,
+                        every_s=max(5.0, 2 * config.run.publish_every_s))
+           if config.run.learner_stall_s > 0 else None)
+  own_replay = replay.StatsProbe(f'localhost:{replay_server.port}', timeout_s=1.0)
+  chief = broadcast.PublicationProbe(task.chief_reverb_address(), timeout_s=1.0)
+  seconds = 0
   while not stop.wait(1.0):
-    pass
+    seconds += 1  # of running time: a paused process counts none
+    if watch is None or seconds % round(watch.every_s):
+      continue
+    if watch.check(own_replay.stats(), chief.publications()):
+      failure.append(exit_codes.Stuck(f'bundle {task.index}: {watch.describe()}'))
+      stop.set()
   replay_server.stop()  # unblocks writers waiting on the rate limiter
   thread.join(timeout=10)
   if failure:

@@ -189,6 +189,10 @@ class RunConfig:
   connect_timeout_s: float = 120.0  # chief waits this long for every task to be up
   bundle_timeout_s: float = 10.0  # a bundle silent this long is unresponsive:
   # training goes on without it, its closures are not waited for
+  learner_stall_s: float = 60.0  # a bundle whose learner sampled nothing this
+  # long (its own running time) while the chief answered and published
+  # restarts itself: a TF call cut by a network fault can stay unanswered for
+  # good (bundle.LearnerWatch); 0 = never
   min_free_disk_mb: int = 100  # refuse to start with less free space in the run dir
   intra_op_threads: int = 0  # threads each task's TensorFlow ops may split
   # across; 0 = TensorFlow's default, every core (right for a task per
@@ -389,6 +393,9 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('run.max_closures_in_flight', c.run.max_closures_in_flight >= 1, '>= 1'),
       ('run.connect_timeout_s', c.run.connect_timeout_s > 0, '> 0'),
       ('run.bundle_timeout_s', c.run.bundle_timeout_s >= 2, '>= 2 (seconds)'),
+      ('run.learner_stall_s',
+       c.run.learner_stall_s == 0 or c.run.learner_stall_s >= 10,
+       '0 (never) or >= 10 (seconds)'),
       ('run.min_free_disk_mb', c.run.min_free_disk_mb >= 0, '>= 0'),
       ('run.intra_op_threads', 0 <= c.run.intra_op_threads <= 256,
        'in [0, 256] (0 = every core)'),

@@ -20,3 +20,11 @@ INTERRUPTED = 130
 
 # A task that exits with one of these is not restarted: it would fail again.
 FINAL = (BAD_INPUT, NUMERICAL)
+
+
+class Stuck(Exception):
+  """A task that cannot go on as it is but would after a restart.
+
+  The binary logs it in one line (no traceback) and exits FAILED, which the
+  launcher or the cluster manager answers with a restart.
+  """

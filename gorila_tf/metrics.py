@@ -22,6 +22,8 @@ import reverb
 import tensorflow as tf
 from absl import logging
 
+from gorila_tf import deadlines
+
 STATS_TABLE = 'actor_stats'
 STATS_SIGNATURE = {
     'bundle': tf.TensorSpec((), tf.int32),
@@ -83,19 +85,33 @@ class ActorStats:
       self.incarnations[bundle] = max(self.incarnations.get(bundle, 0), incarnation)
 
 
+def deliver_stats(address: str, record: dict) -> None:
+  """Inserts one stats record at the chief; blocking (run as a background call)."""
+  client = reverb.Client(address)
+  client.server_info(timeout=1)  # inserting into a dead server blocks
+  client.insert(record, priorities={STATS_TABLE: 1.0})
+
+
+SEND_DEADLINE_S = 10.0  # a stats send unanswered this long is left behind
+
+
 class StatsReporter:
   """Actor side: aggregates steps and episodes; a thread sends them.
 
   The actor only adds to counters; a background thread sends the sums every
   interval. Sums that cannot be sent (chief down or restarting) are kept and
   sent later, so the chief's frame count loses nothing and the actor never
-  waits on the chief.
+  waits on the chief. A send unanswered for `deadline_s` (its connection went
+  silent mid-call: deadlines.py) is left behind and logged; its sums may
+  arrive late or go uncounted, never twice.
   """
 
-  def __init__(self, address: str, bundle: int, interval_s: float):
+  def __init__(self, address: str, bundle: int, interval_s: float,
+               deadline_s: float = SEND_DEADLINE_S):
     self._address = address
     self._bundle = bundle
     self._interval_s = interval_s
+    self._deadline_s = deadline_s
     self._lock = threading.Lock()
     self._pending = ActorStats()
     self._param_version = -1
@@ -139,18 +155,26 @@ class StatsReporter:
               'length_sum': np.int64(sent.length_sum),
               'param_version': np.int64(version),
               'incarnation': np.int64(self._incarnation)}
-    try:
-      client = reverb.Client(self._address)
-      client.server_info(timeout=1)  # inserting into a dead server blocks
-      client.insert(record, priorities={STATS_TABLE: 1.0})
-      return True
-    except (reverb.errors.ReverbError, RuntimeError, ValueError,
-            tf.errors.OpError) as e:
-      logging.log_every_n_seconds(logging.WARNING, 'stats to %s failed: %s', 30,
-                                  self._address, e)
-      with self._lock:
-        self._pending.merge(sent)  # keep them for the next try
+    delivery = deadlines.BackgroundCall(deliver_stats, self._address, record,
+                                        name='stats-send')
+    if not delivery.wait(self._deadline_s):
+      # Under way on a connection gone silent: the sums may still arrive, so
+      # they are not sent again (a frame counted twice would end the run
+      # early); if they never arrive, the chief undercounts these steps.
+      logging.warning('stats to %s unanswered for %.0f s: left behind, %d '
+                      'steps may go uncounted', self._address, self._deadline_s,
+                      sent.env_steps)
       return False
+    if delivery.error is not None:
+      if not isinstance(delivery.error, (reverb.errors.ReverbError, RuntimeError,
+                                         ValueError, tf.errors.OpError)):
+        raise delivery.error
+      logging.log_every_n_seconds(logging.WARNING, 'stats to %s failed: %s', 30,
+                                  self._address, delivery.error)
+      with self._lock:
+        self._pending.merge(sent)  # not delivered: kept for the next try
+      return False
+    return True
 
   def close(self) -> None:
     """Stops the thread after a last send."""

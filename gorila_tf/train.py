@@ -20,7 +20,9 @@ On one machine, `python -m gorila_tf.launch.local` starts a whole cluster.
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
 
 # Must be set before gRPC starts: calls to a dead task fail instead of hanging.
@@ -72,6 +74,9 @@ def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  # `kill -USR1 <pid>` writes every thread's stack into the task's log: what
+  # a task that stopped making progress is waiting on.
+  faulthandler.register(signal.SIGUSR1, all_threads=True)
   try:
     task = cluster_lib.resolve_task(os.environ.get('TF_CONFIG'),
                                     FLAGS.cluster_spec, FLAGS.task_type,
@@ -92,6 +97,9 @@ def main(argv):
   except config_lib.NumericalError as e:
     print(f'error: {e}', file=sys.stderr)
     return exit_codes.NUMERICAL
+  except exit_codes.Stuck as e:
+    logging.error('%s', e)
+    return exit_codes.FAILED
   return exit_codes.OK
 
 

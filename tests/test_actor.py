@@ -2,6 +2,7 @@
 
 import dataclasses
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -98,6 +99,68 @@ def test_subscriber_waits_quietly_for_a_chief_that_is_not_there():
   assert subscriber.refresh() is None
   for b, v in zip(before, net.params):
     np.testing.assert_array_equal(b, v.numpy())
+
+
+def small_net():
+  return networks.make_q_network(config_lib.NetworkConfig(kind='mlp', mlp_layers=(4,)),
+                                 environments.EnvInfo('x', (2,), np.dtype(np.float32),
+                                                      1, 2, 1))
+
+
+def test_a_hung_parameter_pull_is_waited_for_briefly_then_left_behind(monkeypatch):
+  # A pull whose connection went silent mid-call (a cut link) never returns:
+  # the actor waits wait_s once, acts on, and after abandon_s the next pull
+  # starts on a new connection and brings the parameters.
+  net = small_net()
+  published = {'params': [v.numpy() + 1.0 for v in net.params],
+               'version': np.int64(7), 'frames': np.int64(700)}
+  hang, calls = threading.Event(), []
+
+  def fetch(address, container):
+    calls.append(container)
+    if len(calls) == 1:
+      hang.wait()
+      return 'old connection', published
+    return 'new connection', published
+
+  monkeypatch.setattr(broadcast, 'fetch_published', fetch)
+  monkeypatch.setattr(broadcast, 'RETRY_AFTER_S', 0.0)
+  subscriber = broadcast.ParameterSubscriber('x', net, wait_s=0.3, abandon_s=1.0)
+  start = time.monotonic()
+  assert subscriber.refresh() is None
+  assert 0.3 <= time.monotonic() - start < 1.0
+  start = time.monotonic()
+  assert subscriber.refresh() is None  # under way: only looked at
+  assert time.monotonic() - start < 0.1
+  time.sleep(1.0)
+  assert subscriber.refresh() is None  # left behind
+  assert subscriber.refresh() == (7, 700)
+  assert calls == [None, None]  # the second pull did not reuse the first's
+  for value, variable in zip(published['params'], net.params):
+    np.testing.assert_array_equal(value, variable.numpy())
+  hang.set()
+
+
+def test_a_hung_stats_send_is_left_behind_and_never_counted_twice(monkeypatch):
+  hang, delivered = threading.Event(), []
+
+  def deliver(address, record):
+    if not delivered and not hang.is_set():
+      hang.set()
+      threading.Event().wait(3600)  # this send's connection went silent
+    delivered.append(int(record['env_steps']))
+
+  monkeypatch.setattr(metrics, 'deliver_stats', deliver)
+  reporter = metrics.StatsReporter('x', bundle=0, interval_s=3600, deadline_s=0.3)
+  reporter.record_steps(5, param_version=1)
+  start = time.monotonic()
+  assert not reporter.send()
+  assert time.monotonic() - start < 1.0
+  assert reporter.pending().env_steps == 0  # may still arrive: not resent
+  reporter.record_steps(3, param_version=1)
+  assert reporter.send()
+  assert delivered == [3]
+  reporter.close()
 
 
 def test_epsilon_greedy_explores_at_the_epsilon_rate():

@@ -130,11 +130,16 @@ def updates_between(run_dir, start, end):
 
 
 def rejoined(run_dir, answers, learned_before):
-  """Waits until bundle 1 answers again and its learner applies updates again."""
+  """Waits until bundle 1 answers again and its learner applies updates again.
+
+  Up to 150 s for the updates: a learner call cut by the link can stay
+  unanswered for good, and the bundle then restarts itself after
+  run.learner_stall_s = 60 s of stall (bundle.LearnerWatch), ~30 s to be back.
+  """
   chief_log = os.path.join(run_dir, 'logs', 'chief.log')
   wait_for(lambda: open(chief_log).read().count('bundle 1 answers again') >= answers,
            90, 'bundle 1 to answer again')
-  wait_for(lambda: latest(run_dir, 'bundles/1/updates') > learned_before + 50, 90,
+  wait_for(lambda: latest(run_dir, 'bundles/1/updates') > learned_before + 50, 150,
            "bundle 1's learner to apply updates again")
 
 
@@ -170,7 +175,13 @@ def test_a_paused_bundle_and_a_cut_link_stall_nothing_and_the_bundle_rejoins(run
     launcher_log = launch.wait(timeout_s=0)
   chief_log = open(os.path.join(run_dir, 'logs', 'chief.log')).read()
   assert chief_log.count('bundle 1 unresponsive') >= 2, chief_log[-3000:]
-  assert 'restarting worker1' not in launcher_log  # it rejoined by itself
+  # It rejoined by itself: without a restart, or, where a learner call cut
+  # by the link was never answered, by restarting itself once after its
+  # learner stalled; no other restart.
+  restarts = launcher_log.count('restarting worker1')
+  stalls = open(os.path.join(run_dir, 'logs', 'worker1.log')).read().count(
+      'restarting this bundle so that the chief reconnects')
+  assert restarts == stalls <= 1, (restarts, stalls)
   # The other bundle trained on through both: updates during each fault are
   # at least a fifth of those in the 20 s before the pause (it has half the
   # learners, and the first 10 s of a silence are spent noticing it).
