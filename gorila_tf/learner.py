@@ -230,12 +230,19 @@ class Learner:
       counts = counts.plus(outcome)
     self._record(worker, counts, stats)
     steps = float(self._config.steps_per_closure)
-    return {'loss': loss_sum / steps, 'mean_q': q_sum / steps,
-            'staleness': tf.reduce_mean(staleness), 'applied': counts.applied,
-            'q_values': chosen_q,  # the last batch's, for a histogram
-            'staleness_by_step': tf.stack(staleness),
-            'discarded_stale': counts.stale, 'discarded_outlier': counts.outlier,
-            'nonfinite': counts.nonfinite}
+    results = {'loss': loss_sum / steps, 'mean_q': q_sum / steps,
+               'staleness': tf.reduce_mean(staleness), 'applied': counts.applied,
+               'q_values': chosen_q,  # the last batch's, for a histogram
+               'staleness_by_step': tf.stack(staleness),
+               'discarded_stale': counts.stale,
+               'discarded_outlier': counts.outlier,
+               'nonfinite': counts.nonfinite}
+    # Handed back through the ps task holding the counters, not from this
+    # worker: the chief copies each closure's results from where they live,
+    # and in TF 2.15 a copy pending on a worker that went silent (paused, cut
+    # off) holds up the chief's copies from every other worker too.
+    with tf.device(self._state.applied.device):
+      return tf.nest.map_structure(tf.identity, results)
 
   def _record(self, worker, counts: StepOutcome, stats) -> None:
     s = self._state
