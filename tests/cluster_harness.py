@@ -125,8 +125,13 @@ def learning(cluster_coordinator, learner, model, iterator) -> dict:
   """Q of taken actions moves to the bundle rewards (1 and 2); every outcome
   is counted on the ps and returned by the closures alike."""
   learner.sync_target()
-  results = [cluster_coordinator.schedule(learner.train_steps, args=(iterator,))
-             for _ in range(60)]
+  # The first closure alone, so that its loss is the loss before learning:
+  # scheduled with the others, whichever worker is ready first may run it
+  # after many updates.
+  results = [cluster_coordinator.schedule(learner.train_steps, args=(iterator,))]
+  cluster_coordinator.join()
+  results += [cluster_coordinator.schedule(learner.train_steps, args=(iterator,))
+              for _ in range(59)]
   cluster_coordinator.join()
   values = [r.fetch() for r in results]
   state = model.learner_state
