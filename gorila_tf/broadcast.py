@@ -98,20 +98,11 @@ class PublicationProbe:
   """
 
   def __init__(self, address: str, timeout_s: float):
-    self._address = address
-    self._timeout_s = timeout_s
-    self._client = None
+    self._table = deadlines.TableProbe(address, VARIABLES_TABLE, timeout_s)
 
   def publications(self) -> Optional[int]:
-    try:
-      if self._client is None:
-        self._client = reverb.Client(self._address)
-      info = self._client.server_info(timeout=max(1, round(self._timeout_s)))
-      return info[VARIABLES_TABLE].rate_limiter_info.insert_stats.completed
-    except (reverb.errors.ReverbError, RuntimeError, tf.errors.OpError,
-            KeyError, ValueError):
-      self._client = None  # a restarted chief: connect afresh next time
-      return None
+    info = self._table.info()
+    return None if info is None else info.rate_limiter_info.insert_stats.completed
 
 
 def fetch_published(address: str, container):
@@ -172,10 +163,7 @@ class ParameterSubscriber:
         self._pull = None
       return None
     pull, self._pull = self._pull, None
-    if pull.error is not None:
-      if not isinstance(pull.error, (reverb.errors.ReverbError, tf.errors.OpError,
-                                     RuntimeError, ValueError, KeyError)):
-        raise pull.error
+    if pull.expected_error() is not None:
       self._give_up('failed: %s', pull.error)
       return None
     self._container, values = pull.result

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
+
+import reverb
+import tensorflow as tf
+
+# How a Reverb client call to a server that is down, restarting or cut off
+# fails (besides not returning at all).
+CLIENT_ERRORS = (reverb.errors.ReverbError, tf.errors.OpError, RuntimeError,
+                 ValueError, KeyError)
 
 
 class BackgroundCall:
@@ -41,3 +49,36 @@ class BackgroundCall:
 
   def age_s(self) -> float:
     return time.monotonic() - self._started
+
+  def expected_error(self, expected: tuple = CLIENT_ERRORS
+                     ) -> Optional[BaseException]:
+    """The call's error if it is one of `expected` (else raised here); None
+    if it returned."""
+    if self.error is not None and not isinstance(self.error, expected):
+      raise self.error
+    return self.error
+
+
+class TableProbe:
+  """One table's info from a Reverb server, asked with a deadline.
+
+  `info()` is None when the server does not answer within `timeout_s` (down,
+  restarting, paused, cut off) and never blocks longer; the next call after a
+  failure connects afresh (a restarted server).
+  """
+
+  def __init__(self, address: str, table: str, timeout_s: float):
+    self._address = address
+    self._table = table
+    self._timeout_s = timeout_s
+    self._client = None
+
+  def info(self):
+    try:
+      if self._client is None:
+        self._client = reverb.Client(self._address)
+      return self._client.server_info(
+          timeout=max(1, round(self._timeout_s)))[self._table]
+    except CLIENT_ERRORS:
+      self._client = None
+      return None

@@ -165,10 +165,7 @@ class StatsReporter:
                       'steps may go uncounted', self._address, self._deadline_s,
                       sent.env_steps)
       return False
-    if delivery.error is not None:
-      if not isinstance(delivery.error, (reverb.errors.ReverbError, RuntimeError,
-                                         ValueError, tf.errors.OpError)):
-        raise delivery.error
+    if delivery.expected_error() is not None:
       logging.log_every_n_seconds(logging.WARNING, 'stats to %s failed: %s', 30,
                                   self._address, delivery.error)
       with self._lock:

@@ -28,6 +28,7 @@ import reverb
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
+from gorila_tf import deadlines
 from gorila_tf import environments
 
 REPLAY_TABLE = 'replay'
@@ -57,24 +58,16 @@ class StatsProbe:
   """
 
   def __init__(self, address: str, timeout_s: float):
-    self._address = address
-    self._timeout_s = timeout_s
-    self._client = None
+    self._table = deadlines.TableProbe(address, REPLAY_TABLE, timeout_s)
 
   def stats(self) -> ReplayStats | None:
-    try:
-      if self._client is None:
-        self._client = reverb.Client(self._address)
-      info = self._client.server_info(timeout=max(1, round(self._timeout_s)))
-      table = info[REPLAY_TABLE]
-      limiter = table.rate_limiter_info
-      return ReplayStats(size=table.current_size,
-                         inserted=limiter.insert_stats.completed,
-                         sampled=limiter.sample_stats.completed)
-    except (reverb.errors.ReverbError, RuntimeError, tf.errors.OpError,
-            KeyError, ValueError):
-      self._client = None  # a restarted server: connect afresh next time
+    table = self._table.info()
+    if table is None:
       return None
+    limiter = table.rate_limiter_info
+    return ReplayStats(size=table.current_size,
+                       inserted=limiter.insert_stats.completed,
+                       sampled=limiter.sample_stats.completed)
 
 
 def transition_signature(info: environments.EnvInfo,
