@@ -1,10 +1,17 @@
-"""Bad input at the command line: one clear line, exit status 2, nothing written."""
+"""Bad input at the command line: one clear line, exit status 2, nothing written.
+And a running task's stacks on demand (SIGUSR1)."""
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
+import portpicker
 import pytest
 
+from tests.conftest import REPO
 from tests.conftest import run_module
 
 CLUSTER = {'chief': ['127.0.0.1:1'], 'ps': ['127.0.0.1:3'], 'worker': ['127.0.0.1:5']}
@@ -73,3 +80,30 @@ def test_tasks_on_one_machine_share_its_cores_for_their_ops():
   assert topology.shared_threads(5, cores=2) == 1  # make run: 2 ps, 2 bundles, chief
   assert topology.shared_threads(5, cores=16) == 3
   assert topology.shared_threads(1, cores=16) == 16
+
+
+def test_sigusr1_writes_a_running_tasks_stacks_and_it_serves_on(tmp_path):
+  # A real ps task (gorila_tf.train, a tf.distribute.Server): what a person
+  # does with a task that seems stuck.
+  port = portpicker.pick_unused_port()
+  cluster = {'chief': ['127.0.0.1:1'], 'ps': [f'127.0.0.1:{port}'],
+             'worker': ['127.0.0.1:5']}
+  log = open(tmp_path / 'ps.log', 'w+')
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'gorila_tf.train', '--config=cartpole'],
+      env=dict(os.environ, TF_CONFIG=json.dumps(
+          {'cluster': cluster, 'task': {'type': 'ps', 'index': 0}})),
+      cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+  try:
+    deadline = time.monotonic() + 60
+    while 'task ps:0' not in open(tmp_path / 'ps.log').read():
+      assert time.monotonic() < deadline and proc.poll() is None
+      time.sleep(0.5)
+    proc.send_signal(signal.SIGUSR1)
+    time.sleep(2)
+    assert proc.poll() is None  # dumped, still serving
+    text = open(tmp_path / 'ps.log').read()
+    assert 'Current thread' in text and 'gorila_tf/train.py' in text, text[-2000:]
+  finally:
+    proc.kill()
+    proc.wait()
