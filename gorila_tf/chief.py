@@ -45,10 +45,13 @@ from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import dqn
 from gorila_tf import environments
+from gorila_tf import exit_codes
+from gorila_tf import health as health_lib
 from gorila_tf import lease as lease_lib
 from gorila_tf import learner as learner_lib
 from gorila_tf import metrics
 from gorila_tf import model as model_lib
+from gorila_tf import networks
 from gorila_tf import ps
 from gorila_tf import run_dir as run_dir_lib
 
@@ -95,6 +98,10 @@ class Chief:
         num_learners=task.num_workers)
     logging.info('stale gradients: discarded when more than %d updates old '
                  '(%d learners)', self.learner.max_staleness, task.num_workers)
+    if not config.learner.fused_update and task.num_workers > 1:
+      logging.warning('learner.fused_update=false: the written-out update rules '
+                      'are not atomic; %d learners applying at once can lose '
+                      'updates (tests/test_concurrency.py)', task.num_workers)
     if self.learner.compute_device:
       logging.info('learners compute on the workers\' %s',
                    self.learner.compute_device)
@@ -124,6 +131,35 @@ class Chief:
                                             config.run.bundle_timeout_s)
     self._replay_checkpoints = checkpointing.ReplayCheckpoints(
         task.worker_reverb_addresses())
+    self._network_probe = self._make_health_probe()
+    self._health_watch = health_lib.HealthWatch(config.health)
+    self._health_figures = None  # the newest probe, until it is summarised
+    self._plant_collapse = self._make_planted_collapse()
+
+  def _make_health_probe(self) -> health_lib.HealthProbe:
+    c, q_net = self._config, self.model.q_net
+    states = health_lib.probe_states(c.env, c.health.probe_states, c.run.seed)
+    return health_lib.HealthProbe(
+        q_net.spec, states, q_net.read,
+        self.model.optimizer.last_step_sq_norms, q_net.part_names())
+
+  def _make_planted_collapse(self):
+    """faults.kill_units_at_update (test-only): a function that kills every
+    hidden unit (biases -1000), traced now as everything the loop calls."""
+    if not self._config.faults.kill_units_at_update:
+      return None
+    q_net = self.model.q_net
+    hidden_biases = [p for (name, _), p in zip(
+        networks.param_shapes(q_net.spec), q_net.params)
+                     if name.endswith('_bias') and 'out' not in name]
+
+    @tf.function
+    def plant():
+      for bias in hidden_biases:
+        bias.assign(tf.fill(bias.shape, -1000.0))
+
+    plant.get_concrete_function()
+    return plant
 
   def make_iterator(self):
     """Each worker's replay iterator, to pass to `learner.train_steps`."""
@@ -199,6 +235,7 @@ class Chief:
     window = bookkeeping.SummaryWindow(self.frames, self.updates)
     clock = bookkeeping.Clock(float(self.model.wall_time_s.numpy()))
     updates_at_target = self.updates
+    updates_at_probe = self.updates - c.health.every_updates  # probe at once
     while not self.budget_spent() and not stop.is_set():
       while in_flight.waiting() < c.run.max_closures_in_flight:
         in_flight.add(self.cluster_coordinator.schedule(
@@ -210,6 +247,10 @@ class Chief:
       if updates - updates_at_target >= c.learner.target_update_period:
         self.learner.sync_target()
         updates_at_target = updates
+      self._faults(updates)
+      if updates - updates_at_probe >= c.health.every_updates:
+        self._check_network(updates, window)
+        updates_at_probe = updates
       self._health.check()
       window.overdue = in_flight.overdue()
       window.actors.merge(self._count_actor_stats())
@@ -232,6 +273,34 @@ class Chief:
           f'non-finite loss or gradient near update {self.updates}: training '
           f'stopped, nothing was applied from it, and the last good checkpoint '
           f'{self.latest_checkpoint()} is kept')
+
+  def _faults(self, updates: int) -> None:
+    """Test-only fault injection (the `faults` section)."""
+    if self._plant_collapse and updates >= self._config.faults.kill_units_at_update:
+      logging.warning('faults: killing every hidden unit at update %d '
+                      '(faults.kill_units_at_update)', updates)
+      self._plant_collapse()
+      self._plant_collapse = None
+
+  def _check_network(self, updates: int,
+                     window: bookkeeping.SummaryWindow) -> None:
+    """Probes the online network (health.py); stops the run on a collapse
+    when health.stop_on_collapse says so."""
+    figures = self._network_probe.measure(updates)
+    self._health_figures = figures
+    verdict = self._health_watch.judge(figures)
+    for line in verdict.warnings:
+      logging.warning('%s', line)
+    if verdict.collapsed and self._config.health.stop_on_collapse:
+      self._write_summaries(window)  # with the probe that found it
+      raise exit_codes.Collapsed(
+          f'{health_lib.describe_collapse(figures, self._config.health)}: '
+          'a collapsed network does not recover, so the run stops '
+          '(health.stop_on_collapse=false trains on); the checkpoints are kept '
+          f'as they were, the newest {self.latest_checkpoint()}')
+    if verdict.collapse:
+      logging.warning('%s; training goes on (health.stop_on_collapse=false)',
+                      verdict.collapse)
 
   def _periodic_work(self, clock: bookkeeping.Clock,
                      window: bookkeeping.SummaryWindow) -> None:
@@ -291,6 +360,7 @@ class Chief:
     values.update(self._bundles.summary())
     values.update(self._health.summary())  # with replay/size
     values['cluster/closures_overdue'] = window.overdue
+    values.update(self._health_scalars(window))
     values.update(metrics.percentiles('learners/gradient_staleness',
                                       window.samples['staleness_by_step']))
     for i, n in enumerate(self.model.frames_by_bundle.numpy()):
@@ -311,6 +381,18 @@ class Chief:
                  values[t['td_loss']],
                  values[t['frames_per_second']], values[t['updates_per_second']],
                  values[t['discarded_stale']], values[t['discarded_outlier']])
+
+  def _health_scalars(self, window: bookkeeping.SummaryWindow) -> dict:
+    """The newest network probe (once) and the learners' gradient norms."""
+    values = {}
+    if self._health_figures is not None:
+      values.update(self._health_figures.scalars())
+      self._health_figures = None
+    for key in window.learner:
+      if key.startswith('gradient_norm/'):
+        layer = key.split('/', 1)[1]
+        values[f'health/{layer}/gradient_norm'] = window.mean(key)
+    return values
 
   def close(self) -> None:
     self._health.close()

@@ -151,8 +151,9 @@ class LearnerConfig:
   n_step: int = 1  # n-step returns (option); the paper: 1
   double_dqn: bool = False  # double-DQN targets (option); the paper: off
   fused_update: bool = True  # apply the update rule with TF's fused kernels
-  # (ResourceApplyCenteredRMSProp / ResourceApplyAdam): the same arithmetic in
-  # one pass over the variable and its slots instead of ~8
+  # (ResourceApplyCenteredRMSProp / ResourceApplyAdam, locked): the same
+  # arithmetic in one pass instead of ~8; false: the written-out rules, which
+  # can lose updates when several learners apply at once (test_concurrency)
   transfer_dtype: TransferDtype = 'float32'  # 'bfloat16' (option): replica
   # reads and gradients cross the network in bfloat16 (half the bytes; the ps
   # keeps float32 variables and slots); the paper: float32
@@ -214,6 +215,19 @@ class LaunchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class HealthConfig:
+  """The chief's check that the Q-network is alive (gorila_tf/health.py)."""
+
+  every_updates: int = 1000  # updates between probes of the online network
+  probe_states: int = 256  # real states (random play, fixed per run) probed
+  min_q_spread: float = 1e-4  # collapsed: Q varies across the probe states by
+  # less than this share of its mean |Q|; 0 = never called collapsed
+  collapse_probes: int = 2  # collapsed probes in a row before it is a collapse
+  dead_share_warn: float = 0.9  # warn once a layer has this share of dead units
+  stop_on_collapse: bool = True  # a collapse stops the run (exit status 5)
+
+
+@dataclasses.dataclass(frozen=True)
 class FaultsConfig:
   """Fault injection: test-only hooks, off by default and in every preset.
 
@@ -224,6 +238,8 @@ class FaultsConfig:
   slow_worker: int = -1  # the learner on this worker (-1: none) waits
   slow_ms: int = 0  # this long for every batch, milliseconds
   nan_after_updates: int = 0  # losses are NaN from this update on; 0 = off
+  kill_units_at_update: int = 0  # at this update the chief sets the first
+  # hidden layer's biases to -1000: every unit dead, a planted collapse; 0 = off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,6 +255,7 @@ class GorilaConfig:
   eval: EvalConfig = EvalConfig()
   run: RunConfig = RunConfig()
   launch: LaunchConfig = LaunchConfig()
+  health: HealthConfig = HealthConfig()
   faults: FaultsConfig = FaultsConfig()  # test-only hooks
 
 
@@ -402,8 +419,17 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('launch.num_ps', c.launch.num_ps >= 1, '>= 1'),
       ('launch.num_workers', c.launch.num_workers >= 1, '>= 1'),
       ('launch.min_shard_bytes', c.launch.min_shard_bytes >= 1, '>= 1'),
+      ('health.every_updates', c.health.every_updates >= 1, '>= 1'),
+      ('health.probe_states', c.health.probe_states >= 2, '>= 2'),
+      ('health.min_q_spread', 0.0 <= c.health.min_q_spread < 1.0,
+       'in [0, 1) (0 = never collapsed)'),
+      ('health.collapse_probes', c.health.collapse_probes >= 1, '>= 1'),
+      ('health.dead_share_warn', 0.0 < c.health.dead_share_warn <= 1.0,
+       'in (0, 1]'),
       ('faults.slow_ms', c.faults.slow_ms >= 0, '>= 0'),
       ('faults.nan_after_updates', c.faults.nan_after_updates >= 0, '>= 0 (0 = off)'),
+      ('faults.kill_units_at_update', c.faults.kill_units_at_update >= 0,
+       '>= 0 (0 = off)'),
   ]
   for key, ok, allowed in checks + _upper_bounds(config):
     if not ok:
@@ -433,6 +459,8 @@ MAX_CLOSURES_IN_FLIGHT = 64
 MAX_TASKS = 253  # the emulated hosts' subnet: 198.18.0.1 .. 198.18.0.253
 MAX_SHARD_BYTES = 2 << 30  # gRPC's message limit
 MAX_FREE_DISK_MB = 1 << 20  # 1 TiB
+MAX_PROBE_STATES = 4096
+MAX_COLLAPSE_PROBES = 100
 
 
 def max_replay_capacity(config: GorilaConfig) -> int:
@@ -489,6 +517,12 @@ def _upper_bounds(c: GorilaConfig) -> list[tuple[str, bool, str]]:
       ('run.lease_timeout_s', 2 <= c.run.lease_timeout_s <= 3600,
        'in [2, 3600] seconds (a dead chief\'s run directory stays locked that '
        'long; a live one renews every few seconds)'),
+      ('health.probe_states', c.health.probe_states <= MAX_PROBE_STATES,
+       f'<= {MAX_PROBE_STATES} (the chief keeps them in memory and runs the '
+       'network on all of them at each probe: 115 MB of Atari states)'),
+      ('health.collapse_probes', c.health.collapse_probes <= MAX_COLLAPSE_PROBES,
+       f'<= {MAX_COLLAPSE_PROBES} (a dead network never recovers; more only '
+       'lets it burn longer)'),
       ('launch.num_workers', tasks <= MAX_TASKS,
        f'at most {MAX_TASKS} tasks in all, ps + workers + chief + evaluator = '
        f'{tasks} (each task is a process of ~1 GB, with an address of its own '

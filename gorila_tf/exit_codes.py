@@ -8,6 +8,7 @@ the README say the same thing:
     BAD_INPUT    2    refused input or environment: a restart would not help
     WALL         3    the launcher's --max_wall_s was reached
     NUMERICAL    4    NaN/inf: stopped, the last good checkpoint kept
+    COLLAPSED    5    the Q-network collapsed (health.stop_on_collapse): stopped
     INTERRUPTED  130  Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
 """
 
@@ -16,10 +17,11 @@ FAILED = 1
 BAD_INPUT = 2
 WALL = 3
 NUMERICAL = 4
+COLLAPSED = 5
 INTERRUPTED = 130
 
 # A task that exits with one of these is not restarted: it would fail again.
-FINAL = (BAD_INPUT, NUMERICAL)
+FINAL = (BAD_INPUT, NUMERICAL, COLLAPSED)
 
 
 class Stuck(Exception):
@@ -28,3 +30,8 @@ class Stuck(Exception):
   The binary logs it in one line (no traceback) and exits FAILED, which the
   launcher or the cluster manager answers with a restart.
   """
+
+
+class Collapsed(Exception):
+  """The Q-network collapsed (gorila_tf/health.py) and the run was told to
+  stop on that: it never recovers, so a restart would not help."""

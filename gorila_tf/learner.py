@@ -202,7 +202,8 @@ class Learner:
                     lambda: stats)
     outcome = StepOutcome.counted(applied=accept, stale=stale, outlier=outlier,
                                   nonfinite=tf.logical_not(finite))
-    return loss, chosen_q, tf.cast(staleness, tf.float32), outcome, stats
+    return (loss, chosen_q, tf.cast(staleness, tf.float32), outcome, stats,
+            gradients)
 
   @tf.function
   def train_steps(self, iterator) -> dict[str, tf.Tensor]:
@@ -222,7 +223,7 @@ class Learner:
         with tf.control_dependencies([version]):
           online = networks.read_over_the_wire(self._q_net, self._wire_dtype)
       batch = next(iterator)
-      loss, chosen_q, step_staleness, outcome, stats = self._step(
+      loss, chosen_q, step_staleness, outcome, stats, gradients = self._step(
           batch, online, target, version, stats)
       loss_sum += loss
       q_sum += tf.reduce_mean(chosen_q)
@@ -236,13 +237,25 @@ class Learner:
                'staleness_by_step': tf.stack(staleness),
                'discarded_stale': counts.stale,
                'discarded_outlier': counts.outlier,
-               'nonfinite': counts.nonfinite}
+               'nonfinite': counts.nonfinite,
+               # The last step's, per layer: health/<layer>/gradient_norm.
+               **self._gradient_norms(gradients)}
     # Handed back through the ps task holding the counters, not from this
     # worker: the chief copies each closure's results from where they live,
     # and in TF 2.15 a copy pending on a worker that went silent (paused, cut
     # off) holds up the chief's copies from every other worker too.
     with tf.device(self._state.applied.device):
       return tf.nest.map_structure(tf.identity, results)
+
+  def _gradient_norms(self, gradients) -> dict[str, tf.Tensor]:
+    """{'gradient_norm/<layer>': norm of its kernel's and bias's gradients}."""
+    squares: dict[str, list[tf.Tensor]] = {}
+    for (name, _), gradient in zip(networks.param_shapes(self._q_net.spec),
+                                   gradients):
+      squares.setdefault(networks.layer_of(name), []).append(
+          tf.reduce_sum(tf.square(gradient)))
+    return {f'gradient_norm/{layer}': tf.sqrt(tf.add_n(s))
+            for layer, s in squares.items()}
 
   def _record(self, worker, counts: StepOutcome, stats) -> None:
     s = self._state

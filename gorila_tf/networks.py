@@ -110,24 +110,51 @@ def initial_values(spec: NetworkSpec, seed: int) -> list[np.ndarray]:
   return values
 
 
-def _mlp(params: Sequence[tf.Tensor], x: tf.Tensor) -> tf.Tensor:
-  """Dense layers from (kernel, bias) pairs; ReLU on all but the last."""
+def _mlp(params: Sequence[tf.Tensor], x: tf.Tensor, name: str = '',
+         hidden: dict | None = None) -> tf.Tensor:
+  """Dense layers from (kernel, bias) pairs; ReLU on all but the last.
+
+  `hidden`, if given, receives each ReLU layer's output under `<name>dense_i`.
+  """
   for i in range(0, len(params), 2):
     x = tf.matmul(x, params[i]) + params[i + 1]
     if i + 2 < len(params):
       x = tf.nn.relu(x)
+      if hidden is not None:
+        hidden[f'{name}dense_{i // 2}'] = x
   return x
 
 
 def apply(spec: NetworkSpec, params: Sequence[tf.Tensor],
           observations: tf.Tensor) -> tf.Tensor:
   """Q-values [B, num_actions] of observations [B, *observation_shape]."""
+  return _forward(spec, params, observations, None)
+
+
+def activations(spec: NetworkSpec, params: Sequence[tf.Tensor],
+                observations: tf.Tensor) -> tuple[tf.Tensor, dict]:
+  """Q-values and every hidden ReLU layer's output, by layer name.
+
+  Layer names are the parameter names without `_bias` (`conv_0`, `dense_0`,
+  `value_dense_0`, ...); conv outputs are [B, H, W, channels].
+  """
+  hidden: dict[str, tf.Tensor] = {}
+  q_values = _forward(spec, params, observations, hidden)
+  return q_values, hidden
+
+
+def _forward(spec: NetworkSpec, params: Sequence[tf.Tensor],
+                           observations: tf.Tensor,
+                           hidden: dict | None) -> tf.Tensor:
+  """`apply`, also filling `hidden` (if not None) as `activations` describes."""
   if spec.kind == 'nature_cnn':
     # [B, stack, H, W] uint8 -> [B, H, W, stack] in [0, 1]: CPU convs need NHWC.
     x = tf.transpose(tf.cast(observations, tf.float32) / 255.0, [0, 2, 3, 1])
     for i, (_, _, stride) in enumerate(NATURE_CONV_LAYERS):
       x = tf.nn.conv2d(x, params[2 * i], stride, 'VALID') + params[2 * i + 1]
       x = tf.nn.relu(x)
+      if hidden is not None:
+        hidden[f'conv_{i}'] = x
     trunk = 2 * len(NATURE_CONV_LAYERS)
   else:
     x = tf.cast(observations, tf.float32)
@@ -135,11 +162,21 @@ def apply(spec: NetworkSpec, params: Sequence[tf.Tensor],
   x = tf.reshape(x, [tf.shape(x)[0], -1])
   head = params[trunk:]
   if not spec.dueling:
-    return _mlp(head, x)
+    return _mlp(head, x, '', hidden)
   stream = len(head) // 2  # value and advantage streams have the same depth
-  value = _mlp(head[:stream], x)
-  advantage = _mlp(head[stream:], x)
+  value = _mlp(head[:stream], x, 'value_', hidden)
+  advantage = _mlp(head[stream:], x, 'advantage_', hidden)
   return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+
+
+def layer_names(spec: NetworkSpec) -> list[str]:
+  """Each layer's name (its kernel's parameter name), in `apply`'s order."""
+  return [name for name, _ in param_shapes(spec) if not name.endswith('bias')]
+
+
+def layer_of(param_name: str) -> str:
+  """The layer a parameter belongs to: `conv_0_bias` -> `conv_0`."""
+  return param_name[:-len('_bias')] if param_name.endswith('_bias') else param_name
 
 
 class QNetwork(tf.Module):
@@ -167,6 +204,11 @@ class QNetwork(tf.Module):
     for p in self.params:
       parts.extend(getattr(p, 'variables', [p]))
     return parts
+
+  def part_names(self) -> list[str]:
+    """The parameter name of each of `parts()`, in the same order."""
+    return [name for (name, _), p in zip(param_shapes(self.spec), self.params)
+            for _ in getattr(p, 'variables', [p])]
 
   def shapes(self) -> list[tf.TensorShape]:
     return [tf.TensorShape(p.shape) for p in self.params]

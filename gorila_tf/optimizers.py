@@ -56,8 +56,11 @@ def rmsprop_update(variable, gradient, ms, mg, learning_rate, rho, epsilon):
       learning_rate * gradient / tf.sqrt(ms - tf.square(mg) + epsilon))
 
 
+ADAM_BETA_1, ADAM_BETA_2 = 0.9, 0.999  # Adam's moment decays (Kingma & Ba)
+
+
 def adam_update(variable, gradient, m, v, step, learning_rate, epsilon,
-                beta_1=0.9, beta_2=0.999):
+                beta_1=ADAM_BETA_1, beta_2=ADAM_BETA_2):
   """Adam (Kingma & Ba 2015) at step `step` (1-based), bias-corrected."""
   m = m.assign(beta_1 * m + (1.0 - beta_1) * gradient)
   v = v.assign(beta_2 * v + (1.0 - beta_2) * tf.square(gradient))
@@ -83,15 +86,19 @@ def fused_rmsprop_update(variable, gradient, ms, mg, scratch, learning_rate,
 
 
 def fused_adam_update(variable, gradient, m, v, step, learning_rate, epsilon,
-                      beta_1=0.9, beta_2=0.999):
-  """`adam_update` in one kernel (ResourceApplyAdam), bias-corrected by step."""
+                      beta_1=ADAM_BETA_1, beta_2=ADAM_BETA_2):
+  """`adam_update` in one kernel (ResourceApplyAdam), bias-corrected by step.
+
+  use_locking, as the RMSProp kernel: two learners' applies to one variable
+  are serialized (TF leaves unlocked concurrent applies undefined).
+  """
   step = tf.cast(step, tf.float32)
   return tf.raw_ops.ResourceApplyAdam(
       var=variable.handle, m=m.handle, v=v.handle,
       beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
       lr=tf.cast(learning_rate, tf.float32), beta1=tf.constant(beta_1),
       beta2=tf.constant(beta_2), epsilon=tf.cast(epsilon, tf.float32),
-      grad=gradient, use_locking=False)
+      grad=gradient, use_locking=True)
 
 
 # The power of the gradient's scale that each rule's epsilon carries: RMSProp
@@ -125,7 +132,7 @@ SLOT_NAMES: dict[str, tuple[str, ...]] = {
 
 
 class _Unsaved:
-  """Holds variables a tf.Module must not track (so no checkpoint saves them)."""
+  """Holds what a tf.Module must not track (so no checkpoint saves it)."""
 
   def __init__(self):
     self.buffers: list[tf.Variable] = []
@@ -160,6 +167,33 @@ class Optimizer(tf.Module):
           self._scratch.buffers.append(
               tf.Variable(tf.zeros(variable.shape), trainable=False))
 
+  def last_step_sq_norms(self) -> list[tf.Tensor]:
+    """Squared norm of the step each variable (part) took at the last update.
+
+    Read from the slots, where they live (only scalars cross the network):
+    Adam's is exactly the last update (m and v hold its moments, t is
+    `iterations`); fused centered RMSProp's too (its scratch buffer holds the
+    last step); written-out RMSProp keeps no gradient, so its figure is the
+    step of the running mean gradient, lr mg / sqrt(ms - mg^2 + eps).
+    """
+    c = self._config
+    norms = []
+    t = tf.cast(self.iterations, tf.float32)
+    for i in range(len(next(iter(self.slots.values())))):
+      slots = {name: slots[i] for name, slots in self.slots.items()}
+      with tf.device(slots[SLOT_NAMES[c.optimizer][0]].device):
+        if c.optimizer == 'adam':
+          rate = (c.learning_rate * tf.sqrt(1.0 - ADAM_BETA_2 ** t)
+                  / tf.maximum(1.0 - ADAM_BETA_1 ** t, 1e-12))
+          step = rate * slots['m'] / (tf.sqrt(slots['v']) + self.epsilon)
+        elif self._fused:
+          step = tf.convert_to_tensor(self._scratch.buffers[i])
+        else:
+          step = c.learning_rate * slots['mg'] / tf.sqrt(
+              slots['ms'] - tf.square(slots['mg']) + self.epsilon)
+        norms.append(tf.reduce_sum(tf.square(step)))
+    return norms
+
   def apply(self, gradients_and_variables) -> tf.Operation:
     """One update of every variable; counts one iteration."""
     c = self._config
@@ -179,14 +213,14 @@ class Optimizer(tf.Module):
               variable, gradient, slots['ms'], slots['mg'],
               self._scratch.buffers[i], c.learning_rate, c.rmsprop_rho,
               self.epsilon))
-        elif c.optimizer == 'rmsprop':
-          updates.append(rmsprop_update(variable, gradient, slots['ms'],
-                                        slots['mg'], c.learning_rate,
-                                        c.rmsprop_rho, self.epsilon))
         elif self._fused:
           updates.append(fused_adam_update(
               variable, gradient, slots['m'], slots['v'], step,
               c.learning_rate, self.epsilon))
+        elif c.optimizer == 'rmsprop':
+          updates.append(rmsprop_update(variable, gradient, slots['ms'],
+                                        slots['mg'], c.learning_rate,
+                                        c.rmsprop_rho, self.epsilon))
         else:
           updates.append(adam_update(variable, gradient, slots['m'], slots['v'],
                                      step, c.learning_rate, self.epsilon))

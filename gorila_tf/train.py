@@ -97,6 +97,9 @@ def main(argv):
   except config_lib.NumericalError as e:
     print(f'error: {e}', file=sys.stderr)
     return exit_codes.NUMERICAL
+  except exit_codes.Collapsed as e:
+    print(f'error: {e}', file=sys.stderr)
+    return exit_codes.COLLAPSED
   except exit_codes.Stuck as e:
     logging.error('%s', e)
     return exit_codes.FAILED

@@ -61,6 +61,15 @@ def test_cartpole_learns_through_the_real_cluster(run_dir):
           'learners/gradient_staleness_hist', 'actors/param_staleness_hist'} <= tags
   assert {metrics.TAGS['eval_return'], 'eval/episode'} <= event_tags(
       os.path.join(run_dir, 'tb', 'eval'))
+  # Learning health: probed, alive, nothing said about it.
+  assert {'health/q_spread', 'health/q_spread_relative', 'health/dense_0/dead_share',
+          'health/dense_1/dead_share', 'health/dense_0/weight_norm',
+          'health/dense_0/step_ratio', 'health/dense_0/gradient_norm',
+          'health/out/gradient_norm'} <= tags
+  probes = [r for r in progress if 'health/q_spread_relative' in r]
+  assert len(probes) >= 5 and min(
+      r['health/q_spread_relative'] for r in probes) > 1e-4
+  assert 'health:' not in proc.stdout
 
 
 def test_stale_gradients_of_a_delayed_worker_are_discarded_and_training_goes_on(
@@ -269,6 +278,33 @@ def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_dir):
   for name in reader.get_variable_to_shape_map():
     if name.startswith('q_network/params'):
       assert np.isfinite(reader.get_tensor(name)).all(), name
+
+
+def test_a_planted_collapse_is_reported_and_stops_the_run(run_dir):
+  # Every hidden unit killed at update 1500; probes every 200 updates, two
+  # flat ones make a collapse. Reported within 2 probe periods, each up to
+  # one loop's updates late (8 closures x 8 steps in flight).
+  launcher = Launcher(run_dir, '--set=faults.kill_units_at_update=1500',
+                      '--set=health.every_updates=200',
+                      '--set=run.max_frames=10000000')
+  code, out = launcher.finish(timeout=300)
+  assert code == 5, out[-4000:]
+  planted = int(re.search(r'faults: killing every hidden unit at update (\d+)',
+                          out).group(1))
+  assert 1500 <= planted <= 1500 + 64
+  first = re.search(r'health: the Q-network looks collapsed at update (\d+).*'
+                    r'\(probe 1 of 2', out)
+  stopped = re.search(r'error: health: the Q-network looks collapsed at update '
+                      r'(\d+): Q varies by .* deadest layer dense_0: 100% of its '
+                      r'units dead: a collapsed network does not recover, so '
+                      r'the run stops', out)
+  assert first and stopped, out[-4000:]
+  assert planted < int(first.group(1)) < int(stopped.group(1)) <= planted + 2 * (200 + 64)
+  assert 'Traceback' not in out
+  assert '[launcher] chief cannot be helped by a restart' in out
+  last = [r for r in metrics.read_progress(run_dir) if 'health/q_spread' in r][-1]
+  assert last['health/dense_0/dead_share'] == 1.0
+  assert last['health/q_spread_relative'] < 1e-4
 
 
 def test_local_servers_listen_on_loopback_only(run_dir):

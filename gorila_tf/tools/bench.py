@@ -20,6 +20,9 @@ Sections (all on Pong with the Nature network and batch 32):
   memory    replay bytes per stored transition;
   control   (only when asked for) closures/s per chief, applies and reads/s
             per ps at a CPU share, cost per parameter pull (bench_control.py);
+  learning  (only when asked for) the preset trained on several seeds: does
+            each learn or collapse (bench_learning.py; --learning_seeds,
+            --learning_frames, --learning_run_dirs);
   peers     TF-Agents' DqnAgent with Reverb in one process, and
             Stable-Baselines3's DQN (its own virtualenv, see
             gorila_tf/tools/peers/), at our replay ratio.
@@ -51,6 +54,7 @@ from absl import flags
 
 from gorila_tf.tools import bench_faults  # pylint: disable=g-import-not-at-top
 from gorila_tf.tools import bench_control
+from gorila_tf.tools import bench_learning
 from gorila_tf.tools import bench_report
 from gorila_tf.tools import bench_scaling
 from gorila_tf import config as config_lib
@@ -61,10 +65,10 @@ from gorila_tf.launch import topology
 
 FLAGS = flags.FLAGS
 SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults',
-            'scaling', 'control')
+            'scaling', 'control', 'learning')
 # Asked for by name: faults takes ~6 more minutes, scaling ~15 (and root),
-# control ~4.
-DEFAULT_SECTIONS = SECTIONS[:-3]
+# control ~4, learning ~12 per seed.
+DEFAULT_SECTIONS = SECTIONS[:-4]
 
 
 def define_flags():
@@ -79,6 +83,14 @@ def define_flags():
                      "bundle's emulated host, in cores.")
   flags.DEFINE_list('scaling_points', ['1x2', '2x2', '4x2', '8x2', '4x1', '4x4'],
                     'scaling: the clusters measured, as <bundles>x<ps>.')
+  flags.DEFINE_list('learning_seeds', ['0', '1', '2', '3', '4'],
+                    'learning: the seeds trained, one after another.')
+  flags.DEFINE_integer('learning_frames', 300_000,
+                       'learning: frames each seed trains for.')
+  flags.DEFINE_list('learning_run_dirs', [], 'learning: judge these run '
+                    'directories instead of training new ones.')
+  flags.DEFINE_string('learning_keep', None, 'learning: keep the runs in this '
+                      'directory (default: a temporary one).')
   flags.DEFINE_string('peer_python', '.venv-bench/bin/python',
                       'Python of the Stable-Baselines3 virtualenv.')
 
@@ -411,6 +423,15 @@ def scaling_points(texts: list[str]) -> list[tuple[int, int]]:
   return points
 
 
+def learning_seeds(texts: list[str]) -> list[int]:
+  """['0', '1'] -> [0, 1]; ConfigError names a bad one."""
+  for text in texts:
+    if not text.isdigit():
+      raise config_lib.ConfigError(f'--learning_seeds: {text!r} is not a seed '
+                                   '(an integer >= 0)')
+  return [int(t) for t in texts]
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -422,6 +443,7 @@ def main(argv):
   try:
     config = config_lib.resolve(FLAGS.config, FLAGS.set)
     points = scaling_points(FLAGS.scaling_points)
+    seeds = learning_seeds(FLAGS.learning_seeds)
     if 'scaling' in FLAGS.sections:
       topology.check_emulation()
   except config_lib.ConfigError as e:
@@ -451,7 +473,10 @@ def main(argv):
                  FLAGS.scaling_worker_cores, points,
                  steps_per_closure=config.learner.steps_per_closure),
              'control': lambda: bench_control.measure(FLAGS.config, FLAGS.set,
-                                                      FLAGS.seconds)}
+                                                      FLAGS.seconds),
+             'learning': lambda: bench_learning.measure(
+                 FLAGS.config, FLAGS.set, seeds, FLAGS.learning_frames,
+                 FLAGS.learning_run_dirs, FLAGS.learning_keep)}
   for section in SECTIONS:
     if section in FLAGS.sections:
       print(f'[bench] {section} ...', file=sys.stderr, flush=True)

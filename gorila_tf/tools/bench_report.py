@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from gorila_tf.tools import bench_control
+from gorila_tf.tools import bench_learning
 
 
 def machine_limit(results: dict[str, Any]) -> float | None:
@@ -98,6 +99,8 @@ def table(results: dict[str, Any]) -> str:
                 'cores', scaling_table(values['points'])]
     elif section == 'control' and isinstance(values, dict):
       lines += bench_control.report_lines(values)
+    elif section == 'learning' and isinstance(values, dict):
+      lines.append(bench_learning.table(values))
     elif isinstance(values, dict):
       lines.append(f'[{section}]')
       for key, value in values.items():

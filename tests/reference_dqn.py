@@ -1,0 +1,140 @@
+"""An independent single-process DQN update, the yardstick of the equivalence test.
+
+Shares no code with gorila_tf: Keras layers for the Nature network (Mnih et
+al. 2015), Keras' own optimizers (Adam; centered RMSprop) for the update,
+NumPy for the targets. It follows the published algorithm, with the options
+gorila_tf's presets use (n-step returns, double DQN), and a Gorila learner's
+round (Nair et al. 2015): the gradient is computed on a replica of the online
+network refreshed every `replica_sync_period` updates and applied to the
+online network; the target network is a copy of the online network
+refreshed every `target_period` updates.
+
+`dtype` float64 gives the same DQN with (practically) no rounding: the test
+uses it to measure how far float32 rounding alone moves a run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+KERAS_SLOT_NAMES = {'m': 'm', 'v': 'v', 'ms': 'velocity', 'mg': 'average_gradient'}
+
+
+def nature_network(num_actions: int, dtype: str) -> tf.keras.Model:
+  """Nature DQN on [B, 4, 84, 84] uint8 frames: 3 convs, 512 units, Q per action."""
+  frames = tf.keras.Input((4, 84, 84), dtype='uint8')
+  x = tf.keras.layers.Lambda(
+      lambda f: tf.transpose(tf.cast(f, dtype) / 255.0, [0, 2, 3, 1]),
+      dtype=dtype)(frames)
+  for filters, kernel, stride in NATURE_CONVS:
+    x = tf.keras.layers.Conv2D(filters, kernel, stride, activation='relu',
+                               dtype=dtype)(x)
+  x = tf.keras.layers.Flatten(dtype=dtype)(x)
+  x = tf.keras.layers.Dense(512, activation='relu', dtype=dtype)(x)
+  return tf.keras.Model(frames, tf.keras.layers.Dense(num_actions, dtype=dtype)(x))
+
+
+class ReferenceDQN:
+  """DQN updates on batches of numpy arrays; see the module docstring.
+
+  Args:
+    weights: initial [conv kernel, conv bias, ..., out kernel, out bias].
+    optimizer: 'adam' or 'rmsprop' (centered, rho `rho`).
+    epsilon: the optimizer's epsilon for the loss `reduction` names.
+    reduction: 'mean' or 'sum' of the per-transition Huber losses.
+  """
+
+  def __init__(self, weights, num_actions: int, *, optimizer: str,
+               learning_rate: float, epsilon: float, rho: float = 0.95,
+               reduction: str, discount: float, n_step: int, double: bool,
+               replica_sync_period: int, target_period: int,
+               batch_size: int, dtype: str = 'float32'):
+    self.online, self.replica, self.target = (
+        nature_network(num_actions, dtype) for _ in range(3))
+    for net in (self.online, self.replica, self.target):
+      net.set_weights([np.asarray(w, dtype) for w in weights])
+    if optimizer == 'adam':
+      self.optimizer = tf.keras.optimizers.Adam(
+          learning_rate, epsilon=epsilon, jit_compile=False)
+    else:
+      self.optimizer = tf.keras.optimizers.RMSprop(
+          learning_rate, rho=rho, epsilon=epsilon, centered=True,
+          jit_compile=False)
+    self.optimizer.build(self.online.trainable_variables)
+    self._huber = tf.keras.losses.Huber(
+        1.0, reduction='sum' if reduction == 'sum' else 'sum_over_batch_size')
+    self._reduction = reduction
+    self._dtype = dtype
+    self._discount, self._n, self._double = discount, n_step, double
+    self._replica_period, self._target_period = replica_sync_period, target_period
+    self.updates = 0
+    self.batch_size = batch_size  # the slots' units for a summed loss
+
+  def targets(self, batch) -> np.ndarray:
+    """G + gamma^n prod(d) Q_target(s', a*), a* from the replica if double."""
+    rewards = np.clip(batch['reward'].astype(np.float64), -1.0, 1.0)
+    discounts = batch['discount'].astype(np.float64)
+    alive = np.cumprod(np.concatenate(
+        [np.ones_like(discounts[:, :1]), discounts[:, :-1]], axis=1), axis=1)
+    powers = self._discount ** np.arange(self._n)
+    returns = (powers * alive * rewards).sum(axis=1)
+    bootstrap = self._discount ** self._n * discounts.prod(axis=1)
+    next_target = self.target(batch['next_observation']).numpy()
+    if self._double:
+      best = self.replica(batch['next_observation']).numpy().argmax(axis=1)
+    else:
+      best = next_target.argmax(axis=1)
+    next_value = next_target[np.arange(len(best)), best]
+    return (returns + bootstrap * next_value).astype(self._dtype)
+
+  def update(self, batch) -> float:
+    """One update; returns the mean Huber loss (as gorila_tf reports it)."""
+    if self.updates % self._target_period == 0 and self.updates:
+      self.target.set_weights(self.online.get_weights())
+    if self.updates % self._replica_period == 0:
+      self.replica.set_weights(self.online.get_weights())
+    targets = self.targets(batch)
+    actions = batch['action'].astype(np.int64)
+    with tf.GradientTape() as tape:
+      q = self.replica(batch['observation'])
+      chosen = tf.gather(q, actions, axis=1, batch_dims=1)
+      loss = self._huber(targets[:, None], chosen[:, None])
+    gradients = tape.gradient(loss, self.replica.trainable_variables)
+    self.optimizer.apply_gradients(zip(gradients, self.online.trainable_variables))
+    self.updates += 1
+    mean = float(loss) / (len(actions) if self._reduction == 'sum' else 1)
+    return mean
+
+  def load(self, params, target, slots: dict, updates: int) -> None:
+    """Sets the whole state: online and target weights, slots, update count.
+
+    `slots` are in gorila_tf's units (a mean loss): a summed loss's
+    gradients are batch_size times larger, its RMSProp moments scaled to match.
+    """
+    self.online.set_weights(params)
+    self.target.set_weights(target)
+    for name, values in slots.items():
+      for variable, value in zip(self._slot_variables(name), values):
+        variable.assign(value * self._slot_scale(name))
+    self.optimizer.iterations.assign(updates)
+    self.updates = updates
+
+  def _slot_scale(self, name: str) -> float:
+    """gorila_tf's mean-loss moments -> this summed loss's (B^power)."""
+    power = {'m': 1, 'v': 2, 'ms': 2, 'mg': 1}[name]
+    return float(self.batch_size) ** power if self._reduction == 'sum' else 1.0
+
+  def _slot_variables(self, name: str) -> list:
+    keras_name = KERAS_SLOT_NAMES[name]
+    return [v for v in self.optimizer.variables
+            if v.name.split('/')[0] == keras_name]
+
+  def slots(self) -> dict[str, list[np.ndarray]]:
+    """The optimizer's moments per weight, under gorila_tf's names and in its
+    units (Keras names its variables `<slot>/<weight>`, one per weight)."""
+    names = ('m', 'v') if isinstance(self.optimizer, tf.keras.optimizers.Adam) \
+        else ('ms', 'mg')
+    return {name: [v.numpy() / self._slot_scale(name)
+                   for v in self._slot_variables(name)] for name in names}
