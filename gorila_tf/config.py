@@ -45,6 +45,7 @@ EpsilonSchedule = Literal['linear', 'per_actor']  # paper; Ape-X's fixed per act
 EpsilonUnits = Literal['mean_loss', 'summed_loss']  # optimizer_epsilon for the
 # batch-mean loss (this package's); for the batch-summed loss (Nature DQN's code)
 TransferDtype = Literal['float32', 'bfloat16']  # what crosses the network
+NetworkInit = Literal['torch', 'glorot']  # see NetworkConfig.init
 PictureView = Literal['screen', 'agent']  # the emulator's colour screen; the 84x84 input
 
 
@@ -77,6 +78,9 @@ class NetworkConfig:
   kind: NetworkKind = 'nature_cnn'  # 'nature_cnn' (3 convs + 512 FC) or 'mlp'
   mlp_layers: tuple[int, ...] = (64, 64)  # hidden units per layer, used by 'mlp'
   dueling: bool = False  # dueling value/advantage head (Wang et al. 2016); paper: off
+  init: NetworkInit = 'glorot'  # 'torch': weights and biases uniform in
+  # +-1/sqrt(fan_in), Torch7's default, which Nature DQN's code used (the
+  # paper's); 'glorot': Glorot-uniform weights, zero biases (Keras' default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +175,9 @@ class EvalConfig:
   max_episode_frames: int = 18_000  # episode cap, frames (5 minutes)
   parallel_envs: int = 5  # envs stepped together; episodes split evenly between them
   every_s: float = 60.0  # seconds between evaluations of the newest checkpoint
+  cpu_cores: float = 0.2  # the evaluator's CPU budget, in cores (it sleeps to
+  # stay within it, at a lower priority), so that training keeps its pace as
+  # episodes grow longer; 0 = no budget
   record_frames: int = 300  # frames of one evaluation episode shown in TensorBoard
   record_view: PictureView = 'screen'  # 'screen': the game in colour (Atari: a
   # second emulator replays env 0's episode); 'agent': the 84x84 gray input
@@ -400,6 +407,7 @@ def validate(config: GorilaConfig) -> GorilaConfig:
       ('eval.parallel_envs', 1 <= c.eval.parallel_envs <= c.eval.episodes,
        f'in [1, eval.episodes={c.eval.episodes}]'),
       ('eval.every_s', c.eval.every_s > 0, '> 0'),
+      ('eval.cpu_cores', c.eval.cpu_cores >= 0, '>= 0 (0 = no budget)'),
       ('eval.record_frames', c.eval.record_frames >= 0, '>= 0 (0 = none)'),
       ('run.max_frames', c.run.max_frames >= 1, '>= 1'),
       ('run.seed', c.run.seed >= 0, '>= 0'),

@@ -7,8 +7,10 @@ epsilon-greedily with `eval.epsilon` (0.05), episodes are capped at
 mean over `eval.episodes` (30) episodes. Rewards are not clipped and a lost
 life does not end the episode.
 
-The evaluator reads checkpoints only, so it never slows training: a sharded
-checkpoint restores into the plain, unsharded network built here. It writes
+The evaluator reads checkpoints only: a sharded checkpoint restores into the
+plain, unsharded network built here. It runs at a lower priority and within
+a CPU budget (`eval.cpu_cores`), so that training does not slow down when
+the agent plays well and the episodes grow long. It writes
 (tb/eval/, eval.jsonl) only under its chief's lease on the run directory:
 while that lease is live, or once the chief has finished and released it
 (the final evaluation); see lease.Tenant.
@@ -59,10 +61,37 @@ def episodes_per_env(episodes: int, num_envs: int) -> np.ndarray:
   return counts
 
 
+class CpuBudget:
+  """Keeps a stretch of this process's work within `cores` of CPU on average.
+
+  `spend()` after each piece of work sleeps as long as the CPU used since
+  the budget was made is ahead of `cores` x the wall time since then. A
+  budget is made per evaluation, so idle time between evaluations is not
+  saved up. `cores` 0: no budget.
+  """
+
+  def __init__(self, cores: float, clock=time.monotonic,
+               cpu_time=time.process_time, sleep=time.sleep):
+    self._cores, self._clock, self._cpu, self._sleep = cores, clock, cpu_time, sleep
+    self._start, self._cpu_start = clock(), cpu_time()
+    self.slept_s = 0.0
+
+  def spend(self) -> None:
+    if self._cores <= 0:
+      return
+    used = self._cpu() - self._cpu_start
+    ahead = used / self._cores - (self._clock() - self._start)
+    if ahead > 0:
+      self._sleep(ahead)
+      self.slept_s += ahead
+
+
 def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
              info: environments.EnvInfo, seed: int) -> EvalResult:
-  """Plays `eval.episodes` episodes with the evaluation protocol."""
+  """Plays `eval.episodes` episodes with the evaluation protocol, within
+  `eval.cpu_cores` of CPU."""
   e = config.eval
+  budget = CpuBudget(e.cpu_cores)
   env = environments.VectorEnv(config.env, e.parallel_envs, seed,
                                noop_max=e.noop_max,
                                max_episode_frames=e.max_episode_frames,
@@ -100,6 +129,7 @@ def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
       episode_return[ended] = 0.0
       episode_steps[ended] = 0
       resetting = ~resetting & (terminated | truncated)
+      budget.spend()
   finally:
     env.close()
   return EvalResult(tuple(returns), tuple(lengths), tuple(pictures))
@@ -173,6 +203,8 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
         poll_s: Optional[float] = None) -> None:
   """The evaluator role: evaluate each new checkpoint until the run is done."""
   info = environments.env_info(config.env)
+  if config.eval.cpu_cores > 0:
+    os.nice(10)  # below training; its budget caps it when CPU is free too
   tenant = lease_lib.Tenant(run_dir, config.run.lease_timeout_s)
   wait_for_lease(tenant, run_dir)  # before tb/eval/ is created
   writer = metrics.SummaryWriter(run_dir, subdir=os.path.join('tb', 'eval'),
@@ -184,10 +216,12 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     due = time.monotonic() - last_eval >= config.eval.every_s or done
     if latest and latest != evaluated and due:
+      started = time.monotonic()
       row, pictures = evaluate_checkpoint(latest, config, info)
       wait_for_lease(tenant, run_dir)
       _write_row(writer, row, pictures)
-      logging.info('eval of %s: %s', latest, reference.format_row(row))
+      logging.info('eval of %s: %s (%.0f s)', latest, reference.format_row(row),
+                   time.monotonic() - started)
       evaluated, last_eval = latest, time.monotonic()
     elif done and latest == evaluated:
       break

@@ -45,6 +45,7 @@ class NetworkSpec:
   num_actions: int
   hidden: tuple[int, ...]  # MLP hidden sizes, or (512,) for nature_cnn
   dueling: bool = False
+  init: str = 'torch'  # config.NetworkInit: how initial_values draws
 
 
 def make_spec(network: config_lib.NetworkConfig,
@@ -52,9 +53,10 @@ def make_spec(network: config_lib.NetworkConfig,
   config_lib.check_choice('network.kind', network.kind, config_lib.NetworkKind)
   hidden = (NATURE_FC_UNITS,) if network.kind == 'nature_cnn' else tuple(
       network.mlp_layers)
+  config_lib.check_choice('network.init', network.init, config_lib.NetworkInit)
   return NetworkSpec(network.kind, tuple(info.observation_shape),
                      np.dtype(info.frame_dtype).name, info.num_actions, hidden,
-                     network.dueling)
+                     network.dueling, network.init)
 
 
 def _conv_output_size(observation_shape: Sequence[int]) -> int:
@@ -96,16 +98,28 @@ def param_shapes(spec: NetworkSpec) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def initial_values(spec: NetworkSpec, seed: int) -> list[np.ndarray]:
-  """Glorot-uniform kernels, zero biases (Keras' defaults)."""
+  """Initial parameters, drawn as `spec.init` says.
+
+  'torch': every weight and bias uniform in +-1/sqrt(fan_in) (Torch7's
+  nn.Linear / nn.SpatialConvolution reset(), which Nature DQN's released code
+  used; PyTorch draws biases the same way). 'glorot': Glorot-uniform weights,
+  zero biases (Keras' defaults).
+  """
   rng = np.random.default_rng(seed)
-  values = []
+  values, fan_in = [], 1
   for name, shape in param_shapes(spec):
-    if name.endswith('bias'):
+    if not name.endswith('bias'):
+      receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+      fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+      if spec.init == 'glorot':
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+      else:
+        limit = 1.0 / np.sqrt(fan_in)
+    elif spec.init == 'glorot':
       values.append(np.zeros(shape, np.float32))
       continue
-    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    else:  # a bias: its kernel's fan-in, the one drawn just before
+      limit = 1.0 / np.sqrt(fan_in)
     values.append(rng.uniform(-limit, limit, shape).astype(np.float32))
   return values
 

@@ -43,3 +43,35 @@ def test_stderr_is_the_standard_error_of_the_mean_by_hand():
   # returns 1, 3: mean 2, sample std sqrt(2), stderr sqrt(2)/sqrt(2) = 1
   result = evaluator.EvalResult((1.0, 3.0), (10, 10))
   assert result.mean == 2.0 and result.stderr == pytest.approx(1.0)
+
+
+class FakeTime:
+  """A clock and a CPU clock the test moves by hand; sleeping moves the clock."""
+
+  def __init__(self):
+    self.now, self.cpu = 100.0, 5.0
+
+  def sleep(self, seconds):
+    self.now += seconds
+
+
+def test_the_cpu_budget_sleeps_off_what_was_used_beyond_its_cores():
+  t = FakeTime()
+  budget = evaluator.CpuBudget(0.25, clock=lambda: t.now,
+                               cpu_time=lambda: t.cpu, sleep=t.sleep)
+  t.now += 1.0
+  t.cpu += 1.0  # a second of CPU in a second: 4x the budget of 0.25 cores
+  budget.spend()
+  assert t.now == 104.0 and budget.slept_s == 3.0  # 1 CPU-s = 4 s at 0.25
+  t.now += 1.0  # idle since: nothing to sleep
+  budget.spend()
+  assert budget.slept_s == 3.0
+
+
+def test_no_cpu_budget_never_sleeps():
+  t = FakeTime()
+  budget = evaluator.CpuBudget(0.0, clock=lambda: t.now, cpu_time=lambda: t.cpu,
+                               sleep=t.sleep)
+  t.cpu += 10.0
+  budget.spend()
+  assert budget.slept_s == 0.0

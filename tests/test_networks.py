@@ -50,13 +50,27 @@ def test_dueling_head_is_value_plus_centred_advantage_by_hand():
   np.testing.assert_allclose(q, [[10.0, 4.0]])
 
 
-def test_initial_values_are_seeded_and_biases_zero():
-  spec = networks.make_spec(config_lib.NetworkConfig(kind='nature_cnn'), PONG)
+def test_glorot_initial_values_are_seeded_and_biases_zero():
+  spec = networks.make_spec(config_lib.NetworkConfig(kind='nature_cnn',
+                                                     init='glorot'), PONG)
   a, b = networks.initial_values(spec, 1), networks.initial_values(spec, 1)
   assert all(np.array_equal(x, y) for x, y in zip(a, b))
   assert not np.array_equal(a[0], networks.initial_values(spec, 2)[0])
   assert all(not v.any() for (n, _), v in zip(networks.param_shapes(spec), a)
              if n.endswith('bias'))
+  # conv_0: fan in 8*8*4 = 256, fan out 8*8*32 = 2048.
+  assert 0.9 * np.sqrt(6 / 2304) < np.abs(a[0]).max() <= np.sqrt(6 / 2304)
+
+
+def test_torch_initial_values_draw_weights_and_biases_within_one_over_root_fan_in():
+  spec = networks.make_spec(config_lib.NetworkConfig(kind='nature_cnn',
+                                                     init='torch'), PONG)
+  values = networks.initial_values(spec, 1)
+  # conv_0: 8*8*4 = 256 inputs per unit; dense_0: 3136; out: 512.
+  for index, fan_in in [(0, 256), (1, 256), (6, 3136), (7, 3136), (8, 512)]:
+    limit = 1 / np.sqrt(fan_in)
+    assert 0.9 * limit < np.abs(values[index]).max() <= limit, index
+  assert values[1].any()  # biases are drawn too
 
 
 def test_split_like_follows_the_shards_along_axis_0():
