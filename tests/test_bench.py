@@ -2,8 +2,10 @@
 
 import json
 
-from gorila_tf.tools import bench_report
+from gorila_tf import config as config_lib
 from gorila_tf.tools import bench_faults
+from gorila_tf.tools import bench_learning
+from gorila_tf.tools import bench_report
 from tests.conftest import run_module
 
 
@@ -69,7 +71,7 @@ def test_bench_refuses_unknown_sections_and_overrides():
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: unknown section 'warp'; allowed: emulator, actor, learner, memory, "
-      'e2e, peers, faults, scaling, control')
+      'e2e, peers, faults, scaling, control, learning')
   proc = run_module('gorila_tf.tools.bench', '--set=learner.bogus=1', timeout=120)
   assert proc.returncode == 2 and 'learner.bogus' in proc.stderr
   proc = run_module('gorila_tf.tools.bench', '--sections=scaling',
@@ -87,3 +89,40 @@ def test_rates_between_read_the_chiefs_records_in_a_time_window(tmp_path):
   rates = bench_faults.rates_between(str(tmp_path), 104.0, 112.0)
   assert rates == {'updates_per_s': 10.0, 'frames_per_s': 160.0}
   assert bench_faults.rates_between(str(tmp_path), 500.0, 600.0)['updates_per_s'] == 0.0
+
+
+def probe(frames, relative, dead=0.5):
+  return {'frames': frames, 'updates': frames // 16, 'q_spread': relative,
+          'q_spread_relative': relative, 'dead': {'conv_0': dead}}
+
+
+def test_the_learning_check_calls_a_run_collapsed_on_its_newest_flat_probes():
+  health = config_lib.HealthConfig(min_q_spread=1e-4, collapse_probes=2)
+  alive = bench_learning.judge([probe(1, 0.05), probe(2, 0.3)], health)
+  assert alive['passed'] and not alive['collapsed']
+  dead = bench_learning.judge([probe(1, 0.05), probe(2, 0.0), probe(3, 0.0)], health)
+  assert dead['collapsed'] and not dead['passed']
+  assert dead['first_flat_frames'] == 2
+  # Alive but not yet telling states apart (Q spread 0.2 % of |Q|): no pass.
+  weak = bench_learning.judge([probe(1, 0.002), probe(2, 0.002)], health)
+  assert not weak['collapsed'] and not weak['passed']
+  assert not bench_learning.judge([], health)['passed']
+
+
+def test_the_learning_check_trains_and_judges_a_real_run(tmp_path):
+  out = tmp_path / 'learning.json'
+  proc = run_module('gorila_tf.tools.bench', '--sections=learning',
+                    '--config=cartpole', '--learning_seeds=3',
+                    '--learning_frames=6000', f'--learning_keep={tmp_path}',
+                    '--set=health.every_updates=200', f'--out={out}', timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  (row,) = json.loads(out.read_text())['learning']['rows']
+  assert row['seed'] == 3 and row['exit_status'] == 0
+  assert row["frames"] >= 6000 and len(row['probes']) >= 1
+  assert set(row['dead_at_end']) == {'dense_0', 'dense_1'}
+  assert 'learning check: run | seed' in proc.stdout
+  assert (tmp_path / 'cartpole_seed3' / 'DONE').exists()
+  # Judging an existing run needs no training.
+  again = run_module('gorila_tf.tools.bench', '--sections=learning',
+                     f'--learning_run_dirs={tmp_path / "cartpole_seed3"}', timeout=300)
+  assert again.returncode == 0 and 'cartpole_seed3 | 3 | ' in again.stdout

@@ -16,8 +16,11 @@ be judged the same way:
            the newest checkpoints are (health.collapse_probes of them)
   learning the training return and TD loss of the run's last summaries
 
-A seed passes when its network has not collapsed and no layer of its newest
-checkpoint has health.dead_share_warn of its units dead.
+A seed passes when its network has not collapsed and its newest checkpoint
+tells states apart: Q varies across the probe states by at least
+LEARNING_Q_SPREAD of its mean |Q|. (Pong at 300k frames, 2026-12-04: runs
+that went on to learn had 0.6-0.8; one that was nearly dead had 2.5e-4, with
+97 % of its first layer dead.)
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from gorila_tf import metrics
 from gorila_tf import run_dir as run_dir_lib
 
 LAST_SUMMARIES = 10  # the training return is the mean of the last ones that have it
+LEARNING_Q_SPREAD = 0.01  # a network that has begun to learn tells states apart
 
 
 def checkpoint_paths(run_dir: str) -> list[str]:
@@ -77,12 +81,11 @@ def judge(probes: list[dict], health: config_lib.HealthConfig) -> dict[str, Any]
   collapsed = len(newest) == health.collapse_probes and all(newest)
   first_flat = next((p['frames'] for p, f in zip(probes, flat) if f), None)
   end = probes[-1] if probes else {'dead': {}, 'q_spread_relative': float('nan')}
-  deadest = max(end['dead'].values(), default=0.0)
   return {'collapsed': collapsed, 'first_flat_frames': first_flat,
           'dead_at_end': end['dead'],
           'q_spread_relative_at_end': end['q_spread_relative'],
           'passed': bool(probes) and not collapsed
-                    and deadest < health.dead_share_warn}
+                    and end['q_spread_relative'] >= LEARNING_Q_SPREAD}
 
 
 def analyze_run(run_dir: str) -> dict[str, Any]:
@@ -146,7 +149,7 @@ def table(result: dict[str, Any]) -> str:
     dead = ' '.join(f'{k} {v:.0%}' for k, v in r['dead_at_end'].items())
     lines.append(
         f'  {os.path.basename(r["run_dir"].rstrip("/"))} | {r["seed"]} | '
-        f'{r["frames"]:,} | {"YES" if r["collapsed"] else "no"} | {dead} | '
+        f'{int(r["frames"]):,} | {"YES" if r["collapsed"] else "no"} | {dead} | '
         f'{r["q_spread_relative_at_end"]:.3g} | {r["td_loss"]:.4f} | '
         f'{r["training_return"]:.2f} | {"pass" if r["passed"] else "FAIL"}')
   lines.append(f'  {result["passed"]} of {result["seeds"]} passed')
