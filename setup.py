@@ -27,7 +27,8 @@ setup(
                 'ParameterServerStrategy, Reverb and ale-py',
     python_requires='>=3.11,<3.12',
     packages=['gorila_tf', 'gorila_tf.configs', 'gorila_tf.launch',
-              'gorila_tf.tools', 'gorila_tf.tools.peers'],
+              'gorila_tf.agent', 'gorila_tf.runtime', 'gorila_tf.tools',
+              'gorila_tf.lab', 'gorila_tf.lab.peers'],
     package_dir={'gorila_tf': 'gorila_tf', 'gorila_tf.configs': 'configs',
                  'gorila_tf.launch': 'launch'},
     package_data={'gorila_tf': ['data/reference/*.csv', 'data/reference/*.md']},
@@ -35,7 +36,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         'test': ['pytest>=8', 'pyyaml>=6'],
-        # Peers run in their own virtualenv (gorila_tf/tools/peers/).
+        # Peers run in their own virtualenv (gorila_tf/lab/peers/).
         'bench': ['psutil>=5'],
     },
     entry_points={'console_scripts': [
@@ -46,6 +47,6 @@ setup(
         'gorila-play=gorila_tf.tools.play:cli',
         'gorila-export=gorila_tf.tools.export:cli',
         'gorila-plot=gorila_tf.tools.plot:cli',
-        'gorila-bench=gorila_tf.tools.bench:cli',
+        'gorila-bench=gorila_tf.lab.bench:cli',
     ]},
 )

@@ -13,7 +13,7 @@ literal reading of the numbers:
     package averages the loss, so `optimizer_epsilon_units='summed_loss'` has
     the optimizer use 0.01 / batch_size^2 (DQN Zoo's 0.01 / 32**2): Nature's
     step, up to float rounding, also if learner.batch_size is changed (see
-    gorila_tf/optimizers.py);
+    gorila_tf/agent/optimizers.py);
   * the target refresh: every 10,000 AGENT steps, as Nature's code (run_gpu
     target_q=10000, counted in agent steps), DQN Zoo (40k frames) and Dopamine
     (dqn_nature.gin, 10000 agent steps). This package counts the period in

@@ -223,7 +223,7 @@ class LaunchConfig:
 
 @dataclasses.dataclass(frozen=True)
 class HealthConfig:
-  """The chief's check that the Q-network is alive (gorila_tf/health.py)."""
+  """The chief's check that the Q-network is alive (gorila_tf/agent/health.py)."""
 
   every_updates: int = 1000  # updates between probes of the online network
   probe_states: int = 256  # real states (random play, fixed per run) probed

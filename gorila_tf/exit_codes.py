@@ -33,5 +33,5 @@ class Stuck(Exception):
 
 
 class Collapsed(Exception):
-  """The Q-network collapsed (gorila_tf/health.py) and the run was told to
+  """The Q-network collapsed (gorila_tf/agent/health.py) and the run was told to
   stop on that: it never recovers, so a restart would not help."""

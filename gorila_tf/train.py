@@ -33,9 +33,9 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
-from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
+from gorila_tf.runtime import cluster as cluster_lib
 
 FLAGS = flags.FLAGS
 
@@ -58,16 +58,16 @@ def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   # Reverb's custom ops must be registered before any server starts.
   cluster_lib.set_threads(config.run.intra_op_threads)
   if task.type == 'ps':
-    from gorila_tf import ps  # pylint: disable=g-import-not-at-top
+    from gorila_tf.runtime import ps  # pylint: disable=g-import-not-at-top
     ps.serve(task, config.run.intra_op_threads)
   elif task.type == 'worker':
-    from gorila_tf import bundle  # pylint: disable=g-import-not-at-top
+    from gorila_tf.runtime import bundle  # pylint: disable=g-import-not-at-top
     bundle.run(task, config, run_dir)
   elif task.type == 'chief':
-    from gorila_tf import chief  # pylint: disable=g-import-not-at-top
+    from gorila_tf.runtime import chief  # pylint: disable=g-import-not-at-top
     chief.run(task, config, run_dir)
   elif task.type == 'evaluator':
-    from gorila_tf import evaluator  # pylint: disable=g-import-not-at-top
+    from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
     evaluator.run(config, run_dir)
 
 
@@ -82,7 +82,7 @@ def main(argv):
                                     FLAGS.cluster_spec, FLAGS.task_type,
                                     FLAGS.task_index)
     config = config_lib.resolve(FLAGS.config, FLAGS.set)
-    from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+    from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
     environments.check_env_id(config.env.id)
     if not FLAGS.run_dir and task.type in ('chief', 'evaluator'):
       raise config_lib.ConfigError('--run_dir is required for the chief and the '

@@ -44,16 +44,16 @@ from typing import Callable, Optional, Sequence
 from absl import app
 from absl import flags
 
-from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
-from gorila_tf import lease as lease_lib
-from gorila_tf import run_dir as run_dir_lib
 from gorila_tf.launch import hosts as hosts_lib
 from gorila_tf.launch import isolation
 from gorila_tf.launch import noise
 from gorila_tf.launch import progress
 from gorila_tf.launch import topology
+from gorila_tf.runtime import cluster as cluster_lib
+from gorila_tf.runtime import lease as lease_lib
+from gorila_tf.runtime import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
 
@@ -343,7 +343,7 @@ def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
     threads = topology.shared_threads(len(topology.task_slots(config.launch)))
     overrides.append(f'run.intra_op_threads={threads}')
     config = config_lib.resolve(FLAGS.config, overrides)
-  from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
   environments.check_env_id(config.env.id)
   run_dir = FLAGS.run_dir or run_dir_lib.default_run_dir(config)
   # Before anything is created in it: a live chief's run dir is refused here.

@@ -22,16 +22,16 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import reverb
 import tensorflow as tf
 
-from gorila_tf import broadcast
-from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import learner as learner_lib
+from gorila_tf.agent import environments
+from gorila_tf.agent import learner as learner_lib
+from gorila_tf.agent import networks
+from gorila_tf.agent import replay
+from gorila_tf.runtime import broadcast
+from gorila_tf.runtime import cluster as cluster_lib
+from gorila_tf.runtime import model as model_lib
+from gorila_tf.runtime import ps
 from gorila_tf.tools import inprocess_cluster
-from gorila_tf import model as model_lib
-from gorila_tf import networks
-from gorila_tf import ps
-from gorila_tf import replay
 
 
 def make_config() -> config_lib.GorilaConfig:

@@ -27,8 +27,8 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import optimizers
-from gorila_tf import ps
+from gorila_tf.agent import optimizers
+from gorila_tf.runtime import ps
 from gorila_tf.tools import inprocess_cluster
 
 SHAPE = (512, 1024)

@@ -36,10 +36,10 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import learner as learner_lib
-from gorila_tf import model as model_lib
-from gorila_tf import ps
+from gorila_tf.agent import environments
+from gorila_tf.agent import learner as learner_lib
+from gorila_tf.runtime import model as model_lib
+from gorila_tf.runtime import ps
 from gorila_tf.tools import inprocess_cluster
 
 sys.path.insert(0, os.path.dirname(__file__))

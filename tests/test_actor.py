@@ -9,13 +9,13 @@ import pytest
 import reverb
 import tensorflow as tf
 
-from gorila_tf import actor as actor_lib
-from gorila_tf import broadcast
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import metrics
-from gorila_tf import networks
-from gorila_tf import replay
+from gorila_tf.agent import actor as actor_lib
+from gorila_tf.agent import environments
+from gorila_tf.agent import networks
+from gorila_tf.agent import replay
+from gorila_tf.runtime import broadcast
+from gorila_tf.runtime import metrics
 
 
 def make_config(**actor_overrides):

@@ -3,9 +3,9 @@
 import json
 
 from gorila_tf import config as config_lib
-from gorila_tf.tools import bench_faults
-from gorila_tf.tools import bench_learning
-from gorila_tf.tools import bench_report
+from gorila_tf.lab import bench_faults
+from gorila_tf.lab import bench_learning
+from gorila_tf.lab import bench_report
 from tests.conftest import run_module
 
 
@@ -56,7 +56,7 @@ def test_fault_timing_reads_the_launchers_lines():
 
 def test_bench_measures_the_emulator_and_the_actors(tmp_path):
   out = tmp_path / 'bench.json'
-  proc = run_module('gorila_tf.tools.bench', '--sections=emulator,actor', '--seconds=3',
+  proc = run_module('gorila_tf.lab.bench', '--sections=emulator,actor', '--seconds=3',
                     f'--out={out}', timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads(out.read_text())
@@ -67,14 +67,14 @@ def test_bench_measures_the_emulator_and_the_actors(tmp_path):
 
 
 def test_bench_refuses_unknown_sections_and_overrides():
-  proc = run_module('gorila_tf.tools.bench', '--sections=emulator,warp', timeout=120)
+  proc = run_module('gorila_tf.lab.bench', '--sections=emulator,warp', timeout=120)
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: unknown section 'warp'; allowed: emulator, actor, learner, memory, "
       'e2e, peers, faults, scaling, control, learning')
-  proc = run_module('gorila_tf.tools.bench', '--set=learner.bogus=1', timeout=120)
+  proc = run_module('gorila_tf.lab.bench', '--set=learner.bogus=1', timeout=120)
   assert proc.returncode == 2 and 'learner.bogus' in proc.stderr
-  proc = run_module('gorila_tf.tools.bench', '--sections=scaling',
+  proc = run_module('gorila_tf.lab.bench', '--sections=scaling',
                     '--scaling_points=4x2,8', timeout=120)
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
@@ -111,7 +111,7 @@ def test_the_learning_check_calls_a_run_collapsed_on_its_newest_flat_probes():
 
 def test_the_learning_check_trains_and_judges_a_real_run(tmp_path):
   out = tmp_path / 'learning.json'
-  proc = run_module('gorila_tf.tools.bench', '--sections=learning',
+  proc = run_module('gorila_tf.lab.bench', '--sections=learning',
                     '--config=cartpole', '--learning_seeds=3',
                     '--learning_frames=6000', f'--learning_keep={tmp_path}',
                     '--set=health.every_updates=200', f'--out={out}', timeout=600)
@@ -123,6 +123,6 @@ def test_the_learning_check_trains_and_judges_a_real_run(tmp_path):
   assert 'learning check: run | seed' in proc.stdout
   assert (tmp_path / 'cartpole_seed3' / 'DONE').exists()
   # Judging an existing run needs no training.
-  again = run_module('gorila_tf.tools.bench', '--sections=learning',
+  again = run_module('gorila_tf.lab.bench', '--sections=learning',
                      f'--learning_run_dirs={tmp_path / "cartpole_seed3"}', timeout=300)
   assert again.returncode == 0 and 'cartpole_seed3 | 3 | ' in again.stdout

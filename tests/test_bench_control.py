@@ -5,9 +5,9 @@ import time
 
 import pytest
 
+from gorila_tf.lab import bench_control
+from gorila_tf.lab import bench_report
 from gorila_tf.launch import hosts
-from gorila_tf.tools import bench_control
-from gorila_tf.tools import bench_report
 
 WINDOW_S = 1.0  # each real measurement; enough to see positive rates
 

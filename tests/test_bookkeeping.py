@@ -9,9 +9,10 @@ import portpicker
 import pytest
 import reverb
 
-from gorila_tf import bookkeeping
-from gorila_tf import checkpointing
-from gorila_tf import replay
+from gorila_tf.agent import replay
+from gorila_tf.runtime import bookkeeping
+from gorila_tf.runtime import checkpointing
+from gorila_tf.runtime import deadlines
 
 
 class FakeRemoteValue:
@@ -118,8 +119,8 @@ def test_a_silent_bundle_is_reported_unresponsive_and_rejoins_when_it_answers():
 
 
 def test_stats_probe_answers_none_within_its_deadline_when_nobody_listens():
-  probe = replay.StatsProbe(f'localhost:{portpicker.pick_unused_port()}',
-                            timeout_s=1.0)
+  probe = deadlines.ReplayProbe(f'localhost:{portpicker.pick_unused_port()}',
+                                replay.REPLAY_TABLE, timeout_s=1.0)
   start = time.monotonic()
   assert probe.stats() is None
   assert time.monotonic() - start < 5
@@ -144,7 +145,7 @@ def test_replay_checkpoints_skip_silent_bundles_and_checkpoint_the_others(tmp_pa
 
 
 def test_percentiles_are_named_after_the_tag_and_empty_without_samples():
-  from gorila_tf import metrics  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import metrics  # pylint: disable=g-import-not-at-top
   assert metrics.percentiles('s', []) == {}
   got = metrics.percentiles('s', list(range(101)))
   assert got == {'s_p50': 50.0, 's_p90': 90.0, 's_p99': 99.0}

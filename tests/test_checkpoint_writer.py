@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gorila_tf import checkpoint_writer
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import model as model_lib
-from gorila_tf import networks
+from gorila_tf.agent import environments
+from gorila_tf.agent import networks
+from gorila_tf.runtime import checkpoint_writer
+from gorila_tf.runtime import model as model_lib
 
 
 def cartpole():

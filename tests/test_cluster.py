@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from gorila_tf import cluster
 from gorila_tf import config as config_lib
+from gorila_tf.runtime import cluster
 
 CLUSTER = {'chief': ['h0:2222'], 'ps': ['h1:2222', 'h2:2222'],
            'worker': ['h3:2222', 'h4:2222']}

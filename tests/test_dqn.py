@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gorila_tf import dqn
+from gorila_tf.agent import dqn
 
 
 @pytest.mark.parametrize('frame, expected', [

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gorila_tf import metrics
 from gorila_tf.launch import isolation
+from gorila_tf.runtime import metrics
 from tests.conftest import REPO, run_module
 
 

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from gorila_tf import metrics
 from gorila_tf.launch import hosts
+from gorila_tf.runtime import metrics
 from tests.conftest import REPO
 
 WHY_NOT = hosts.check_support()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
+from gorila_tf.agent import environments
 
 
 def test_pong_info_and_observations_follow_dqn_preprocessing():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import evaluator
-from gorila_tf import networks
+from gorila_tf.agent import environments
+from gorila_tf.agent import networks
+from gorila_tf.runtime import evaluator
 
 
 def pong_config(*overrides):

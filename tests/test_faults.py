@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gorila_tf import checkpointing
 from gorila_tf import config as config_lib
-from gorila_tf import environments
+from gorila_tf.agent import environments
+from gorila_tf.runtime import checkpointing
 from tests.conftest import REPO, run_module
 
 

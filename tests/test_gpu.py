@@ -9,7 +9,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from gorila_tf import learner as learner_lib
+from gorila_tf.agent import learner as learner_lib
 from tests.conftest import REPO
 
 Device = collections.namedtuple('Device', 'name device_type')
@@ -29,8 +29,10 @@ GPU_PROBE = r'''
 import json, os
 os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
 import numpy as np, tensorflow as tf
-from gorila_tf import config as config_lib, environments, learner as learner_lib
-from gorila_tf import model as model_lib, ps, replay
+from gorila_tf import config as config_lib
+from gorila_tf.agent import environments, learner as learner_lib
+from gorila_tf.agent import replay
+from gorila_tf.runtime import model as model_lib, ps
 from gorila_tf.tools import inprocess_cluster
 config = config_lib.resolve('pong', ['replay.min_size=64', 'replay.samples_per_insert=0'])
 info = environments.env_info(config.env)

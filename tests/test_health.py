@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import health
-from gorila_tf import networks
-from gorila_tf import optimizers
+from gorila_tf.agent import environments
+from gorila_tf.agent import health
+from gorila_tf.agent import networks
+from gorila_tf.agent import optimizers
 
 
 def test_a_unit_is_dead_when_it_is_never_positive_on_the_probe():

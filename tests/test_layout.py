@@ -27,7 +27,7 @@ NAMEDTUPLE_API = frozenset({'_asdict', '_replace', '_fields', '_make',
 THIRD_PARTY_PRIVATES = {
     # Stable-Baselines3 counts gradient updates only in `_n_updates`; the peer
     # runs in its own virtualenv, outside gorila_tf.
-    'gorila_tf/tools/peers/sb3_dqn.py': {'model._n_updates',
+    'gorila_tf/lab/peers/sb3_dqn.py': {'model._n_updates',
                                          'self.model._n_updates'},
 }
 
@@ -99,11 +99,11 @@ def read(path: str) -> str:
 
 
 @pytest.mark.parametrize('source, expected', [
-    ('from gorila_tf.model import _secret\n',
-     ['<planted>:1: from gorila_tf.model import _secret']),
+    ('from gorila_tf.runtime.model import _secret\n',
+     ['<planted>:1: from gorila_tf.runtime.model import _secret']),
     ('from gorila_tf import chief\nchief._helper()\n',
      ['<planted>:2: chief._helper']),
-    ('import gorila_tf.chief as chief_lib\nx = chief_lib._helper\n',
+    ('import gorila_tf.runtime.chief as chief_lib\nx = chief_lib._helper\n',
      ['<planted>:2: chief_lib._helper']),
     ('def f(chief):\n  return chief._coordinator\n',
      ['<planted>:2: chief._coordinator']),
@@ -149,19 +149,43 @@ os._exit(0)
 
 def test_no_module_uses_another_modules_private_names():
   files = source_files()
-  assert 'gorila_tf/chief.py' in files and 'tests/cluster_harness.py' in files
+  assert 'gorila_tf/runtime/chief.py' in files and 'tests/cluster_harness.py' in files
   problems = [p for path in files for p in private_uses(read(path), path)
               if p.split(': ', 1)[1] not in THIRD_PARTY_PRIVATES.get(path, ())]
   assert not problems, 'private names used across modules:\n' + '\n'.join(problems)
 
 
-def test_roles_and_shared_pieces_do_not_depend_on_the_tools():
-  roles = [p for p in source_files()
-           if p.startswith('gorila_tf/') and not p.startswith('gorila_tf/tools/')]
-  offenders = [p for p in roles
-               if any(name.startswith('gorila_tf.tools')
-                      for name in imported_names(ast.parse(read(p))).values())]
-  assert not offenders, offenders
+def forbidden_imports(path: str, source: str, forbidden: tuple[str, ...]) -> list[str]:
+  """'<path>: <module>' for every import in `source` of a module under `forbidden`."""
+  return [f'{path}: {name}' for name in imported_names(ast.parse(source)).values()
+          if name.startswith(forbidden)]
+
+
+def imports_outside(prefix: str, forbidden: tuple[str, ...]) -> list[str]:
+  """`forbidden_imports` of every source file whose path starts with `prefix`."""
+  return [line for p in source_files() if p.startswith(prefix)
+          for line in forbidden_imports(p, read(p), forbidden)]
+
+
+def test_the_boundary_checker_sees_a_planted_import():
+  source = 'import os\nfrom gorila_tf.runtime import chief\nfrom gorila_tf import config\n'
+  assert forbidden_imports('gorila_tf/agent/planted.py', source,
+                           ('gorila_tf.runtime',)) == [
+                               'gorila_tf/agent/planted.py: gorila_tf.runtime.chief']
+
+
+def test_the_agent_imports_nothing_of_the_runtime_or_the_tools():
+  files = [p for p in source_files() if p.startswith('gorila_tf/agent/')]
+  assert 'gorila_tf/agent/learner.py' in files and len(files) <= 9  # 8 + __init__
+  assert imports_outside('gorila_tf/agent/', (
+      'gorila_tf.runtime', 'gorila_tf.tools', 'gorila_tf.lab',
+      'gorila_tf.launch')) == []
+
+
+def test_roles_and_shared_pieces_do_not_depend_on_the_tools_or_the_lab():
+  for prefix in ('gorila_tf/agent/', 'gorila_tf/runtime/', 'gorila_tf/config',
+                 'gorila_tf/train', 'gorila_tf/exit_codes'):
+    assert imports_outside(prefix, ('gorila_tf.tools', 'gorila_tf.lab')) == []
 
 
 def top_level_flag_definitions(source: str) -> list[str]:

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import tensorflow as tf
 
-from gorila_tf import learner as learner_lib
+from gorila_tf.agent import learner as learner_lib
 
 
 def test_a_rounds_outcome_is_the_sum_of_its_steps_by_name():
@@ -36,7 +36,8 @@ def test_learner_state_is_built_by_keyword_and_checkpoints_every_field():
 
 def test_the_xla_gradient_is_the_same_maths_as_the_plain_one():
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from gorila_tf import config as config_lib, environments, networks, optimizers  # pylint: disable=g-import-not-at-top
+  from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments, networks, optimizers  # pylint: disable=g-import-not-at-top
   config = config_lib.resolve('cartpole')
   info = environments.env_info(config.env)
   q = networks.make_q_network(config.network, info, seed=1)

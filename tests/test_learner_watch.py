@@ -2,9 +2,9 @@
 
 import pytest
 
-from gorila_tf import bundle
 from gorila_tf import config as config_lib
-from gorila_tf.replay import ReplayStats
+from gorila_tf.runtime import bundle
+from gorila_tf.runtime.deadlines import ReplayStats
 
 
 def watch():

@@ -19,7 +19,7 @@ import pytest
 
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
-from gorila_tf import lease
+from gorila_tf.runtime import lease
 from tests.conftest import REPO
 from tests.test_e2e import TRAINING, Launcher, alive
 

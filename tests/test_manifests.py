@@ -9,9 +9,9 @@ import re
 import pytest
 import yaml
 
-from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
-from gorila_tf import environments
+from gorila_tf.agent import environments
+from gorila_tf.runtime import cluster as cluster_lib
 from tests.conftest import REPO
 
 K8S = os.path.join(REPO, 'launch', 'k8s')

@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import networks
+from gorila_tf.agent import environments
+from gorila_tf.agent import networks
 
 PONG = environments.EnvInfo('ALE/Pong-v5', (84, 84), np.dtype(np.uint8), 4, 6, 4)
 CARTPOLE = environments.EnvInfo('CartPole-v1', (4,), np.dtype(np.float32), 1, 2, 1)

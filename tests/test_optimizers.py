@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import dqn
-from gorila_tf import optimizers
+from gorila_tf.agent import dqn
+from gorila_tf.agent import optimizers
 
 
 def learner(**kwargs):

@@ -1,6 +1,7 @@
 """The install story: setup.py agrees with the lock file, BUILD covers every file."""
 
 import ast
+import ast
 import glob
 import os
 import re
@@ -85,3 +86,48 @@ def test_bazel_query_lists_every_target_offline():
   names = re.findall(r'^\s+name = "(\w+)"', open(os.path.join(REPO, 'BUILD')).read(),
                      re.M)
   assert listed == {f'//:{name}' for name in names}
+
+
+def build_targets() -> dict[str, dict]:
+  """name -> {'srcs': [...], 'deps': [...]} of every py_* target in BUILD."""
+  text = open(os.path.join(REPO, 'BUILD')).read()
+  targets = {}
+  for block in re.findall(r'^py_\w+\(\n(.*?)^\)', text, re.M | re.S):
+    name = re.search(r'name = "(\w+)"', block).group(1)
+    srcs = re.findall(r'"([\w/]+\.py)"', block.split('deps =')[0])
+    deps_text = block.split('deps =', 1)[1] if 'deps =' in block else ''
+    data_text = block.split('data =', 1)[1].split('deps =')[0] if 'data =' in block else ''
+    targets[name] = {'srcs': srcs, 'deps': set(re.findall(r'":(\w+)"', deps_text))
+                     | set(re.findall(r'":(\w+)"', data_text))}
+  return targets
+
+
+def module_of(path: str) -> str:
+  """'gorila_tf/agent/dqn.py' -> 'gorila_tf.agent.dqn' (configs/ and launch/
+  install as gorila_tf.configs and gorila_tf.launch)."""
+  module = path[:-3].replace('/', '.').removesuffix('.__init__')
+  if module.startswith(('configs', 'launch')):
+    module = 'gorila_tf.' + module
+  return module
+
+
+def test_every_target_depends_on_the_targets_of_what_it_imports():
+  targets = build_targets()
+  owner = {module_of(src): name for name, t in targets.items() for src in t['srcs']}
+  problems = []
+  for name, target in targets.items():
+    for src in target['srcs']:
+      tree = ast.parse(open(os.path.join(REPO, src)).read())
+      imported = set()
+      for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('gorila_tf'):
+          for alias in node.names:
+            full = f'{node.module}.{alias.name}'
+            imported.add(full if full in owner else node.module)
+        elif isinstance(node, ast.Import):
+          imported.update(a.name for a in node.names if a.name.startswith('gorila_tf'))
+      for module in sorted(imported):
+        needed = owner.get(module)
+        if needed and needed != name and needed not in target['deps']:
+          problems.append(f'{name} ({src}) imports {module}: add ":{needed}"')
+  assert not problems, '\n'.join(problems)

@@ -9,8 +9,8 @@ import reverb
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import replay
+from gorila_tf.agent import environments
+from gorila_tf.agent import replay
 
 # A toy game whose frame k is [k, k]: every field of an item can be checked.
 INFO = environments.EnvInfo('toy', (2,), np.dtype(np.float32), 3, 2, 1)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gorila_tf.tools import scaling_model
+from gorila_tf.lab import scaling_model
 
 
 def costs(**kwargs):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
+from gorila_tf.agent import environments
 from gorila_tf.tools import suite
 from tests.conftest import run_module
 

@@ -11,9 +11,9 @@ import tensorflow as tf
 from PIL import Image
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import networks
-from gorila_tf import run_dir as run_dir_lib
+from gorila_tf.agent import environments
+from gorila_tf.agent import networks
+from gorila_tf.runtime import run_dir as run_dir_lib
 from tests.conftest import run_module
 
 

@@ -10,8 +10,9 @@ import json, os, sys, time
 os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 import numpy as np, tensorflow as tf
-from gorila_tf import config as config_lib, environments, learner, networks, optimizers, replay
-from gorila_tf.tools import bench
+from gorila_tf import config as config_lib
+from gorila_tf.agent import environments, learner, networks, optimizers, replay
+from gorila_tf.lab import bench
 config = config_lib.resolve('pong')
 info = environments.env_info(config.env)
 server = bench.prefilled_replay(config, info, 20_000)

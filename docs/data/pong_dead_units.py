@@ -8,7 +8,9 @@ play); prints each layer's dead share, and how far each parameter moved.
 import os, glob
 os.environ['TF_CPP_MIN_LOG_LEVEL']='3'
 import numpy as np, tensorflow as tf
-from gorila_tf import config as config_lib, environments, evaluator, networks, run_dir as rd
+from gorila_tf import config as config_lib
+from gorila_tf.agent import environments, networks
+from gorila_tf.runtime import evaluator, run_dir as rd
 import sys; run=sys.argv[1]
 config=rd.read_config(run); info=environments.env_info(config.env)
 env = environments.VectorEnv(config.env, 1, 0, noop_max=30, max_episode_frames=18000)

@@ -28,7 +28,7 @@ from absl import flags
 
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
-from gorila_tf import run_dir as run_dir_lib
+from gorila_tf.runtime import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
 
@@ -68,8 +68,8 @@ def main(argv):
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return exit_codes.BAD_INPUT
-  from gorila_tf import environments  # pylint: disable=g-import-not-at-top
-  from gorila_tf import evaluator  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
   from gorila_tf import reference  # pylint: disable=g-import-not-at-top
   config = config_lib.apply_overrides(config, ['eval.record_frames=0'])
   row, _ = evaluator.evaluate_checkpoint(checkpoint, config,

@@ -39,7 +39,7 @@ def define_flags():
 def make_policy_module(q_net):
   """A tf.Module whose functions close over copies of the parameters."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf import networks  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import networks  # pylint: disable=g-import-not-at-top
   spec = q_net.spec
   signature = [tf.TensorSpec((None,) + tuple(spec.observation_shape),
                              tf.as_dtype(spec.observation_dtype), 'observations')]
@@ -72,7 +72,7 @@ def export(q_net, out: str) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  from gorila_tf import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
   try:
     if not FLAGS.out:
       raise config_lib.ConfigError('--out is required (the SavedModel directory)')
@@ -81,7 +81,8 @@ def main(argv):
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return exit_codes.BAD_INPUT
-  from gorila_tf import environments, evaluator  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   q_net, updates, frames = evaluator.restore_online_network(checkpoint, config, info)
   export(q_net, FLAGS.out)

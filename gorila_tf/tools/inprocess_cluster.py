@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import portpicker
 
-from gorila_tf import cluster as cluster_lib
+from gorila_tf.runtime import cluster as cluster_lib
 
 
 def free_port_pairs(count: int) -> list[int]:

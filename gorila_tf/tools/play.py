@@ -28,7 +28,7 @@ import numpy as np
 
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
-from gorila_tf import metrics
+from gorila_tf.runtime import metrics
 
 FLAGS = flags.FLAGS
 
@@ -53,8 +53,8 @@ def play(q_net, config: config_lib.GorilaConfig, info, episodes: int,
          view: config_lib.PictureView = 'screen'
          ) -> tuple[list[np.ndarray], list[float]]:
   """Plays `episodes` episodes in one env; returns (pictures, returns)."""
-  from gorila_tf import actor  # pylint: disable=g-import-not-at-top
-  from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import actor  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   render = environments.needs_render(config.env.id, view)
   env = environments.VectorEnv(config.env, 1, seed, noop_max=config.eval.noop_max,
@@ -81,7 +81,7 @@ def play(q_net, config: config_lib.GorilaConfig, info, episodes: int,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  from gorila_tf import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
   try:
     checkpoint, config = run_dir_lib.resolve_checkpoint(
         FLAGS.run_dir, FLAGS.checkpoint, FLAGS.config, FLAGS.set)
@@ -91,7 +91,8 @@ def main(argv):
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return exit_codes.BAD_INPUT
-  from gorila_tf import environments, evaluator  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   q_net, updates, _ = evaluator.restore_online_network(checkpoint, config, info)
   pictures, returns = play(q_net, config, info, FLAGS.episodes, FLAGS.max_frames,

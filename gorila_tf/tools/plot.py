@@ -27,9 +27,9 @@ from absl import flags
 import numpy as np
 
 from gorila_tf import exit_codes
-from gorila_tf import metrics
 from gorila_tf import reference
-from gorila_tf import run_dir as run_dir_lib
+from gorila_tf.runtime import metrics
+from gorila_tf.runtime import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
 

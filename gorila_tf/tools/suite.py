@@ -31,10 +31,10 @@ from absl import app
 from absl import flags
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
 from gorila_tf import exit_codes
 from gorila_tf import launch
 from gorila_tf import reference
+from gorila_tf.agent import environments
 
 # The 49 games of Nair et al. (2015), in the reference table's order.
 PAPER_GAMES: tuple[str, ...] = tuple(reference.load())

@@ -19,18 +19,16 @@ Run loop:
 from __future__ import annotations
 
 import threading
-from typing import Optional, Sequence
+from typing import Optional, Protocol, Sequence
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gorila_tf import broadcast
 from gorila_tf import config as config_lib
-from gorila_tf import dqn
-from gorila_tf import environments
-from gorila_tf import metrics
-from gorila_tf import replay
+from gorila_tf.agent import dqn
+from gorila_tf.agent import environments
+from gorila_tf.agent import replay
 
 
 def make_greedy_policy(q_net: tf.Module, observation_shape: Sequence[int],
@@ -57,14 +55,34 @@ def epsilon_greedy(greedy_actions: Optional[np.ndarray],
   return np.where(explore, random_actions, greedy_actions).astype(np.int32)
 
 
+class ParameterSource(Protocol):
+  """Where an actor's parameters come from (the runtime's
+  broadcast.ParameterSubscriber): `refresh()` loads the newest ones into the
+  actor's network and returns (their update count, the frames when they were
+  published), or None when there is nothing newer."""
+
+  def refresh(self) -> Optional[tuple[int, int]]: ...
+
+
+class StatsSink(Protocol):
+  """Where an actor reports its steps and episodes (the runtime's
+  metrics.StatsReporter)."""
+
+  def record_steps(self, env_steps: int, param_version: int) -> None: ...
+
+  def record_episode(self, episode_return: float, length: int) -> None: ...
+
+  def close(self) -> None: ...
+
+
 class Actor:
   """A bundle's actors: one vector env, one local network, one writer per env."""
 
   def __init__(self, config: config_lib.GorilaConfig,
                info: environments.EnvInfo, env: environments.VectorEnv,
                q_net: tf.Module, writers: Sequence[replay.TransitionWriter],
-               subscriber: broadcast.ParameterSubscriber,
-               reporter: metrics.StatsReporter, seed: int, bundle: int = 0,
+               subscriber: ParameterSource, reporter: StatsSink, seed: int,
+               bundle: int = 0,
                num_bundles: int = 1):
     self._config = config
     self._bundle = bundle

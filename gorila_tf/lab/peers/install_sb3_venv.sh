@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Creates (if missing) the Stable-Baselines3 peer-benchmark venv and installs
 # requirements-bench-peers.lock into it. PyTorch stays out of the project's
-# own venv: this one is only for gorila_tf/tools/peers/sb3_dqn.py.
+# own venv: this one is only for gorila_tf/lab/peers/sb3_dqn.py.
 #
-# Usage: bash gorila_tf/tools/peers/install_sb3_venv.sh [VENV]  (default
+# Usage: bash gorila_tf/lab/peers/install_sb3_venv.sh [VENV]  (default
 # .venv-bench at the repo root). Idempotent: does nothing while the venv's
 # stamp file is newer than the lock file.
 #

@@ -19,7 +19,7 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import logging
 
-from gorila_tf import cluster as cluster_lib
+from gorila_tf.runtime import cluster as cluster_lib
 
 
 def serve(task: cluster_lib.Task, intra_op_threads: int = 0) -> None:

@@ -37,23 +37,23 @@ import reverb
 import tensorflow as tf
 from absl import logging
 
-from gorila_tf import bookkeeping
-from gorila_tf import broadcast
-from gorila_tf import checkpoint_writer
-from gorila_tf import checkpointing
-from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
-from gorila_tf import dqn
-from gorila_tf import environments
 from gorila_tf import exit_codes
-from gorila_tf import health as health_lib
-from gorila_tf import lease as lease_lib
-from gorila_tf import learner as learner_lib
-from gorila_tf import metrics
-from gorila_tf import model as model_lib
-from gorila_tf import networks
-from gorila_tf import ps
-from gorila_tf import run_dir as run_dir_lib
+from gorila_tf.agent import dqn
+from gorila_tf.agent import environments
+from gorila_tf.agent import health as health_lib
+from gorila_tf.agent import learner as learner_lib
+from gorila_tf.agent import networks
+from gorila_tf.runtime import bookkeeping
+from gorila_tf.runtime import broadcast
+from gorila_tf.runtime import checkpoint_writer
+from gorila_tf.runtime import checkpointing
+from gorila_tf.runtime import cluster as cluster_lib
+from gorila_tf.runtime import lease as lease_lib
+from gorila_tf.runtime import metrics
+from gorila_tf.runtime import model as model_lib
+from gorila_tf.runtime import ps
+from gorila_tf.runtime import run_dir as run_dir_lib
 
 
 def _start_chief_reverb(task: cluster_lib.Task,

@@ -10,7 +10,7 @@ update per 4 agent steps. Prints one final line `RESULT {json}`.
 Standalone on purpose: it must not import gorila_tf, so it measures the
 library, not our code. Run it with the project's venv:
 
-  .venv/bin/python gorila_tf/tools/peers/tf_agents_dqn.py --seconds=60
+  .venv/bin/python gorila_tf/lab/peers/tf_agents_dqn.py --seconds=60
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import networks
+from gorila_tf.agent import environments
+from gorila_tf.agent import networks
 
 PROBE_STRIDE = 4  # agent steps of random play between two probe states
 REPEAT_EVERY = 10  # a collapse the run trains on is said again every 10 probes

@@ -24,13 +24,13 @@ import dataclasses
 
 import tensorflow as tf
 
-from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import learner as learner_lib
-from gorila_tf import networks
-from gorila_tf import optimizers
-from gorila_tf import replay
+from gorila_tf.agent import environments
+from gorila_tf.agent import learner as learner_lib
+from gorila_tf.agent import networks
+from gorila_tf.agent import optimizers
+from gorila_tf.agent import replay
+from gorila_tf.runtime import cluster as cluster_lib
 
 @dataclasses.dataclass(kw_only=True)
 class ShardedModel:

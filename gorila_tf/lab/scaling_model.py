@@ -24,7 +24,7 @@ costs come out of what the bundles leave: U <= (M - N c1) / (C_ps + C_chief).
 The model is checked against every measured point of the curve, then
 projects the paper's layout (100 bundles, 31 ps) and a TFJob of K nodes.
 
-  python -m gorila_tf.tools.scaling_model --scaling=scaling.json \
+  python -m gorila_tf.lab.scaling_model --scaling=scaling.json \
       --control=control.json --out=docs/figures
 """
 

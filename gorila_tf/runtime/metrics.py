@@ -22,7 +22,7 @@ import reverb
 import tensorflow as tf
 from absl import logging
 
-from gorila_tf import deadlines
+from gorila_tf.runtime import deadlines
 
 STATS_TABLE = 'actor_stats'
 STATS_SIGNATURE = {

@@ -25,10 +25,10 @@ from typing import NamedTuple, Sequence
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import dqn
-from gorila_tf import networks
-from gorila_tf import optimizers
-from gorila_tf import replay
+from gorila_tf.agent import dqn
+from gorila_tf.agent import networks
+from gorila_tf.agent import optimizers
+from gorila_tf.agent import replay
 
 PRIORITY_FLOOR = 1e-6  # keeps every item sampleable under prioritized replay
 

@@ -1,6 +1,6 @@
 r"""The control plane's capacity: what limits a large Gorila cluster, unit by unit.
 
-  python -m gorila_tf.tools.bench --sections=control --out=control.json
+  python -m gorila_tf.lab.bench --sections=control --out=control.json
 
 A cluster of W bundles and P ps tasks is held up by whichever of three
 per-unit costs runs out first. Each is measured apart from the others, so
@@ -263,7 +263,7 @@ def _keep_in_flight(schedule: Callable[[], Any], in_flight: int,
   Returns:
     (closures whose results came back, seconds from start to the last one).
   """
-  from gorila_tf import bookkeeping  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import bookkeeping  # pylint: disable=g-import-not-at-top
   books = bookkeeping.InFlight(overdue_s=3600.0)
   start = time.monotonic()
   deadline = start + window_s
@@ -281,14 +281,14 @@ def _keep_in_flight(schedule: Callable[[], Any], in_flight: int,
 
 def _start_worker_processes(count: int):
   """A chief task, an in-process ps and `count` worker server processes."""
-  from gorila_tf import cluster as cluster_lib  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import cluster as cluster_lib  # pylint: disable=g-import-not-at-top
   from gorila_tf.tools import inprocess_cluster  # pylint: disable=g-import-not-at-top
   ports = inprocess_cluster.free_port_pairs(2 + count)
   spec = {'chief': [f'localhost:{ports[0]}'], 'ps': [f'localhost:{ports[1]}'],
           'worker': [f'localhost:{p}' for p in ports[2:]]}
   ps_server = cluster_lib.start_server(cluster_lib.make_task(spec, 'ps', 0))
   procs = [subprocess.Popen(
-      _module_argv('gorila_tf.tools.bench_control', 'serve', 'worker', str(i),
+      _module_argv('gorila_tf.lab.bench_control', 'serve', 'worker', str(i),
                    json.dumps(spec)),
       preexec_fn=_die_with_parent, stdout=subprocess.DEVNULL,
       stderr=subprocess.DEVNULL) for i in range(count)]
@@ -310,7 +310,7 @@ def _closure_rate(config_name: str, overrides: Sequence[str], workers: int,
                   separate: bool, window_s: float, queue) -> None:
   """Closures/s and CPU per closure over `workers` workers (child process)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf import ps  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import ps  # pylint: disable=g-import-not-at-top
   from gorila_tf.tools import inprocess_cluster  # pylint: disable=g-import-not-at-top
   config = config_lib.resolve(config_name, list(overrides))
   procs = []
@@ -378,7 +378,7 @@ def _ps_spec(h: hosts_lib.EmulatedHosts, share: float, round_: int) -> dict:
 def _ps_closures(q_net, optimizer, steps: int):
   """(apply, read) closures: `steps` applies, or whole-network reads, each."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf import networks  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import networks  # pylint: disable=g-import-not-at-top
   shapes = q_net.shapes()
 
   @tf.function
@@ -408,7 +408,8 @@ def _ps_load(config_name: str, overrides: Sequence[str], spec: dict,
              window_s: float) -> dict[str, Any]:
   """The chief of one ps round (run on the 'chief' host by `ps-load`)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf import cluster as cluster_lib, environments, networks, optimizers, ps  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import cluster as cluster_lib, ps  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments, networks, optimizers  # pylint: disable=g-import-not-at-top
   config = config_lib.resolve(config_name, list(overrides))
   info = environments.env_info(config.env)
   task = cluster_lib.make_task(spec, 'chief', 0)
@@ -457,7 +458,7 @@ def _ps_row(share: float, load: dict[str, Any], sampler: CpuSampler) -> dict:
 def _run_ps_round(h: hosts_lib.EmulatedHosts, share: float, spec: dict,
                   config_name: str, overrides: Sequence[str],
                   window_s: float) -> dict[str, Any]:
-  argv = _module_argv('gorila_tf.tools.bench_control', 'ps-load', config_name,
+  argv = _module_argv('gorila_tf.lab.bench_control', 'ps-load', config_name,
                       json.dumps(list(overrides)), json.dumps(spec), str(window_s))
   with CpuSampler(lambda: h.cpu_usage_s(_ps_host(share))) as sampler:
     chief = h.run_in('chief', argv, preexec_fn=_die_with_parent,
@@ -513,7 +514,8 @@ def _variables_server(config_name: str, overrides: Sequence[str],
                       window_s: float, ready, stop) -> None:
   """The chief's end (own process): variables table, publisher, publishes."""
   import reverb  # pylint: disable=g-import-not-at-top
-  from gorila_tf import broadcast, environments, networks  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import broadcast  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments, networks  # pylint: disable=g-import-not-at-top
   config = config_lib.resolve(config_name, list(overrides))
   net = networks.make_q_network(config.network, environments.env_info(config.env))
   server = reverb.Server([broadcast.make_variables_table(net.shapes())])
@@ -573,7 +575,8 @@ def _pulls(server_pid: int, subscribers, window_s: float) -> dict:
 
 def _publication(config_name: str, overrides: Sequence[str],
                  puller_counts: Sequence[int], window_s: float, queue) -> None:
-  from gorila_tf import broadcast, environments, networks  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import broadcast  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments, networks  # pylint: disable=g-import-not-at-top
   context = multiprocessing.get_context('spawn')
   ready, stop = context.Queue(), context.Event()
   server = context.Process(target=_variables_server,
@@ -688,7 +691,7 @@ def measure(config_name: str, overrides: Sequence[str],
 
 def _serve(job: str, index: int, spec: dict) -> None:
   """A bare worker (or ps) server: no bundle, no replay, no actors."""
-  from gorila_tf import cluster as cluster_lib  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import cluster as cluster_lib  # pylint: disable=g-import-not-at-top
   cluster_lib.start_server(cluster_lib.make_task(spec, job, index)).join()
 
 

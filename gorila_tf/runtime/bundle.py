@@ -26,16 +26,17 @@ from typing import Optional
 import reverb
 from absl import logging
 
-from gorila_tf import actor as actor_lib
-from gorila_tf import broadcast
-from gorila_tf import checkpointing
-from gorila_tf import cluster as cluster_lib
 from gorila_tf import config as config_lib
-from gorila_tf import environments
 from gorila_tf import exit_codes
-from gorila_tf import metrics
-from gorila_tf import networks
-from gorila_tf import replay
+from gorila_tf.agent import actor as actor_lib
+from gorila_tf.agent import environments
+from gorila_tf.agent import networks
+from gorila_tf.agent import replay
+from gorila_tf.runtime import broadcast
+from gorila_tf.runtime import checkpointing
+from gorila_tf.runtime import cluster as cluster_lib
+from gorila_tf.runtime import deadlines
+from gorila_tf.runtime import metrics
 
 
 class LearnerWatch:
@@ -65,7 +66,7 @@ class LearnerWatch:
     self._published = None  # the chief's publication count at the last check
     self._streak = 0  # checks in a row that found the learner idle
 
-  def check(self, stats: Optional[replay.ReplayStats],
+  def check(self, stats: Optional[deadlines.ReplayStats],
             published: Optional[int]) -> bool:
     """One check: True when the learner has stalled."""
     idle = (stats is not None and stats.size >= self._min_size
@@ -156,7 +157,8 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   watch = (LearnerWatch(config.run.learner_stall_s, config.replay.min_size,
                         every_s=max(5.0, 2 * config.run.publish_every_s))
            if config.run.learner_stall_s > 0 else None)
-  own_replay = replay.StatsProbe(f'localhost:{replay_server.port}', timeout_s=1.0)
+  own_replay = deadlines.ReplayProbe(f'localhost:{replay_server.port}',
+                                     replay.REPLAY_TABLE, timeout_s=1.0)
   chief = broadcast.PublicationProbe(task.chief_reverb_address(), timeout_s=1.0)
   seconds = 0
   while not stop.wait(1.0):

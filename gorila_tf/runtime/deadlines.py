@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import reverb
 import tensorflow as tf
@@ -82,3 +82,32 @@ class TableProbe:
     except CLIENT_ERRORS:
       self._client = None
       return None
+
+
+class ReplayStats(NamedTuple):
+  """What one bundle's replay server says about its table."""
+
+  size: int  # transitions held
+  inserted: int  # transitions inserted since the server started
+  sampled: int  # transitions sampled since the server started
+
+
+class ReplayProbe:
+  """Asks one bundle's replay server for its table's stats, with a deadline.
+
+  The chief's way to tell whether a bundle answers: `stats()` returns None
+  when the server does not answer within `timeout_s` (paused, cut off,
+  restarting), and never blocks longer.
+  """
+
+  def __init__(self, address: str, table: str, timeout_s: float):
+    self._table = TableProbe(address, table, timeout_s)
+
+  def stats(self) -> ReplayStats | None:
+    table = self._table.info()
+    if table is None:
+      return None
+    limiter = table.rate_limiter_info
+    return ReplayStats(size=table.current_size,
+                       inserted=limiter.insert_stats.completed,
+                       sampled=limiter.sample_stats.completed)

@@ -1,8 +1,8 @@
 r"""Throughput and memory, measured side by side on this machine.
 
-  python -m gorila_tf.tools.bench                      # everything, ~6 minutes
-  python -m gorila_tf.tools.bench --sections=emulator,actor,learner --seconds=20
-  python -m gorila_tf.tools.bench --out=bench.json
+  python -m gorila_tf.lab.bench                      # everything, ~6 minutes
+  python -m gorila_tf.lab.bench --sections=emulator,actor,learner --seconds=20
+  python -m gorila_tf.lab.bench --out=bench.json
 
 Sections (all on Pong with the Nature network and batch 32):
   emulator  raw AtariVectorEnv steps/s, random actions, as many games as the
@@ -25,7 +25,7 @@ Sections (all on Pong with the Nature network and batch 32):
             --learning_frames, --learning_run_dirs);
   peers     TF-Agents' DqnAgent with Reverb in one process, and
             Stable-Baselines3's DQN (its own virtualenv, see
-            gorila_tf/tools/peers/), at our replay ratio.
+            gorila_tf/lab/peers/), at our replay ratio.
 
 Ratios are what count: absolute numbers drift on shared machines.
 """
@@ -52,14 +52,14 @@ os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-from gorila_tf.tools import bench_faults  # pylint: disable=g-import-not-at-top
-from gorila_tf.tools import bench_control
-from gorila_tf.tools import bench_learning
-from gorila_tf.tools import bench_report
-from gorila_tf.tools import bench_scaling
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
 from gorila_tf import launch
+from gorila_tf.lab import bench_control
+from gorila_tf.lab import bench_faults
+from gorila_tf.lab import bench_learning
+from gorila_tf.lab import bench_report
+from gorila_tf.lab import bench_scaling
 from gorila_tf.launch import hosts as hosts_lib
 from gorila_tf.launch import topology
 
@@ -95,7 +95,7 @@ def define_flags():
                       'Python of the Stable-Baselines3 virtualenv.')
 
 
-# The checkout's root: this file is <root>/gorila_tf/tools/bench.py.
+# The checkout's root: this file is <root>/gorila_tf/lab/bench.py.
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -108,7 +108,7 @@ def timed(run_for: Callable[[float], int], seconds: float) -> tuple[int, float]:
 
 def bench_emulator(config, seconds: float) -> dict[str, Any]:
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
   n = config.actor.envs_per_bundle * config.launch.num_workers
   env = environments.VectorEnv(config.env, n, seed=0)
   env.reset()
@@ -129,7 +129,8 @@ def bench_emulator(config, seconds: float) -> dict[str, Any]:
 def _fill_servers(config, info):
   """A replay table without rate limiting and the chief's tables."""
   import reverb  # pylint: disable=g-import-not-at-top
-  from gorila_tf import broadcast, metrics, networks, replay  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import broadcast, metrics  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import networks, replay  # pylint: disable=g-import-not-at-top
   free = config_lib.apply_overrides(config, ['replay.samples_per_insert=0',
                                              'replay.min_size=1'])
   replay_server = reverb.Server([replay.make_replay_table(free, info)])
@@ -141,7 +142,8 @@ def _fill_servers(config, info):
 
 
 def _make_actor(config, info, replay_server, chief, num_envs, seed=0):
-  from gorila_tf import actor, broadcast, environments, metrics, networks, replay  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import actor, environments, networks, replay  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import broadcast, metrics  # pylint: disable=g-import-not-at-top
   net = networks.make_q_network(config.network, info)
   writers = [replay.TransitionWriter(replay_server.localhost_client(),
                                      info.frame_stack, config.learner.n_step,
@@ -154,7 +156,7 @@ def _make_actor(config, info, replay_server, chief, num_envs, seed=0):
 
 
 def bench_actor(config, seconds: float) -> dict[str, Any]:
-  from gorila_tf import environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   replay_server, chief = _fill_servers(config, info)
   n = config.actor.envs_per_bundle * config.launch.num_workers
@@ -180,7 +182,7 @@ class _ReplayFiller:
 
   def __init__(self, config, info, port: int | None = None):
     import reverb  # pylint: disable=g-import-not-at-top
-    from gorila_tf import replay  # pylint: disable=g-import-not-at-top
+    from gorila_tf.agent import replay  # pylint: disable=g-import-not-at-top
     free = config_lib.apply_overrides(config, ['replay.samples_per_insert=0',
                                                'replay.min_size=1'])
     self.server = reverb.Server([replay.make_replay_table(free, info)], port=port)
@@ -206,7 +208,7 @@ def prefilled_replay(config, info, transitions: int, port: int | None = None):
 
 def _single_process_learner(config, seconds: float, queue) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf import environments, learner, networks, optimizers, replay  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments, learner, networks, optimizers, replay  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   server = prefilled_replay(config, info, 2_000)
   q_net = networks.make_q_network(config.network, info)
@@ -239,7 +241,8 @@ def _repeat(fn, deadline) -> int:
 def _pss_learner(config, seconds: float, queue) -> None:
   """The chief's learner closures on a real 1-ps, 1-worker cluster (no chief loop)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf import cluster, environments, learner as learner_lib, model as model_lib, ps  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import cluster, model as model_lib, ps  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments, learner as learner_lib  # pylint: disable=g-import-not-at-top
   from gorila_tf.tools import inprocess_cluster  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   task, _ = inprocess_cluster.start(num_ps=1, num_workers=1)
@@ -298,7 +301,7 @@ def bench_learner(config, seconds: float) -> dict[str, Any]:
 
 def _memory(config, queue) -> None:
   """Marginal memory of 20,000 more transitions, and their checkpoint size."""
-  from gorila_tf import environments, replay  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments, replay  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   filler = _ReplayFiller(config, info)
   filler.fill_to(5_000)  # everything but the replay has been allocated by now
@@ -348,7 +351,7 @@ def bench_e2e(config_name: str, seconds: float,
   is reported beside the rates, for the machine-limit line.
   """
   import psutil  # pylint: disable=g-import-not-at-top
-  from gorila_tf import metrics  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import metrics  # pylint: disable=g-import-not-at-top
   run_dir = tempfile.mkdtemp(prefix='gorila-bench-')
   warmup = 60.0
   proc = subprocess.Popen(
@@ -398,7 +401,7 @@ def _peer(command: list[str], seconds: float) -> dict[str, Any]:
 def bench_peers(config, seconds: float) -> dict[str, Any]:
   del config
   results = {'tf_agents_dqn': _peer(
-      [sys.executable, '-m', 'gorila_tf.tools.peers.tf_agents_dqn'], seconds)}
+      [sys.executable, '-m', 'gorila_tf.lab.peers.tf_agents_dqn'], seconds)}
   peer_python = os.path.join(REPO, FLAGS.peer_python)
   if os.path.exists(peer_python):
     results['sb3_dqn'] = _peer(
@@ -406,7 +409,7 @@ def bench_peers(config, seconds: float) -> dict[str, Any]:
         seconds)
   else:
     results['sb3_dqn'] = {'error': f'{FLAGS.peer_python} missing: run '
-                          'gorila_tf/tools/peers/install_sb3_venv.sh'}
+                          'gorila_tf/lab/peers/install_sb3_venv.sh'}
   return results
 
 

@@ -17,7 +17,7 @@ and names the first bottleneck: the resource closest to its limit (the
 bundles' CPU share, a ps or the chief's core, or the machine's cores).
 Scaling efficiency = throughput(N) / (N x throughput(1)).
 
-  python -m gorila_tf.tools.bench --sections=scaling
+  python -m gorila_tf.lab.bench --sections=scaling
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 from typing import Any, Optional, Sequence
 
 from gorila_tf import launch
-from gorila_tf import metrics
+from gorila_tf.runtime import metrics
 
 BUNDLE_POINTS = ((1, 2), (2, 2), (4, 2), (8, 2))  # (bundles, ps)
 PS_POINTS = ((4, 1), (4, 4))  # with (4, 2) above: ps 1, 2, 4 at 4 bundles

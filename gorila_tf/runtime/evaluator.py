@@ -28,14 +28,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gorila_tf import actor as actor_lib
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import lease as lease_lib
-from gorila_tf import metrics
-from gorila_tf import networks
 from gorila_tf import reference
-from gorila_tf import run_dir as run_dir_lib
+from gorila_tf.agent import actor as actor_lib
+from gorila_tf.agent import environments
+from gorila_tf.agent import networks
+from gorila_tf.runtime import lease as lease_lib
+from gorila_tf.runtime import metrics
+from gorila_tf.runtime import run_dir as run_dir_lib
 
 
 @dataclasses.dataclass(frozen=True)

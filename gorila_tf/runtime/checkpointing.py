@@ -28,8 +28,8 @@ import tensorflow as tf
 from absl import logging
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
-from gorila_tf import run_dir as run_dir_lib
+from gorila_tf.agent import environments
+from gorila_tf.runtime import run_dir as run_dir_lib
 
 SIGNATURE_FILE = 'model_signature.json'
 REPLAY_DIR = 'replay'

@@ -9,8 +9,8 @@ gradient update per 4 agent steps. A callback stops `model.learn` after
 
 Needs its own venv (PyTorch is no runtime dependency of ours):
 
-  bash gorila_tf/tools/peers/install_sb3_venv.sh .venv-bench
-  .venv-bench/bin/python gorila_tf/tools/peers/sb3_dqn.py --seconds=60
+  bash gorila_tf/lab/peers/install_sb3_venv.sh .venv-bench
+  .venv-bench/bin/python gorila_tf/lab/peers/sb3_dqn.py --seconds=60
 """
 
 from __future__ import annotations

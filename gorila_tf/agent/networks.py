@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
+from gorila_tf.agent import environments
 
 # Nature DQN: (filters, kernel, stride) per conv layer, then one hidden FC layer.
 NATURE_CONV_LAYERS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))

@@ -1,8 +1,8 @@
 r"""The learning check: does a preset learn on every seed, or does it die?
 
-  python -m gorila_tf.tools.bench --sections=learning --config=pong_fast \
+  python -m gorila_tf.lab.bench --sections=learning --config=pong_fast \
       --learning_seeds=0,1,2,3,4 --learning_frames=300000 --out=learning.json
-  python -m gorila_tf.tools.bench --sections=learning \
+  python -m gorila_tf.lab.bench --sections=learning \
       --learning_run_dirs=runs/a,runs/b          # judge runs already made
 
 Run it before changing anything on the learning path (the network, the
@@ -36,10 +36,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from gorila_tf import config as config_lib
-from gorila_tf import environments
 from gorila_tf import launch
-from gorila_tf import metrics
-from gorila_tf import run_dir as run_dir_lib
+from gorila_tf.agent import environments
+from gorila_tf.runtime import metrics
+from gorila_tf.runtime import run_dir as run_dir_lib
 
 LAST_SUMMARIES = 10  # the training return is the mean of the last ones that have it
 LEARNING_Q_SPREAD = 0.01  # a network that has begun to learn tells states apart
@@ -54,8 +54,8 @@ def checkpoint_paths(run_dir: str) -> list[str]:
 
 def probe_checkpoints(run_dir: str, config: config_lib.GorilaConfig) -> list[dict]:
   """Health figures of every checkpoint's online network."""
-  from gorila_tf import evaluator  # pylint: disable=g-import-not-at-top
-  from gorila_tf import health  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import health  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   states = health.probe_states(config.env, config.health.probe_states,
                                config.run.seed)

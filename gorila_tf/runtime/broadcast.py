@@ -25,8 +25,8 @@ import tensorflow as tf
 from absl import logging
 from tf_agents.experimental.distributed import reverb_variable_container
 
-from gorila_tf import deadlines
-from gorila_tf import networks
+from gorila_tf.agent import networks
+from gorila_tf.runtime import deadlines
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
 RETRY_AFTER_S = 5.0  # actors keep acting with their parameters meanwhile

@@ -28,8 +28,7 @@ import reverb
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf import deadlines
-from gorila_tf import environments
+from gorila_tf.agent import environments
 
 REPLAY_TABLE = 'replay'
 # Reverb's TrajectoryWriter logs "The number of pending items is alarmingly
@@ -39,35 +38,6 @@ REPLAY_TABLE = 'replay'
 # writer's backpressure keeps it below that: at most MAX_PENDING_ITEMS, plus
 # the one item being created.
 MAX_PENDING_ITEMS = 48
-
-
-class ReplayStats(NamedTuple):
-  """What one bundle's replay server says about its table."""
-
-  size: int  # transitions held
-  inserted: int  # transitions inserted since the server started
-  sampled: int  # transitions sampled since the server started
-
-
-class StatsProbe:
-  """Asks one bundle's replay server for its table's stats, with a deadline.
-
-  The chief's way to tell whether a bundle answers: `stats()` returns None
-  when the server does not answer within `timeout_s` (paused, cut off,
-  restarting), and never blocks longer.
-  """
-
-  def __init__(self, address: str, timeout_s: float):
-    self._table = deadlines.TableProbe(address, REPLAY_TABLE, timeout_s)
-
-  def stats(self) -> ReplayStats | None:
-    table = self._table.info()
-    if table is None:
-      return None
-    limiter = table.rate_limiter_info
-    return ReplayStats(size=table.current_size,
-                       inserted=limiter.insert_stats.completed,
-                       sampled=limiter.sample_stats.completed)
 
 
 def transition_signature(info: environments.EnvInfo,

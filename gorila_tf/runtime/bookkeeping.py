@@ -24,8 +24,9 @@ import time
 
 from absl import logging
 
-from gorila_tf import metrics
-from gorila_tf import replay
+from gorila_tf.agent import replay
+from gorila_tf.runtime import deadlines
+from gorila_tf.runtime import metrics
 
 
 def flatten(tree: dict, prefix: str = '') -> dict:
@@ -166,7 +167,7 @@ class BundleHealth:
     now = time.monotonic()
     self._last_answer = [now] * n
     self._silent_from = [now] * n  # the last answer before a silence
-    self.replay = [replay.ReplayStats(0, 0, 0)] * n  # as last answered
+    self.replay = [deadlines.ReplayStats(0, 0, 0)] * n  # as last answered
     self.responsive = [True] * n
     self.unresponsive_periods = [0] * n
     self.last_silence_s = [0.0] * n
@@ -179,7 +180,7 @@ class BundleHealth:
       thread.start()
 
   def _probe_loop(self, bundle: int) -> None:
-    probe = replay.StatsProbe(self._addresses[bundle],
+    probe = deadlines.ReplayProbe(self._addresses[bundle], replay.REPLAY_TABLE,
                               timeout_s=max(1.0, self._probe_every_s))
     while not self._stop.wait(self._probe_every_s):
       stats = probe.stats()

@@ -14,7 +14,7 @@ output to time each recovery:
   pause   a bundle paused (SIGSTOP) for 60 s in a cluster of its own: the
           others' updates/s before, during and after (`measure_pause`).
 
-  python -m gorila_tf.tools.bench --sections=faults
+  python -m gorila_tf.lab.bench --sections=faults
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def measure(config_name: str, overrides=(), warmup_s: float = 90.0,
 
 def rates_between(run_dir: str, start: float, end: float) -> dict[str, float]:
   """Updates/s and frames/s the chief recorded between two wall-clock times."""
-  from gorila_tf import metrics  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import metrics  # pylint: disable=g-import-not-at-top
   rows = [r for r in metrics.read_progress(run_dir) if start <= r['time'] <= end]
   if len(rows) < 2:
     return {'updates_per_s': 0.0, 'frames_per_s': 0.0}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gorila_tf.tools import bench_control
-from gorila_tf.tools import bench_learning
+from gorila_tf.lab import bench_control
+from gorila_tf.lab import bench_learning
 
 
 def machine_limit(results: dict[str, Any]) -> float | None:

@@ -1,0 +1,1 @@
+"""The benchmark lab: `gorila-bench` and its sections, peers, the scaling model."""
