@@ -67,6 +67,10 @@ def define_flags():
   flags.DEFINE_integer('num_ps', None, 'Parameter-server tasks (default: config).')
   flags.DEFINE_integer('num_workers', None, 'Bundles (default: config).')
   flags.DEFINE_bool('evaluator', None, 'Start an evaluator task (default: config).')
+  flags.DEFINE_enum('topology', 'cluster', ['cluster', 'single'], 'cluster: ps, '
+                    'workers and chief as processes of their own; single: the '
+                    'agent in this one process (actors, replay and learner; no '
+                    'servers but its replay table), to debug or take a quick look.')
   flags.DEFINE_float('max_wall_s', None, 'Stop everything after this many seconds '
                      '(exit status 3).')
   flags.DEFINE_integer('max_restarts', 5, 'Restarts allowed per task before the '
@@ -367,6 +371,8 @@ def main(argv):
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
     return exit_codes.BAD_INPUT
+  if FLAGS.topology == 'single':
+    return run_single(config, run_dir)
   network = 'loopback-only network namespace'
   if FLAGS.hosts == 'emulated':
     network = 'a network namespace per host'
@@ -385,6 +391,46 @@ def main(argv):
     return run_cluster(config, run_dir, overrides, placement, network)
   finally:
     placement.close()  # emulated hosts: namespaces, links, cgroups
+
+
+def run_single(config: config_lib.GorilaConfig, run_dir: str) -> int:
+  """The agent in this process (runtime/single.py); returns the status."""
+  global CONSOLE
+  CONSOLE = progress.make_console(FLAGS.progress)
+  from gorila_tf.runtime import single  # pylint: disable=g-import-not-at-top
+  say(f'[launcher] run dir {run_dir}; one process: actors, replay, learner')
+  stop = threading.Event()
+  signal.signal(signal.SIGINT, lambda *_: stop.set())
+  signal.signal(signal.SIGTERM, lambda *_: stop.set())
+  walled = threading.Event()
+  if FLAGS.max_wall_s is not None:
+    timer = threading.Timer(FLAGS.max_wall_s, lambda: (walled.set(), stop.set()))
+    timer.daemon = True
+    timer.start()
+  reporter_stop = threading.Event()
+  reporter = progress.ProgressReporter(
+      CONSOLE, run_dir, config.run.max_frames,
+      1.0 if CONSOLE.live else FLAGS.progress_every_s, reporter_stop)
+  if FLAGS.progress != 'off':
+    reporter.start()
+  try:
+    done = single.run(config, run_dir, stop)
+  except exit_codes.Collapsed as e:
+    say(f'error: {e}')
+    return exit_codes.COLLAPSED
+  except config_lib.NumericalError as e:
+    say(f'error: {e}')
+    return exit_codes.NUMERICAL
+  finally:
+    reporter_stop.set()
+    if FLAGS.progress != 'off':
+      reporter.join()
+      reporter.report_once()
+    CONSOLE.close()
+  if done:
+    say('[launcher] training done')
+    return exit_codes.OK
+  return exit_codes.WALL if walled.is_set() else exit_codes.INTERRUPTED
 
 
 def run_cluster(config: config_lib.GorilaConfig, run_dir: str,

@@ -28,6 +28,7 @@ from gorila_tf.agent import learner as learner_lib
 from gorila_tf.agent import networks
 from gorila_tf.agent import replay
 from gorila_tf.runtime import broadcast
+from gorila_tf.runtime import builder
 from gorila_tf.runtime import cluster as cluster_lib
 from gorila_tf.runtime import model as model_lib
 from gorila_tf.runtime import ps
@@ -62,14 +63,13 @@ def fill_replay(task, config, info):
 
 
 def make_learner(model, config, addresses=()) -> learner_lib.Learner:
-  return learner_lib.Learner(
-      q_net=model.q_net, target_net=model.target_net, optimizer=model.optimizer,
-      state=model.learner_state, learner=config.learner,
-      replay_config=config.replay, replay_addresses=addresses)
+  return builder.DQNBuilder(config).make_learner(
+      model.q_net, model.target_net, model.optimizer, model.learner_state,
+      replay_addresses=addresses)
 
 
 def replay_iterator(cluster_coordinator, task, config, info):
-  dataset_fn = model_lib.make_dataset_fn(task, config, info)
+  dataset_fn = model_lib.make_dataset_fn(task, builder.DQNBuilder(config, info))
   return iter(cluster_coordinator.create_per_worker_dataset(dataset_fn))
 
 
@@ -215,7 +215,8 @@ def main():
   replay_servers = fill_replay(task, config, info)
   strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
   cluster_coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
-  model = model_lib.build_model(strategy, config, info, num_workers=2)
+  model = model_lib.build_model(strategy, builder.DQNBuilder(config, info),
+                                num_workers=2)
   learner = make_learner(model, config)
   iterator = replay_iterator(cluster_coordinator, task, config, info)
 

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from gorila_tf import config as config_lib
 from gorila_tf.agent import environments
-from gorila_tf.agent import learner as learner_lib
+from gorila_tf.runtime import builder
 from gorila_tf.runtime import model as model_lib
 from gorila_tf.runtime import ps
 from gorila_tf.tools import inprocess_cluster
@@ -185,12 +185,11 @@ def run_distributed(strategy, coordinator, config, info, play, indices,
                     reference_config):
   """The whole sequence on the cluster; each closure also replayed by the
   float32 reference from the cluster's state before it (teacher forcing)."""
-  model = model_lib.build_model(strategy, config, info, num_workers=1)
+  dqn = builder.DQNBuilder(config, info)
+  model = model_lib.build_model(strategy, dqn, num_workers=1)
   initial = [p.numpy() for p in model.q_net.read()]
-  learner = learner_lib.Learner(
-      q_net=model.q_net, target_net=model.target_net, optimizer=model.optimizer,
-      state=model.learner_state, learner=config.learner,
-      replay_config=config.replay)
+  learner = dqn.make_learner(model.q_net, model.target_net, model.optimizer,
+                             model.learner_state)
   learner.sync_target()
   n = config.learner.n_step
   iterator = iter(coordinator.create_per_worker_dataset(

@@ -12,6 +12,7 @@ from gorila_tf import config as config_lib
 from gorila_tf.agent import environments
 from gorila_tf.agent import networks
 from gorila_tf.runtime import checkpoint_writer
+from gorila_tf.runtime import builder
 from gorila_tf.runtime import model as model_lib
 
 
@@ -22,7 +23,7 @@ def cartpole():
 
 def plain_model(config, info, seed_shift=0.0):
   q = networks.make_q_network(config.network, info)
-  model = model_lib.build_plain_model(config, info, num_workers=2,
+  model = model_lib.build_plain_model(builder.DQNBuilder(config, info), num_workers=2,
                                       part_shapes=[tuple(p.shape) for p in q.params])
   for i, v in enumerate(model.state_variables()):
     v.assign(tf.cast(tf.fill(v.shape, i + seed_shift), v.dtype))
@@ -35,7 +36,7 @@ def test_a_checkpoint_written_by_the_writer_restores_every_item_exactly(tmp_path
   values = [v.numpy() for v in source.state_variables()]
   writer = checkpoint_writer.CheckpointWriter(
       str(tmp_path), max_to_keep=2, build_plain_model=functools.partial(
-          model_lib.build_plain_model, config, info, 2,
+          model_lib.build_plain_model, builder.DQNBuilder(config, info), 2,
           source.part_shapes()))
   try:
     path = writer.save(42, values)
@@ -60,7 +61,8 @@ def test_an_unwritable_directory_is_one_line_from_the_writer(tmp_path):
   writer = checkpoint_writer.CheckpointWriter(
       str(blocked / 'checkpoints'), max_to_keep=2,
       build_plain_model=functools.partial(
-          model_lib.build_plain_model, config, info, 2, source.part_shapes()))
+          model_lib.build_plain_model, builder.DQNBuilder(config, info), 2,
+          source.part_shapes()))
   try:
     with pytest.raises(checkpoint_writer.CheckpointWriteError) as raised:
       writer.save(1, [v.numpy() for v in source.state_variables()])

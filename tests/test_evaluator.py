@@ -1,6 +1,5 @@
 """The evaluation protocol on real Pong: frame cap, episode split, the row."""
 
-import numpy as np
 import pytest
 
 from gorila_tf import config as config_lib

@@ -32,7 +32,7 @@ import numpy as np, tensorflow as tf
 from gorila_tf import config as config_lib
 from gorila_tf.agent import environments, learner as learner_lib
 from gorila_tf.agent import replay
-from gorila_tf.runtime import model as model_lib, ps
+from gorila_tf.runtime import builder, model as model_lib, ps
 from gorila_tf.tools import inprocess_cluster
 config = config_lib.resolve('pong', ['replay.min_size=64', 'replay.samples_per_insert=0'])
 info = environments.env_info(config.env)
@@ -49,12 +49,12 @@ for _ in range(200):
 writer.end_episode(); writer.close()
 strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
 coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
-model = model_lib.build_model(strategy, config, info, 1)
+dqn = builder.DQNBuilder(config, info)
+model = model_lib.build_model(strategy, dqn, 1)
 device = learner_lib.worker_compute_device(tf.config.list_logical_devices())
-learner = learner_lib.Learner(q_net=model.q_net, target_net=model.target_net,
-    optimizer=model.optimizer, state=model.learner_state, learner=config.learner,
-    compute_device=device)
-iterator = iter(coordinator.create_per_worker_dataset(model_lib.make_dataset_fn(task, config, info)))
+learner = dqn.make_learner(model.q_net, model.target_net, model.optimizer,
+    model.learner_state, compute_device=device)
+iterator = iter(coordinator.create_per_worker_dataset(model_lib.make_dataset_fn(task, dqn)))
 graph = learner.train_steps.get_concrete_function(iterator).graph
 convs = {op.device for op in graph.get_operations() if op.type == 'Conv2D'}
 results = [coordinator.schedule(learner.train_steps, args=(iterator,)) for _ in range(3)]

@@ -1,7 +1,6 @@
 """Q-network shapes, the pure apply function and sharded-gradient splitting."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from gorila_tf import config as config_lib

@@ -1,7 +1,6 @@
 """The install story: setup.py agrees with the lock file, BUILD covers every file."""
 
 import ast
-import ast
 import glob
 import os
 import re

@@ -20,7 +20,7 @@ Learners never see environments; actors never see the optimizer.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 
@@ -113,11 +113,15 @@ class Learner:
                learner: config_lib.LearnerConfig,
                replay_config: config_lib.ReplayConfig | None = None,
                replay_addresses: Sequence[str] = (),
-               faults: config_lib.FaultsConfig | None = None,
-               compute_device: str | None = None, num_learners: int = 1):
+               compute_device: str | None = None, num_learners: int = 1,
+               worker_index: Optional[Callable[[], tf.Tensor]] = None):
     """`compute_device`: where the forward and backward passes run on each
     worker (e.g. '/device:GPU:0', see `worker_compute_device`); None: the
-    worker's default placement."""
+    worker's default placement. `worker_index`: this learner's row in the
+    state; default, the index of the worker running the closure (a learner
+    in one process, with no coordinator, passes `lambda: 0`)."""
+    self._worker_index = worker_index or (
+        tf.distribute.coordinator.experimental_get_current_worker_index)
     self.compute_device = compute_device
     # Gorila's staleness threshold, scaled to the cluster (dqn.py).
     self.max_staleness = dqn.staleness_threshold(
@@ -127,7 +131,6 @@ class Learner:
     self._gradient = (tf.function(self.gradient, jit_compile=True)
                       if learner.xla else self.gradient)
     self._replay = replay_config or config_lib.ReplayConfig()
-    self._faults = faults or config_lib.FaultsConfig()
     self._replay_addresses = list(replay_addresses)
     self._q_net = q_net
     self._target_net = target_net
@@ -158,10 +161,6 @@ class Learner:
       q_values = networks.apply(spec, online, batch['observation'])
       loss, td_errors = dqn.dqn_loss(q_values, batch['action'], targets,
                                      c.huber_delta, weights)
-      nan_after = self._faults.nan_after_updates
-      if nan_after > 0:  # fault injection for tests
-        loss = tf.where(self._optimizer.iterations >= nan_after,
-                        tf.constant(float('nan')), loss)
     if self._replay.prioritized:
       replay.update_priorities(self._replay_addresses, batch['server'],
                                batch['key'], tf.abs(td_errors) + PRIORITY_FLOOR)
@@ -208,7 +207,7 @@ class Learner:
   @tf.function
   def train_steps(self, iterator) -> dict[str, tf.Tensor]:
     """One learner round; returns the round's means, counts and samples."""
-    worker = tf.distribute.coordinator.experimental_get_current_worker_index()
+    worker = tf.cast(self._worker_index(), tf.int64)
     # The target network changes only every C updates: read once per round.
     target = networks.read_over_the_wire(self._target_net, self._wire_dtype)
     row = tf.gather(self._state.loss_stats, worker)

@@ -21,7 +21,7 @@ Learners read the table through Reverb's tf.data `TrajectoryDataset`.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 import reverb

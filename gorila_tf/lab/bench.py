@@ -32,7 +32,6 @@ Ratios are what count: absolute numbers drift on shared machines.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import multiprocessing
 import os
@@ -129,12 +128,11 @@ def bench_emulator(config, seconds: float) -> dict[str, Any]:
 def _fill_servers(config, info):
   """A replay table without rate limiting and the chief's tables."""
   import reverb  # pylint: disable=g-import-not-at-top
-  from gorila_tf.runtime import broadcast, metrics  # pylint: disable=g-import-not-at-top
-  from gorila_tf.agent import networks, replay  # pylint: disable=g-import-not-at-top
-  free = config_lib.apply_overrides(config, ['replay.samples_per_insert=0',
-                                             'replay.min_size=1'])
-  replay_server = reverb.Server([replay.make_replay_table(free, info)])
-  net = networks.make_q_network(config.network, info)
+  from gorila_tf.runtime import broadcast, builder, metrics  # pylint: disable=g-import-not-at-top
+  free = builder.DQNBuilder(config_lib.apply_overrides(
+      config, ['replay.samples_per_insert=0', 'replay.min_size=1']), info)
+  replay_server = reverb.Server([free.make_replay_table()])
+  net = free.make_network()
   chief = reverb.Server([broadcast.make_variables_table(net.shapes()),
                          metrics.make_stats_table()])
   broadcast.ParameterPublisher(f'localhost:{chief.port}', net).publish(0, 0)
@@ -142,17 +140,13 @@ def _fill_servers(config, info):
 
 
 def _make_actor(config, info, replay_server, chief, num_envs, seed=0):
-  from gorila_tf.agent import actor, environments, networks, replay  # pylint: disable=g-import-not-at-top
-  from gorila_tf.runtime import broadcast, metrics  # pylint: disable=g-import-not-at-top
-  net = networks.make_q_network(config.network, info)
-  writers = [replay.TransitionWriter(replay_server.localhost_client(),
-                                     info.frame_stack, config.learner.n_step,
-                                     chunk_length=config.replay.chunk_length)
-             for _ in range(num_envs)]
+  from gorila_tf.runtime import broadcast, builder, metrics  # pylint: disable=g-import-not-at-top
   address = f'localhost:{chief.port}'
-  return actor.Actor(config, info, environments.VectorEnv(config.env, num_envs, seed),
-                     net, writers, broadcast.ParameterSubscriber(address, net),
-                     metrics.StatsReporter(address, 0, 1.0), seed=seed)
+  sized = config_lib.apply_overrides(config, [f'actor.envs_per_bundle={num_envs}'])
+  return builder.DQNBuilder(sized, info).make_actor(
+      replay_server.localhost_client(),
+      lambda net: broadcast.ParameterSubscriber(address, net),
+      metrics.StatsReporter(address, 0, 1.0), seed=seed)
 
 
 def bench_actor(config, seconds: float) -> dict[str, Any]:
@@ -182,10 +176,10 @@ class _ReplayFiller:
 
   def __init__(self, config, info, port: int | None = None):
     import reverb  # pylint: disable=g-import-not-at-top
-    from gorila_tf.agent import replay  # pylint: disable=g-import-not-at-top
-    free = config_lib.apply_overrides(config, ['replay.samples_per_insert=0',
-                                               'replay.min_size=1'])
-    self.server = reverb.Server([replay.make_replay_table(free, info)], port=port)
+    from gorila_tf.runtime import builder  # pylint: disable=g-import-not-at-top
+    free = builder.DQNBuilder(config_lib.apply_overrides(
+        config, ['replay.samples_per_insert=0', 'replay.min_size=1']), info)
+    self.server = reverb.Server([free.make_replay_table()], port=port)
     _, self._chief = _fill_servers(config, info)
     self._actor = _make_actor(config, info, self.server, self._chief, 4, seed=1)
 
@@ -207,25 +201,13 @@ def prefilled_replay(config, info, transitions: int, port: int | None = None):
 
 
 def _single_process_learner(config, seconds: float, queue) -> None:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf.agent import environments, learner, networks, optimizers, replay  # pylint: disable=g-import-not-at-top
-  info = environments.env_info(config.env)
-  server = prefilled_replay(config, info, 2_000)
-  q_net = networks.make_q_network(config.network, info)
-  target = networks.make_q_network(config.network, info)
-  optimizer = optimizers.Optimizer(config.learner, q_net.parts())
-  rules = learner.Learner(q_net, target, optimizer, None, config.learner)
-  iterator = iter(replay.make_dataset([f'localhost:{server.port}'], info,
-                                      config.learner.batch_size, config.learner.n_step))
-  steps = config.learner.steps_per_closure
-
-  @tf.function
-  def train():
-    for _ in range(steps):
-      _, gradients, _ = rules.gradient(next(iterator), q_net.read(), target.read())
-      optimizer.apply(networks.split_gradients(gradients, q_net))
-
+  """The learner round of the one-process mode (single.py) on a filled replay."""
+  from gorila_tf.runtime import single  # pylint: disable=g-import-not-at-top
+  agent = single.SingleProcessAgent(config)
+  server = prefilled_replay(config, agent.builder.info, 2_000)
+  train = agent.make_training(f'localhost:{server.port}')
   train()
+  steps = config.learner.steps_per_closure
   updates, took = timed(lambda deadline: _repeat(train, deadline) * steps, seconds)
   queue.put({'updates_per_s': updates / took})
 
@@ -241,8 +223,8 @@ def _repeat(fn, deadline) -> int:
 def _pss_learner(config, seconds: float, queue) -> None:
   """The chief's learner closures on a real 1-ps, 1-worker cluster (no chief loop)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf.runtime import cluster, model as model_lib, ps  # pylint: disable=g-import-not-at-top
-  from gorila_tf.agent import environments, learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import builder, cluster, model as model_lib, ps  # pylint: disable=g-import-not-at-top
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
   from gorila_tf.tools import inprocess_cluster  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
   task, _ = inprocess_cluster.start(num_ps=1, num_workers=1)
@@ -250,13 +232,12 @@ def _pss_learner(config, seconds: float, queue) -> None:
   server = prefilled_replay(config, info, 2_000, port=port)
   strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
   cluster_coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
-  model = model_lib.build_model(strategy, config, info, task.num_workers)
-  learner = learner_lib.Learner(
-      q_net=model.q_net, target_net=model.target_net, optimizer=model.optimizer,
-      state=model.learner_state, learner=config.learner,
-      replay_config=config.replay, faults=config.faults)
+  dqn = builder.DQNBuilder(config, info)
+  model = model_lib.build_model(strategy, dqn, task.num_workers)
+  learner = dqn.make_learner(model.q_net, model.target_net, model.optimizer,
+                             model.learner_state)
   iterator = iter(cluster_coordinator.create_per_worker_dataset(
-      model_lib.make_dataset_fn(task, config, info)))
+      model_lib.make_dataset_fn(task, dqn)))
   train = learner.train_steps
   learner.sync_target()
   for _ in range(2):

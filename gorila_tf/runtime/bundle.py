@@ -29,10 +29,9 @@ from absl import logging
 from gorila_tf import config as config_lib
 from gorila_tf import exit_codes
 from gorila_tf.agent import actor as actor_lib
-from gorila_tf.agent import environments
-from gorila_tf.agent import networks
 from gorila_tf.agent import replay
 from gorila_tf.runtime import broadcast
+from gorila_tf.runtime import builder as builder_lib
 from gorila_tf.runtime import checkpointing
 from gorila_tf.runtime import cluster as cluster_lib
 from gorila_tf.runtime import deadlines
@@ -85,46 +84,39 @@ class LearnerWatch:
             'by a network fault can stay unanswered for good)')
 
 
-def start_replay_server(task: cluster_lib.Task, config: config_lib.GorilaConfig,
-                        info: environments.EnvInfo,
+def start_replay_server(task: cluster_lib.Task, builder: builder_lib.DQNBuilder,
                         run_dir: Optional[str]) -> reverb.Server:
   """The bundle's replay, loaded from its last checkpoint in run_dir if any."""
   address = cluster_lib.reverb_address(task.address)
   cluster_lib.check_port_free(address, f'the replay of worker:{task.index}')
   if run_dir:
-    checkpointing.check_compatible(
-        run_dir, checkpointing.model_signature(config, info, task.num_ps))
+    checkpointing.check_compatible(run_dir, checkpointing.model_signature(
+        builder.config, builder.info, task.num_ps))
   _, port = cluster_lib.split_address(address)
-  return reverb.Server(tables=[replay.make_replay_table(config, info)], port=port,
+  return reverb.Server(tables=[builder.make_replay_table()], port=port,
                        checkpointer=checkpointing.replay_checkpointer(
                            run_dir, task.index))
 
 
-def make_actor(task: cluster_lib.Task, config: config_lib.GorilaConfig,
-               info: environments.EnvInfo, replay_port: int) -> actor_lib.Actor:
-  """The bundle's actors, writing to the replay server on `replay_port`."""
-  seed = config.run.seed * 10_007 + task.index * 1_000
-  n = config.actor.envs_per_bundle
-  env = environments.VectorEnv(config.env, n, seed)
-  q_net = networks.make_q_network(config.network, info, seed=seed)
-  client = reverb.Client(f'localhost:{replay_port}')
-  writers = [replay.TransitionWriter(client, info.frame_stack,
-                                     config.learner.n_step,
-                                     chunk_length=config.replay.chunk_length)
-             for _ in range(n)]
+def make_actor(task: cluster_lib.Task, builder: builder_lib.DQNBuilder,
+               replay_port: int) -> actor_lib.Actor:
+  """The bundle's actors, writing to the replay server on `replay_port`,
+  acting with the parameters the chief publishes."""
   chief = task.chief_reverb_address()
-  return actor_lib.Actor(
-      config, info, env, q_net, writers,
-      broadcast.ParameterSubscriber(chief, q_net),
-      metrics.StatsReporter(chief, task.index, config.actor.stats_interval_s),
-      seed=seed, bundle=task.index, num_bundles=task.num_workers)
+  return builder.make_actor(
+      reverb.Client(f'localhost:{replay_port}'),
+      lambda q_net: broadcast.ParameterSubscriber(chief, q_net),
+      metrics.StatsReporter(chief, task.index,
+                            builder.config.actor.stats_interval_s),
+      seed=builder_lib.actor_seed(builder.config, task.index),
+      bundle=task.index, num_bundles=task.num_workers)
 
 
 def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
         run_dir: Optional[str] = None) -> None:
   """The worker role: serve learner closures and act until stopped."""
-  info = environments.env_info(config.env)
-  replay_server = start_replay_server(task, config, info, run_dir)
+  builder = builder_lib.DQNBuilder(config)
+  replay_server = start_replay_server(task, builder, run_dir)
   server = cluster_lib.start_server(task, config.run.intra_op_threads)
   del server  # serves in the background for the life of the process
   logging.info('bundle %d: learner at %s, replay on port %d', task.index,
@@ -133,7 +125,7 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   failure = []
 
   def act():
-    actor = make_actor(task, config, info, replay_server.port)
+    actor = make_actor(task, builder, replay_server.port)
     try:
       actor.run(stop)
     except Exception as e:  # pylint: disable=broad-except

@@ -43,12 +43,13 @@ from gorila_tf.agent import dqn
 from gorila_tf.agent import environments
 from gorila_tf.agent import health as health_lib
 from gorila_tf.agent import learner as learner_lib
-from gorila_tf.agent import networks
 from gorila_tf.runtime import bookkeeping
 from gorila_tf.runtime import broadcast
+from gorila_tf.runtime import builder as builder_lib
 from gorila_tf.runtime import checkpoint_writer
 from gorila_tf.runtime import checkpointing
 from gorila_tf.runtime import cluster as cluster_lib
+from gorila_tf.runtime import faults
 from gorila_tf.runtime import lease as lease_lib
 from gorila_tf.runtime import metrics
 from gorila_tf.runtime import model as model_lib
@@ -80,48 +81,26 @@ class Chief:
     self._task = task
     self._config = config
     self._run_dir = run_dir
-    self._info = environments.env_info(config.env)
-    self._signature = checkpointing.model_signature(config, self._info,
+    self._builder = builder_lib.DQNBuilder(config)
+    self._signature = checkpointing.model_signature(config, self._builder.info,
                                                     task.num_ps)
     self._strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
     self.cluster_coordinator = tf.distribute.coordinator.ClusterCoordinator(
         self._strategy)
-    self.model = model_lib.build_model(self._strategy, config, self._info,
+    self.model = model_lib.build_model(self._strategy, self._builder,
                                        task.num_workers)
-    self.learner = learner_lib.Learner(
-        q_net=self.model.q_net, target_net=self.model.target_net,
-        optimizer=self.model.optimizer, state=self.model.learner_state,
-        learner=config.learner, replay_config=config.replay,
-        replay_addresses=task.worker_reverb_addresses(), faults=config.faults,
+    self.learner = self._builder.make_learner(
+        self.model.q_net, self.model.target_net, self.model.optimizer,
+        self.model.learner_state,
+        replay_addresses=task.worker_reverb_addresses(),
         compute_device=learner_lib.worker_compute_device(
             tf.config.list_logical_devices()),
         num_learners=task.num_workers)
-    logging.info('stale gradients: discarded when more than %d updates old '
-                 '(%d learners)', self.learner.max_staleness, task.num_workers)
-    if not config.learner.fused_update and task.num_workers > 1:
-      logging.warning('learner.fused_update=false: the written-out update rules '
-                      'are not atomic; %d learners applying at once can lose '
-                      'updates (tests/test_concurrency.py)', task.num_workers)
-    if self.learner.compute_device:
-      logging.info('learners compute on the workers\' %s',
-                   self.learner.compute_device)
-    directory = os.path.join(run_dir, 'checkpoints')
-    # Reads (restores) here; writes in the checkpoint writer's process.
-    self._manager = tf.train.CheckpointManager(
-        self.model.checkpoint(), directory,
-        max_to_keep=config.run.keep_checkpoints)
-    self._writer = checkpoint_writer.CheckpointWriter(
-        directory, config.run.keep_checkpoints, functools.partial(
-            model_lib.build_plain_model, config, self._info, task.num_workers,
-            self.model.part_shapes()))
-    self._read_state = model_lib.make_state_reader(self.model)
-    self._iterations_index = next(
-        i for i, v in enumerate(self.model.state_variables())
-        if v is self.model.optimizer.iterations)
+    self._log_learner_setup()
+    self._open_checkpoints()
     self._read_progress = model_lib.make_progress_reader(self.model)
     self.learner.sync_target.get_concrete_function()
-    shapes = self.model.q_net.shapes()
-    self._reverb_server = _start_chief_reverb(task, shapes)
+    self._reverb_server = _start_chief_reverb(task, self.model.q_net.shapes())
     self._reverb_client = reverb.Client(task.chief_reverb_address())
     self._publisher = broadcast.ParameterPublisher(
         task.chief_reverb_address(), self.model.q_net)
@@ -131,39 +110,41 @@ class Chief:
                                             config.run.bundle_timeout_s)
     self._replay_checkpoints = checkpointing.ReplayCheckpoints(
         task.worker_reverb_addresses())
-    self._network_probe = self._make_health_probe()
+    self._network_probe = self._builder.make_health_probe(
+        self.model.q_net, self.model.optimizer)
     self._health_watch = health_lib.HealthWatch(config.health)
     self._health_figures = None  # the newest probe, until it is summarised
-    self._plant_collapse = self._make_planted_collapse()
+    self._plant_collapse = faults.planted_collapse(config.faults, self.model.q_net)
 
-  def _make_health_probe(self) -> health_lib.HealthProbe:
-    c, q_net = self._config, self.model.q_net
-    states = health_lib.probe_states(c.env, c.health.probe_states, c.run.seed)
-    return health_lib.HealthProbe(
-        q_net.spec, states, q_net.read,
-        self.model.optimizer.last_step_sq_norms, q_net.part_names())
+  def _log_learner_setup(self) -> None:
+    task, learner = self._task, self.learner
+    logging.info('stale gradients: discarded when more than %d updates old '
+                 '(%d learners)', learner.max_staleness, task.num_workers)
+    if not self._config.learner.fused_update and task.num_workers > 1:
+      logging.warning('learner.fused_update=false: the written-out update rules '
+                      'are not atomic; %d learners applying at once can lose '
+                      'updates (tests/test_concurrency.py)', task.num_workers)
+    if learner.compute_device:
+      logging.info('learners compute on the workers\' %s', learner.compute_device)
 
-  def _make_planted_collapse(self):
-    """faults.kill_units_at_update (test-only): a function that kills every
-    hidden unit (biases -1000), traced now as everything the loop calls."""
-    if not self._config.faults.kill_units_at_update:
-      return None
-    q_net = self.model.q_net
-    hidden_biases = [p for (name, _), p in zip(
-        networks.param_shapes(q_net.spec), q_net.params)
-                     if name.endswith('_bias') and 'out' not in name]
-
-    @tf.function
-    def plant():
-      for bias in hidden_biases:
-        bias.assign(tf.fill(bias.shape, -1000.0))
-
-    plant.get_concrete_function()
-    return plant
+  def _open_checkpoints(self) -> None:
+    """Reads (restores) here; writes in the checkpoint writer's process."""
+    c = self._config.run
+    directory = os.path.join(self._run_dir, 'checkpoints')
+    self._manager = tf.train.CheckpointManager(
+        self.model.checkpoint(), directory, max_to_keep=c.keep_checkpoints)
+    self._writer = checkpoint_writer.CheckpointWriter(
+        directory, c.keep_checkpoints, functools.partial(
+            model_lib.build_plain_model, self._builder, self._task.num_workers,
+            self.model.part_shapes()))
+    self._read_state = model_lib.make_state_reader(self.model)
+    self._iterations_index = next(
+        i for i, v in enumerate(self.model.state_variables())
+        if v is self.model.optimizer.iterations)
 
   def make_iterator(self):
     """Each worker's replay iterator, to pass to `learner.train_steps`."""
-    dataset_fn = model_lib.make_dataset_fn(self._task, self._config, self._info)
+    dataset_fn = model_lib.make_dataset_fn(self._task, self._builder)
     return iter(self.cluster_coordinator.create_per_worker_dataset(dataset_fn))
 
   @property
@@ -318,7 +299,7 @@ class Chief:
     drained = metrics.drain_stats(self._reverb_client)
     self._bundles.saw(drained.incarnations)
     m = self.model
-    frames_per_step = self._info.frames_per_step
+    frames_per_step = self._builder.info.frames_per_step
     m.env_steps.assign_add(drained.env_steps)
     m.frames.assign_add(drained.env_steps * frames_per_step)
     m.episodes.assign_add(drained.episodes)

@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import reverb

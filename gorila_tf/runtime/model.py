@@ -3,13 +3,13 @@
 Everything other modules (the chief's loop, the in-process cluster test, the
 benchmark) need of the chief's model, in one public place:
 
-    model = build_model(strategy, config, info, num_workers)
+    model = build_model(strategy, builder, num_workers)  # builder.DQNBuilder
       # under strategy.scope(): online and target Q-networks, optimizer slots
       # next to each variable part, the learners' counters; variables larger
       # than launch.min_shard_bytes split over the ps tasks. Plus the chief's
       # counters (frames, episodes, wall time, ...), kept on the chief.
     checkpoint = model.checkpoint()        # model.checkpoint_items()
-    dataset_fn = make_dataset_fn(task, config, info)
+    dataset_fn = make_dataset_fn(task, builder)
     iterator = iter(cluster_coordinator.create_per_worker_dataset(dataset_fn))
       # each worker's learner samples its own bundle's replay (local mode) or
       # every bundle's (global mode): per_worker_replay(task, config)
@@ -21,16 +21,17 @@ process (evaluator, play, export) as long as the shard count is unchanged.
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
-from gorila_tf.agent import environments
 from gorila_tf.agent import learner as learner_lib
 from gorila_tf.agent import networks
 from gorila_tf.agent import optimizers
-from gorila_tf.agent import replay
+from gorila_tf.runtime import builder as builder_lib
 from gorila_tf.runtime import cluster as cluster_lib
+from gorila_tf.runtime import faults
 
 @dataclasses.dataclass(kw_only=True)
 class ShardedModel:
@@ -129,33 +130,30 @@ def make_progress_reader(model: ShardedModel):
   return read_progress
 
 
-def build_model(strategy: tf.distribute.Strategy,
-                config: config_lib.GorilaConfig, info: environments.EnvInfo,
+def build_model(strategy: tf.distribute.Strategy, builder: builder_lib.DQNBuilder,
                 num_workers: int) -> ShardedModel:
   """Creates the model's variables under `strategy` (see the module docstring)."""
   with strategy.scope():
-    q_net = networks.make_q_network(config.network, info, seed=config.run.seed)
-    target_net = networks.make_q_network(config.network, info, seed=config.run.seed)
-    # Slots next to each (part of a) variable; created here because
-    # closures on workers cannot create variables.
-    optimizer = optimizers.Optimizer(config.learner, q_net.parts())
-    state = learner_lib.LearnerState.create(num_workers)
-  return _with_chief_counters(q_net, target_net, optimizer, state, num_workers)
+    return build_plain_model(builder, num_workers)
 
 
-def build_plain_model(config: config_lib.GorilaConfig,
-                      info: environments.EnvInfo, num_workers: int,
-                      part_shapes: list[tuple[int, ...]]) -> ShardedModel:
-  """The same checkpoint items as `build_model`'s, as plain local variables.
+def build_plain_model(builder: builder_lib.DQNBuilder, num_workers: int,
+                      part_shapes: Optional[list[tuple[int, ...]]] = None
+                      ) -> ShardedModel:
+  """The model's variables where they are created: under a strategy's scope
+  sharded (build_model), else plain and local.
 
-  Parameters are whole; optimizer slots have the sharded model's part
+  With `part_shapes` (the sharded model's), the optimizer slots take those
   shapes, so a checkpoint of this copy restores into the sharded model (a
   whole tensor restores into its shards) and into a plain network.
   """
-  q_net = networks.make_q_network(config.network, info, seed=config.run.seed)
-  target_net = networks.make_q_network(config.network, info, seed=config.run.seed)
-  parts = [tf.Variable(tf.zeros(shape), trainable=False) for shape in part_shapes]
-  optimizer = optimizers.Optimizer(config.learner, parts)
+  q_net = builder.make_network()
+  target_net = builder.make_network()
+  # Slots next to each (part of a) variable; created here because closures
+  # on workers cannot create variables.
+  parts = (q_net.parts() if part_shapes is None else
+           [tf.Variable(tf.zeros(shape), trainable=False) for shape in part_shapes])
+  optimizer = builder.make_optimizer(parts)
   state = learner_lib.LearnerState.create(num_workers)
   return _with_chief_counters(q_net, target_net, optimizer, state, num_workers)
 
@@ -185,21 +183,17 @@ def per_worker_replay(task: cluster_lib.Task, config: config_lib.GorilaConfig):
   return tf.gather(addresses, index), index
 
 
-def make_dataset_fn(task: cluster_lib.Task, config: config_lib.GorilaConfig,
-                    info: environments.EnvInfo):
+def make_dataset_fn(task: cluster_lib.Task, builder: builder_lib.DQNBuilder):
   """The dataset function for `ClusterCoordinator.create_per_worker_dataset`.
 
   Each worker's dataset yields batches of `learner.batch_size` transitions
-  from `per_worker_replay`; the worker `faults.slow_worker` (a test-only hook)
-  waits `faults.slow_ms` before each of its batches.
+  from `per_worker_replay` (faults.batch_delay_ms: a test-only slow worker).
   """
 
   def dataset_fn() -> tf.data.Dataset:
-    c, faults = config.learner, config.faults
     worker = tf.distribute.coordinator.experimental_get_current_worker_index()
-    delay_ms = tf.where(worker == faults.slow_worker, faults.slow_ms, 0)
-    addresses, indices = per_worker_replay(task, config)
-    return replay.make_dataset(addresses, info, c.batch_size, c.n_step,
-                               delay_ms, server_indices=indices)
+    delay_ms = faults.batch_delay_ms(builder.config.faults, worker)
+    addresses, indices = per_worker_replay(task, builder.config)
+    return builder.make_dataset(addresses, indices, delay_ms)
 
   return dataset_fn
