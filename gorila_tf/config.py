@@ -25,8 +25,9 @@ import difflib
 import importlib
 import json
 import pkgutil
+import re
 import typing
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 
 class ConfigError(ValueError):
@@ -57,17 +58,53 @@ def check_choice(key: str, value: Any, choices: Any) -> None:
                       f'{", ".join(repr(a) for a in allowed)}')
 
 
+def setting(default: Any, allowed: str = '',
+            at_most: Optional[tuple[float, str]] = None) -> Any:
+  """A config field with its range, declared once.
+
+  `allowed` is the range as the error line says it: '>= 1', '> 0',
+  'in [0, 1]', 'in [0, 1)', maybe followed by a note (' (0 = off)', ': why');
+  `at_most` is (upper bound, why it is there). `validate` checks both.
+  """
+  return dataclasses.field(default=default,
+                           metadata={'allowed': allowed, 'at_most': at_most})
+
+
+# Upper bounds of the size-like settings; each says what a unit costs.
+MAX_ENVS_PER_BUNDLE = 256
+MAX_FRAME_STACK = 16
+MAX_LAYERS, MAX_LAYER_UNITS = 16, 8192
+# Replay memory per stored transition: Atari measured (docs/benchmarks.md,
+# 2.9 KB of worker RSS per transition); vector games (CartPole) estimated.
+REPLAY_BYTES_PER_TRANSITION = {'atari': 3_000, 'vector': 300}
+MAX_REPLAY_GB = 64  # per bundle: replay lives in its worker's RAM
+MAX_CHUNK_LENGTH = 32  # see replay.TransitionWriter: 48 items pending at most
+MAX_BATCH_SIZE = 4096
+MAX_N_STEP = 32
+MAX_EVAL_EPISODES = 1000
+MAX_EVAL_PARALLEL_ENVS = 64
+MAX_RECORD_FRAMES = 2000
+MAX_KEEP_CHECKPOINTS = 100
+MAX_CLOSURES_IN_FLIGHT = 64
+MAX_TASKS = 253  # the emulated hosts' subnet: 198.18.0.1 .. 198.18.0.253
+MAX_SHARD_BYTES = 2 << 30  # gRPC's message limit
+MAX_FREE_DISK_MB = 1 << 20  # 1 TiB
+MAX_PROBE_STATES = 4096
+MAX_COLLAPSE_PROBES = 100
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
   """Which game and how observations and rewards are shaped."""
 
   id: str = 'ALE/Pong-v5'  # gymnasium id: 'ALE/<Game>-v5' or 'CartPole-v1'
-  frameskip: int = 4  # frames per agent step, max-pooled over the last two (Atari)
-  frame_stack: int = 4  # frames stacked into one agent state
-  noop_max: int = 30  # up to this many random no-op steps after each reset (Atari)
-  repeat_action_probability: float = 0.0  # sticky actions; ALE v5 defaults to 0.25, the paper used 0
-  terminal_on_life_loss: bool = True  # life loss ends the TD target, not the episode (Atari)
-  max_episode_frames: int = 108_000  # training episodes are truncated here, frames (30 min)
+  frameskip: int = setting(4, '>= 1')  # frames per agent step (Atari: max of the last two)
+  frame_stack: int = setting(4, '>= 1', at_most=(
+      MAX_FRAME_STACK, 'every state, replay item and network input holds that many frames'))
+  noop_max: int = setting(30, '>= 0')  # random no-op steps after each reset, at most (Atari)
+  repeat_action_probability: float = setting(0.0, 'in [0, 1]')  # sticky actions; the paper: 0
+  terminal_on_life_loss: bool = True  # a lost life ends the TD target, not the episode
+  max_episode_frames: int = setting(108_000, '>= 1')  # training episodes end here, frames
   full_action_space: bool = False  # False: the game's minimal action set
 
 
@@ -78,175 +115,179 @@ class NetworkConfig:
   kind: NetworkKind = 'nature_cnn'  # 'nature_cnn' (3 convs + 512 FC) or 'mlp'
   mlp_layers: tuple[int, ...] = (64, 64)  # hidden units per layer, used by 'mlp'
   dueling: bool = False  # dueling value/advantage head (Wang et al. 2016); paper: off
-  init: NetworkInit = 'glorot'  # 'torch': weights and biases uniform in
-  # +-1/sqrt(fan_in), Torch7's default, which Nature DQN's code used (the
-  # paper's); 'glorot': Glorot-uniform weights, zero biases (Keras' default)
+  init: NetworkInit = 'glorot'  # 'torch': weights, biases in +-1/sqrt(fan_in)
+  # (Nature DQN's Torch7 layers); 'glorot': Glorot weights, zero biases (Keras)
 
 
 @dataclasses.dataclass(frozen=True)
 class ActorConfig:
   """How each bundle's actors act and report."""
 
-  envs_per_bundle: int = 4  # actors per bundle, stepped as one vector env
-  epsilon_start: float = 1.0  # exploration at frame 0
-  epsilon_end: float = 0.1  # exploration after the decay
-  epsilon_decay_frames: int = 4_000_000  # linear decay length, frames (1M agent steps)
-  epsilon_schedule: EpsilonSchedule = 'linear'  # 'linear': all actors decay together (paper);
-  # 'per_actor': fixed eps^(1 + alpha i / (N - 1)) for actor i of N (Ape-X option)
-  per_actor_epsilon: float = 0.4  # eps of the per_actor schedule
-  per_actor_alpha: float = 7.0  # alpha of the per_actor schedule
-  param_refresh_steps: int = 100  # vector steps between parameter pulls from the ps
-  stats_interval_s: float = 1.0  # seconds between progress reports to the chief
+  envs_per_bundle: int = setting(4, '>= 1', at_most=(
+      MAX_ENVS_PER_BUNDLE, 'each env is an emulator and a replay writer with a '
+      'stream of its own'))  # actors per bundle, stepped as one vector env
+  epsilon_start: float = setting(1.0, 'in [0, 1]')  # exploration at frame 0
+  epsilon_end: float = setting(0.1, 'in [0, 1]')  # exploration after the decay
+  epsilon_decay_frames: int = setting(4_000_000, '>= 0')  # linear decay length, frames
+  epsilon_schedule: EpsilonSchedule = 'linear'  # 'linear' (paper) or 'per_actor':
+  # actor i of N fixed at eps^(1 + alpha i / (N - 1)) (Ape-X)
+  per_actor_epsilon: float = setting(0.4, 'in [0, 1]')  # eps of 'per_actor'
+  per_actor_alpha: float = setting(7.0, '>= 0')  # alpha of 'per_actor'
+  param_refresh_steps: int = setting(100, '>= 1')  # vector steps between parameter pulls
+  stats_interval_s: float = setting(1.0, '> 0')  # seconds between reports to the chief
 
 
 @dataclasses.dataclass(frozen=True)
 class ReplayConfig:
   """Each bundle's Reverb replay table."""
 
-  capacity: int = 1_000_000  # transitions kept per bundle (FIFO eviction)
+  capacity: int = setting(1_000_000, '>= 1')  # transitions kept per bundle (FIFO)
   min_size: int = 50_000  # transitions per bundle before its learner samples
-  samples_per_insert: float = 8.0  # sampled/inserted transitions; 0 = free-running
-  mode: ReplayMode = 'local'  # 'local': a learner samples its own bundle (paper's
-  # bundled mode); 'global': every learner samples all bundles' tables
-  chunk_length: int = 16  # rows Reverb compresses together (memory vs. latency)
+  samples_per_insert: float = setting(8.0, '>= 0 (0 = free-running)')  # sampled
+  # per inserted transition
+  mode: ReplayMode = 'local'  # 'local': a learner samples its own bundle (the
+  # paper's bundled mode); 'global': every learner samples every bundle
+  chunk_length: int = setting(16, '>= 1', at_most=(
+      MAX_CHUNK_LENGTH, 'items wait for their chunk to fill, and a writer keeps '
+      'fewer than 50 items pending, where Reverb starts warning'))  # rows
+  # Reverb compresses together
   prioritized: bool = False  # prioritized replay (Schaul et al. 2016, option)
-  priority_exponent: float = 0.6  # alpha: sampling probability ~ priority^alpha
-  importance_exponent: float = 0.4  # beta of the importance-sampling weights
+  priority_exponent: float = setting(0.6, '>= 0')  # alpha: P(i) ~ priority^alpha
+  importance_exponent: float = setting(0.4, 'in [0, 1]')  # beta of the IS weights
 
 
 @dataclasses.dataclass(frozen=True)
 class LearnerConfig:
   """The DQN update each learner closure runs."""
 
-  batch_size: int = 32  # transitions per gradient update
-  discount: float = 0.99  # gamma
-  optimizer: OptimizerName = 'rmsprop'  # 'rmsprop' (centered, as Nature DQN) or 'adam'
-  learning_rate: float = 0.00025  # step size of the ps update rule
-  rmsprop_rho: float = 0.95  # squared-gradient decay
-  optimizer_epsilon: float = 0.01  # RMSProp's (inside the square root: units of
-  # gradient^2) or Adam's (added to sqrt(v): units of gradient), for the loss
-  # that `optimizer_epsilon_units` names
-  optimizer_epsilon_units: EpsilonUnits = 'mean_loss'  # 'mean_loss': used as is
-  # with this package's loss (dqn.dqn_loss: mean over the batch); 'summed_loss':
-  # stated for a loss summed over the batch, as Nature DQN's code, and scaled to
-  # the mean by optimizers.mean_loss_epsilon (RMSProp / batch_size^2, Adam /
-  # batch_size): the same update as the summed loss, whatever learner.batch_size.
-  # The default keeps the meaning of config.json files written before this
-  # field; the atari presets set 'summed_loss' (Nature's step)
-  huber_delta: float = 1.0  # Huber loss = error clipping to [-delta, delta]
-  reward_clip: float = 1.0  # rewards clipped to [-clip, clip] for targets; 0 = off
-  target_update_period: int = 10_000  # updates (applied to the ps, all learners
-  # together) between target-network refreshes; in agent steps: this x
-  # batch_size / replay.samples_per_insert (the default: 10,000 x 32 / 8 = 40k;
-  # the atari presets: 2,500 x 32 / 8 = 10k, as Nature's code)
-  steps_per_closure: int = 4  # updates packed into one scheduled closure
-  replica_sync_period: int = 1  # updates between refreshes of the learner's
-  # replica of the online network from the ps (Gorila's learner sync)
-  max_staleness: int = 100  # gradients from parameters more updates old than
-  # this are discarded (Gorila); 0 = keep all. With many learners the
-  # threshold grows: max(max_staleness, staleness_per_learner x learners)
-  staleness_per_learner: float = 4.0  # a healthy gradient is ~(learners - 1)
-  # updates old (docs/scaling.md measures it); a learner this many times
-  # slower than the rest has its gradients discarded
-  loss_outlier_k: float = 5.0  # discard gradients whose loss > mean + k std of
-  # this learner's recent losses (Gorila); 0 = keep all
-  loss_stats_decay: float = 0.99  # weight of the past in those statistics
-  loss_outlier_warmup: int = 100  # losses seen before any is called an outlier
-  n_step: int = 1  # n-step returns (option); the paper: 1
+  batch_size: int = setting(32, at_most=(
+      MAX_BATCH_SIZE, f'an Atari batch of {MAX_BATCH_SIZE} is 145 MB of frames on '
+      'its worker, three times over with prefetching'))  # transitions per update
+  discount: float = setting(0.99, 'in [0, 1]')  # gamma
+  optimizer: OptimizerName = 'rmsprop'  # centered RMSProp (Nature DQN) or 'adam'
+  learning_rate: float = setting(0.00025, '> 0')  # step size of the ps update rule
+  rmsprop_rho: float = setting(0.95, 'in [0, 1)')  # squared-gradient decay
+  optimizer_epsilon: float = setting(0.01, '> 0')  # RMSProp's (in the square
+  # root) or Adam's, for the loss that optimizer_epsilon_units names
+  optimizer_epsilon_units: EpsilonUnits = 'mean_loss'  # the loss epsilon is
+  # stated for: this package's batch mean, or Nature's batch sum (optimizers.py)
+  huber_delta: float = setting(1.0, '> 0')  # Huber loss: TD errors clipped here
+  reward_clip: float = setting(1.0, '>= 0 (0 = off)')  # rewards in [-clip, clip]
+  target_update_period: int = setting(10_000, '>= 1')  # applied updates between
+  # target refreshes (agent steps: x batch_size / replay.samples_per_insert)
+  steps_per_closure: int = setting(4, '>= 1')  # updates in one scheduled closure
+  replica_sync_period: int = setting(1, '>= 1')  # updates between refreshes of
+  # the learner's replica of the online network (Gorila's learner sync)
+  max_staleness: int = setting(100, '>= 0 (0 = off)')  # discard gradients from
+  # parameters more updates old (Gorila); see staleness_per_learner
+  staleness_per_learner: float = setting(
+      4.0, 'in [1, 1000]: updates per learner in the cluster')  # the threshold
+  # is max(max_staleness, this x learners)
+  loss_outlier_k: float = setting(5.0, '>= 0 (0 = off)')  # discard a gradient
+  # whose loss > mean + k std of the learner's recent losses (Gorila)
+  loss_stats_decay: float = setting(0.99, 'in [0, 1)')  # weight of the past there
+  loss_outlier_warmup: int = setting(100, '>= 0')  # losses before any outlier
+  n_step: int = setting(1, '>= 1', at_most=(
+      MAX_N_STEP, 'each replay item holds frame_stack + n frames'))  # paper: 1
   double_dqn: bool = False  # double-DQN targets (option); the paper: off
-  fused_update: bool = True  # apply the update rule with TF's fused kernels
-  # (ResourceApplyCenteredRMSProp / ResourceApplyAdam, locked): the same
-  # arithmetic in one pass instead of ~8; false: the written-out rules, which
-  # can lose updates when several learners apply at once (test_concurrency)
-  transfer_dtype: TransferDtype = 'float32'  # 'bfloat16' (option): replica
-  # reads and gradients cross the network in bfloat16 (half the bytes; the ps
-  # keeps float32 variables and slots); the paper: float32
+  fused_update: bool = True  # TF's fused, locked update kernels; false: the
+  # written-out rules, which can lose updates with several learners
+  transfer_dtype: TransferDtype = 'float32'  # what replica reads and gradients
+  # cross the network as ('bfloat16': half the bytes); the paper: float32
   xla: bool = False  # compile each step's forward and backward pass with XLA
-  # (option; the same maths, another kernel library)
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
   """The evaluator task (paper protocol: 30 no-ops, epsilon 0.05, 18,000 frames)."""
 
-  episodes: int = 30  # episodes per evaluation
-  epsilon: float = 0.05
-  noop_max: int = 30  # up to this many random no-ops at the start (Atari)
-  max_episode_frames: int = 18_000  # episode cap, frames (5 minutes)
-  parallel_envs: int = 5  # envs stepped together; episodes split evenly between them
-  every_s: float = 60.0  # seconds between evaluations of the newest checkpoint
-  cpu_cores: float = 0.2  # the evaluator's CPU budget, in cores (it sleeps to
-  # stay within it, at a lower priority), so that training keeps its pace as
-  # episodes grow longer; 0 = no budget
-  record_frames: int = 300  # frames of one evaluation episode shown in TensorBoard
-  record_view: PictureView = 'screen'  # 'screen': the game in colour (Atari: a
-  # second emulator replays env 0's episode); 'agent': the 84x84 gray input
+  episodes: int = setting(30, '>= 1', at_most=(
+      MAX_EVAL_EPISODES, 'an episode can last eval.max_episode_frames; the paper '
+      'used 30'))  # episodes per evaluation
+  epsilon: float = setting(0.05, 'in [0, 1]')
+  noop_max: int = setting(30, '>= 0')  # random no-ops at the start, at most
+  max_episode_frames: int = setting(18_000, '>= 1')  # episode cap, frames (5 min)
+  parallel_envs: int = setting(5, at_most=(
+      MAX_EVAL_PARALLEL_ENVS, 'each is an emulator in the evaluator'))  # envs
+  # stepped together, the episodes split evenly between them
+  every_s: float = setting(60.0, '> 0')  # seconds between evaluations
+  cpu_cores: float = setting(0.2, '>= 0 (0 = no budget)')  # the evaluator's CPU
+  # budget, cores (it sleeps to stay within it, at a lower priority)
+  record_frames: int = setting(300, '>= 0 (0 = none)', at_most=(
+      MAX_RECORD_FRAMES, 'the pictures are held in memory and written as one '
+      'GIF into TensorBoard: 100 KB each in colour'))  # frames of one episode
+  record_view: PictureView = 'screen'  # the game in colour, or 'agent': 84x84 gray
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
   """Budget, seeds and the chief's periodic work."""
 
-  max_frames: int = 10_000_000  # frame budget over all actors; the run stops there
-  seed: int = 0
-  checkpoint_every_s: float = 300.0  # seconds between checkpoints
-  keep_checkpoints: int = 3  # newest checkpoints kept on disk
-  summary_every_s: float = 10.0  # seconds between TensorBoard/progress writes
-  publish_every_s: float = 2.0  # seconds between parameter pushes to the actors
-  max_closures_in_flight: int = 8  # scheduled learner closures not yet finished
-  connect_timeout_s: float = 120.0  # chief waits this long for every task to be up
-  bundle_timeout_s: float = 10.0  # a bundle silent this long is unresponsive:
-  # training goes on without it, its closures are not waited for
+  max_frames: int = setting(10_000_000, '>= 1')  # frame budget of all actors
+  seed: int = setting(0, '>= 0')
+  checkpoint_every_s: float = setting(300.0, '> 0')  # seconds between checkpoints
+  keep_checkpoints: int = setting(3, '>= 1', at_most=(
+      MAX_KEEP_CHECKPOINTS, 'each is a full copy of the network and optimizer '
+      'slots on disk'))  # newest checkpoints kept
+  summary_every_s: float = setting(10.0, '> 0')  # seconds between summaries
+  publish_every_s: float = setting(2.0, '> 0')  # seconds between pushes to actors
+  max_closures_in_flight: int = setting(8, '>= 1', at_most=(
+      MAX_CLOSURES_IN_FLIGHT, "each holds a batch on its worker; more only wait "
+      "in the coordinator's queue"))  # scheduled learner closures not finished
+  connect_timeout_s: float = setting(120.0, '> 0')  # seconds to wait for the tasks
+  bundle_timeout_s: float = setting(10.0, '>= 2 (seconds)')  # a bundle silent
+  # this long is unresponsive: training goes on without it
   learner_stall_s: float = 60.0  # a bundle whose learner sampled nothing this
-  # long (its own running time) while the chief answered and published
-  # restarts itself: a TF call cut by a network fault can stay unanswered for
-  # good (bundle.LearnerWatch); 0 = never
-  min_free_disk_mb: int = 100  # refuse to start with less free space in the run dir
-  intra_op_threads: int = 0  # threads each task's TensorFlow ops may split
-  # across; 0 = TensorFlow's default, every core (right for a task per
-  # machine). The local launcher sets cores / tasks (1 on 2 cores for 5
-  # tasks): 5 processes each splitting ops over both cores cost 25% of the
-  # throughput in thread switches (README, where the time goes)
-  lease_timeout_s: float = 60.0  # a run dir's lease whose heartbeat has not
-  # advanced this long belongs to a dead chief and is taken over (lease.py)
+  # long while the chief published restarts itself (bundle.LearnerWatch); 0 = never
+  min_free_disk_mb: int = setting(100, '>= 0', at_most=(
+      MAX_FREE_DISK_MB, '1 TiB; a run writes far less'))  # free space to start
+  intra_op_threads: int = setting(
+      0, 'in [0, 256] (0 = every core)')  # threads per task's ops (the local
+  # launcher: cores / tasks)
+  lease_timeout_s: float = setting(60.0, 'in [2, 3600] seconds (a dead chief\'s '
+                                   'run directory stays locked that long; a '
+                                   'live one renews every few seconds)')
+  # a lease not renewed this long belongs to a dead chief (lease.py)
 
 
 @dataclasses.dataclass(frozen=True)
 class LaunchConfig:
   """Cluster shape used by the local launcher (a TF_CONFIG overrides it)."""
 
-  num_ps: int = 2  # parameter-server tasks holding the sharded variables
-  num_workers: int = 2  # bundles: learner + replay + actors each
+  num_ps: int = setting(2, '>= 1')  # parameter-server tasks holding the variables
+  num_workers: int = setting(2, '>= 1')  # bundles: learner + replay + actors each
   evaluator: bool = False  # also start an evaluator task
-  min_shard_bytes: int = 256 << 10  # variables larger than this are split across ps
+  min_shard_bytes: int = setting(256 << 10, '>= 1', at_most=(
+      MAX_SHARD_BYTES, 'a variable kept whole travels in one gRPC message, at '
+      'most 2 GiB'))  # variables larger than this are split across the ps
 
 
 @dataclasses.dataclass(frozen=True)
 class HealthConfig:
   """The chief's check that the Q-network is alive (gorila_tf/agent/health.py)."""
 
-  every_updates: int = 1000  # updates between probes of the online network
-  probe_states: int = 256  # real states (random play, fixed per run) probed
-  min_q_spread: float = 1e-4  # collapsed: Q varies across the probe states by
-  # less than this share of its mean |Q|; 0 = never called collapsed
-  collapse_probes: int = 2  # collapsed probes in a row before it is a collapse
-  dead_share_warn: float = 0.9  # warn once a layer has this share of dead units
+  every_updates: int = setting(1000, '>= 1')  # updates between network probes
+  probe_states: int = setting(256, '>= 2', at_most=(
+      MAX_PROBE_STATES, 'the chief keeps them in memory and runs the network on '
+      'all of them at each probe: 115 MB of Atari states'))  # real states probed
+  min_q_spread: float = setting(1e-4, 'in [0, 1) (0 = never collapsed)')  # a
+  # probe is flat when Q varies across states by less than this share of |Q|
+  collapse_probes: int = setting(2, '>= 1', at_most=(
+      MAX_COLLAPSE_PROBES, 'a dead network never recovers; more only lets it '
+      'burn longer'))  # flat probes in a row that make a collapse
+  dead_share_warn: float = setting(0.9, 'in (0, 1]')  # warn at this dead share
   stop_on_collapse: bool = True  # a collapse stops the run (exit status 5)
 
 
 @dataclasses.dataclass(frozen=True)
 class FaultsConfig:
-  """Fault injection: test-only hooks, off by default and in every preset.
-
-  The end-to-end tests set these to show what the system does with a slow
-  learner or a NaN loss; a real run never should.
-  """
+  """Fault injection (runtime/faults.py): test-only, off in every preset."""
 
   slow_worker: int = -1  # the learner on this worker (-1: none) waits
-  slow_ms: int = 0  # this long for every batch, milliseconds
-  nan_after_updates: int = 0  # losses are NaN from this update on; 0 = off
-  kill_units_at_update: int = 0  # at this update the chief sets the first
-  # hidden layer's biases to -1000: every unit dead, a planted collapse; 0 = off
+  slow_ms: int = setting(0, '>= 0')  # this long for every batch, milliseconds
+  nan_after_updates: int = setting(0, '>= 0 (0 = off)')  # losses NaN from here
+  kill_units_at_update: int = setting(0, '>= 0 (0 = off)')  # every hidden unit
+  # killed here (biases -1000): a planted collapse
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,88 +399,7 @@ def validate(config: GorilaConfig) -> GorilaConfig:
   """Checks value ranges; raises ConfigError naming the first bad value."""
   for key, value, choices in _choice_fields(config):
     check_choice(key, value, choices)
-  c = config
-  checks = [
-      ('env.frameskip', c.env.frameskip >= 1, '>= 1'),
-      ('env.frame_stack', c.env.frame_stack >= 1, '>= 1'),
-      ('env.noop_max', c.env.noop_max >= 0, '>= 0'),
-      ('env.repeat_action_probability', 0.0 <= c.env.repeat_action_probability <= 1.0, 'in [0, 1]'),
-      ('env.max_episode_frames', c.env.max_episode_frames >= 1, '>= 1'),
-      ('network.mlp_layers', all(n >= 1 for n in c.network.mlp_layers), 'positive layer sizes'),
-      ('actor.envs_per_bundle', c.actor.envs_per_bundle >= 1, '>= 1'),
-      ('actor.epsilon_start', 0.0 <= c.actor.epsilon_start <= 1.0, 'in [0, 1]'),
-      ('actor.epsilon_end', 0.0 <= c.actor.epsilon_end <= 1.0, 'in [0, 1]'),
-      ('actor.epsilon_decay_frames', c.actor.epsilon_decay_frames >= 0, '>= 0'),
-      ('actor.per_actor_epsilon', 0.0 <= c.actor.per_actor_epsilon <= 1.0, 'in [0, 1]'),
-      ('actor.per_actor_alpha', c.actor.per_actor_alpha >= 0, '>= 0'),
-      ('actor.param_refresh_steps', c.actor.param_refresh_steps >= 1, '>= 1'),
-      ('actor.stats_interval_s', c.actor.stats_interval_s > 0, '> 0'),
-      ('replay.capacity', c.replay.capacity >= 1, '>= 1'),
-      ('replay.min_size', 1 <= c.replay.min_size <= c.replay.capacity,
-       f'in [1, replay.capacity={c.replay.capacity}]'),
-      ('replay.samples_per_insert', c.replay.samples_per_insert >= 0, '>= 0 (0 = free-running)'),
-      ('replay.chunk_length', c.replay.chunk_length >= 1, '>= 1'),
-      ('replay.priority_exponent', c.replay.priority_exponent >= 0, '>= 0'),
-      ('replay.importance_exponent', 0.0 <= c.replay.importance_exponent <= 1.0,
-       'in [0, 1]'),
-      ('learner.batch_size', 1 <= c.learner.batch_size <= c.replay.capacity,
-       f'in [1, replay.capacity={c.replay.capacity}]'),
-      ('learner.discount', 0.0 <= c.learner.discount <= 1.0, 'in [0, 1]'),
-      ('learner.learning_rate', c.learner.learning_rate > 0, '> 0'),
-      ('learner.rmsprop_rho', 0.0 <= c.learner.rmsprop_rho < 1.0, 'in [0, 1)'),
-      ('learner.optimizer_epsilon', c.learner.optimizer_epsilon > 0, '> 0'),
-      ('learner.huber_delta', c.learner.huber_delta > 0, '> 0'),
-      ('learner.reward_clip', c.learner.reward_clip >= 0, '>= 0 (0 = off)'),
-      ('learner.target_update_period', c.learner.target_update_period >= 1, '>= 1'),
-      ('learner.steps_per_closure', c.learner.steps_per_closure >= 1, '>= 1'),
-      ('learner.replica_sync_period', c.learner.replica_sync_period >= 1, '>= 1'),
-      ('learner.max_staleness', c.learner.max_staleness >= 0, '>= 0 (0 = off)'),
-      ('learner.staleness_per_learner', 1 <= c.learner.staleness_per_learner <= 1000,
-       'in [1, 1000]: updates per learner in the cluster'),
-      ('learner.loss_outlier_k', c.learner.loss_outlier_k >= 0, '>= 0 (0 = off)'),
-      ('learner.loss_stats_decay', 0.0 <= c.learner.loss_stats_decay < 1.0, 'in [0, 1)'),
-      ('learner.loss_outlier_warmup', c.learner.loss_outlier_warmup >= 0, '>= 0'),
-      ('learner.n_step', c.learner.n_step >= 1, '>= 1'),
-      ('eval.episodes', c.eval.episodes >= 1, '>= 1'),
-      ('eval.epsilon', 0.0 <= c.eval.epsilon <= 1.0, 'in [0, 1]'),
-      ('eval.noop_max', c.eval.noop_max >= 0, '>= 0'),
-      ('eval.max_episode_frames', c.eval.max_episode_frames >= 1, '>= 1'),
-      ('eval.parallel_envs', 1 <= c.eval.parallel_envs <= c.eval.episodes,
-       f'in [1, eval.episodes={c.eval.episodes}]'),
-      ('eval.every_s', c.eval.every_s > 0, '> 0'),
-      ('eval.cpu_cores', c.eval.cpu_cores >= 0, '>= 0 (0 = no budget)'),
-      ('eval.record_frames', c.eval.record_frames >= 0, '>= 0 (0 = none)'),
-      ('run.max_frames', c.run.max_frames >= 1, '>= 1'),
-      ('run.seed', c.run.seed >= 0, '>= 0'),
-      ('run.checkpoint_every_s', c.run.checkpoint_every_s > 0, '> 0'),
-      ('run.keep_checkpoints', c.run.keep_checkpoints >= 1, '>= 1'),
-      ('run.summary_every_s', c.run.summary_every_s > 0, '> 0'),
-      ('run.publish_every_s', c.run.publish_every_s > 0, '> 0'),
-      ('run.max_closures_in_flight', c.run.max_closures_in_flight >= 1, '>= 1'),
-      ('run.connect_timeout_s', c.run.connect_timeout_s > 0, '> 0'),
-      ('run.bundle_timeout_s', c.run.bundle_timeout_s >= 2, '>= 2 (seconds)'),
-      ('run.learner_stall_s',
-       c.run.learner_stall_s == 0 or c.run.learner_stall_s >= 10,
-       '0 (never) or >= 10 (seconds)'),
-      ('run.min_free_disk_mb', c.run.min_free_disk_mb >= 0, '>= 0'),
-      ('run.intra_op_threads', 0 <= c.run.intra_op_threads <= 256,
-       'in [0, 256] (0 = every core)'),
-      ('launch.num_ps', c.launch.num_ps >= 1, '>= 1'),
-      ('launch.num_workers', c.launch.num_workers >= 1, '>= 1'),
-      ('launch.min_shard_bytes', c.launch.min_shard_bytes >= 1, '>= 1'),
-      ('health.every_updates', c.health.every_updates >= 1, '>= 1'),
-      ('health.probe_states', c.health.probe_states >= 2, '>= 2'),
-      ('health.min_q_spread', 0.0 <= c.health.min_q_spread < 1.0,
-       'in [0, 1) (0 = never collapsed)'),
-      ('health.collapse_probes', c.health.collapse_probes >= 1, '>= 1'),
-      ('health.dead_share_warn', 0.0 < c.health.dead_share_warn <= 1.0,
-       'in (0, 1]'),
-      ('faults.slow_ms', c.faults.slow_ms >= 0, '>= 0'),
-      ('faults.nan_after_updates', c.faults.nan_after_updates >= 0, '>= 0 (0 = off)'),
-      ('faults.kill_units_at_update', c.faults.kill_units_at_update >= 0,
-       '>= 0 (0 = off)'),
-  ]
-  for key, ok, allowed in checks + _upper_bounds(config):
+  for key, ok, allowed in _relations(config) + _declared_ranges(config):
     if not ok:
       section, _, field_name = key.partition('.')
       value = getattr(getattr(config, section), field_name)
@@ -447,28 +407,39 @@ def validate(config: GorilaConfig) -> GorilaConfig:
   return config
 
 
-# Upper bounds of the size-like settings; each says what a unit costs.
-MAX_ENVS_PER_BUNDLE = 256
-MAX_FRAME_STACK = 16
-MAX_LAYERS, MAX_LAYER_UNITS = 16, 8192
-# Replay memory per stored transition: Atari measured (README, gorila-bench:
-# 2.9 KB of worker RSS per transition, frames stored once in chunks of 16);
-# vector games (CartPole) estimated from one small row plus Reverb's item.
-REPLAY_BYTES_PER_TRANSITION = {'atari': 3_000, 'vector': 300}
-MAX_REPLAY_GB = 64  # per bundle: replay lives in its worker's RAM
-MAX_CHUNK_LENGTH = 32  # see replay.TransitionWriter: 48 items pending at most
-MAX_BATCH_SIZE = 4096
-MAX_N_STEP = 32
-MAX_EVAL_EPISODES = 1000
-MAX_EVAL_PARALLEL_ENVS = 64
-MAX_RECORD_FRAMES = 2000
-MAX_KEEP_CHECKPOINTS = 100
-MAX_CLOSURES_IN_FLIGHT = 64
-MAX_TASKS = 253  # the emulated hosts' subnet: 198.18.0.1 .. 198.18.0.253
-MAX_SHARD_BYTES = 2 << 30  # gRPC's message limit
-MAX_FREE_DISK_MB = 1 << 20  # 1 TiB
-MAX_PROBE_STATES = 4096
-MAX_COLLAPSE_PROBES = 100
+_RANGE = re.compile(r'(>=|>|<=) (-?[\d.e+-]+)|in ([\[(])(-?[\d.e+-]+), '
+                    r'(-?[\d.e+-]+)([\])])')
+
+
+def in_range(value: float, allowed: str) -> bool:
+  """Whether `value` is in `allowed` ('>= 1', 'in [0, 1)', ... + a note)."""
+  m = _RANGE.match(allowed)
+  if m is None:
+    raise ValueError(f'not a range: {allowed!r}')
+  if m.group(1):
+    bound = float(m.group(2))
+    return {'>=': value >= bound, '>': value > bound, '<=': value <= bound}[m.group(1)]
+  low, high = float(m.group(4)), float(m.group(5))
+  above = value >= low if m.group(3) == '[' else value > low
+  below = value <= high if m.group(6) == ']' else value < high
+  return above and below
+
+
+def _declared_ranges(c: GorilaConfig) -> list[tuple[str, bool, str]]:
+  """(key, within its range, allowed) of every field declared with `setting`."""
+  rows = []
+  for section_name in _SECTIONS:
+    section = getattr(c, section_name)
+    for f in dataclasses.fields(section):
+      value = getattr(section, f.name)
+      key = f'{section_name}.{f.name}'
+      if f.metadata.get('allowed'):
+        rows.append((key, in_range(value, f.metadata['allowed']),
+                     f.metadata['allowed']))
+      if f.metadata.get('at_most'):
+        bound, why = f.metadata['at_most']
+        rows.append((key, value <= bound, f'<= {bound} ({why})'))
+  return rows
 
 
 def max_replay_capacity(config: GorilaConfig) -> int:
@@ -477,67 +448,35 @@ def max_replay_capacity(config: GorilaConfig) -> int:
   return (MAX_REPLAY_GB << 30) // REPLAY_BYTES_PER_TRANSITION[kind]
 
 
-def _upper_bounds(c: GorilaConfig) -> list[tuple[str, bool, str]]:
-  """(key, within its bound, what is allowed and why) per size-like setting."""
+def _relations(c: GorilaConfig) -> list[tuple[str, bool, str]]:
+  """Ranges that depend on other fields (checked before the declared ones)."""
   tasks = c.launch.num_ps + c.launch.num_workers + 1 + int(c.launch.evaluator)
   capacity = max_replay_capacity(c)
   kind = 'atari' if c.env.id.startswith('ALE/') else 'vector'
   return [
-      ('env.frame_stack', c.env.frame_stack <= MAX_FRAME_STACK,
-       f'<= {MAX_FRAME_STACK} (every state, replay item and network input '
-       'holds that many frames)'),
+      ('network.mlp_layers', all(n >= 1 for n in c.network.mlp_layers),
+       'positive layer sizes'),
       ('network.mlp_layers', len(c.network.mlp_layers) <= MAX_LAYERS and all(
           n <= MAX_LAYER_UNITS for n in c.network.mlp_layers),
        f'at most {MAX_LAYERS} layers of at most {MAX_LAYER_UNITS} units (the '
        'weights are sent to every actor at each publication)'),
-      ('actor.envs_per_bundle', c.actor.envs_per_bundle <= MAX_ENVS_PER_BUNDLE,
-       f'<= {MAX_ENVS_PER_BUNDLE} (each env is an emulator and a replay writer '
-       'with a stream of its own)'),
+      ('replay.min_size', 1 <= c.replay.min_size <= c.replay.capacity,
+       f'in [1, replay.capacity={c.replay.capacity}]'),
       ('replay.capacity', c.replay.capacity <= capacity,
        f'<= {capacity:,} for this game (about '
        f'{REPLAY_BYTES_PER_TRANSITION[kind]:,} bytes of worker memory per '
        f'transition; at most {MAX_REPLAY_GB} GB of replay per bundle)'),
-      ('replay.chunk_length', c.replay.chunk_length <= MAX_CHUNK_LENGTH,
-       f'<= {MAX_CHUNK_LENGTH} (items wait for their chunk to fill, and a '
-       'writer keeps fewer than 50 items pending, where Reverb starts warning)'),
-      ('learner.batch_size', c.learner.batch_size <= MAX_BATCH_SIZE,
-       f'<= {MAX_BATCH_SIZE} (an Atari batch of {MAX_BATCH_SIZE} is 145 MB of '
-       'frames on its worker, three times over with prefetching)'),
-      ('learner.n_step', c.learner.n_step <= MAX_N_STEP,
-       f'<= {MAX_N_STEP} (each replay item holds frame_stack + n frames)'),
-      ('eval.episodes', c.eval.episodes <= MAX_EVAL_EPISODES,
-       f'<= {MAX_EVAL_EPISODES} (an episode can last eval.max_episode_frames; '
-       'the paper used 30)'),
-      ('eval.parallel_envs', c.eval.parallel_envs <= MAX_EVAL_PARALLEL_ENVS,
-       f'<= {MAX_EVAL_PARALLEL_ENVS} (each is an emulator in the evaluator)'),
-      ('eval.record_frames', c.eval.record_frames <= MAX_RECORD_FRAMES,
-       f'<= {MAX_RECORD_FRAMES} (the pictures are held in memory and written '
-       'as one GIF into TensorBoard: 100 KB each in colour)'),
-      ('run.keep_checkpoints', c.run.keep_checkpoints <= MAX_KEEP_CHECKPOINTS,
-       f'<= {MAX_KEEP_CHECKPOINTS} (each is a full copy of the network and '
-       'optimizer slots on disk)'),
-      ('run.max_closures_in_flight',
-       c.run.max_closures_in_flight <= MAX_CLOSURES_IN_FLIGHT,
-       f'<= {MAX_CLOSURES_IN_FLIGHT} (each holds a batch on its worker; more '
-       'only wait in the coordinator\'s queue)'),
-      ('run.min_free_disk_mb', c.run.min_free_disk_mb <= MAX_FREE_DISK_MB,
-       f'<= {MAX_FREE_DISK_MB} (1 TiB; a run writes far less)'),
-      ('run.lease_timeout_s', 2 <= c.run.lease_timeout_s <= 3600,
-       'in [2, 3600] seconds (a dead chief\'s run directory stays locked that '
-       'long; a live one renews every few seconds)'),
-      ('health.probe_states', c.health.probe_states <= MAX_PROBE_STATES,
-       f'<= {MAX_PROBE_STATES} (the chief keeps them in memory and runs the '
-       'network on all of them at each probe: 115 MB of Atari states)'),
-      ('health.collapse_probes', c.health.collapse_probes <= MAX_COLLAPSE_PROBES,
-       f'<= {MAX_COLLAPSE_PROBES} (a dead network never recovers; more only '
-       'lets it burn longer)'),
+      ('learner.batch_size', 1 <= c.learner.batch_size <= c.replay.capacity,
+       f'in [1, replay.capacity={c.replay.capacity}]'),
+      ('eval.parallel_envs', 1 <= c.eval.parallel_envs <= c.eval.episodes,
+       f'in [1, eval.episodes={c.eval.episodes}]'),
+      ('run.learner_stall_s',
+       c.run.learner_stall_s == 0 or c.run.learner_stall_s >= 10,
+       '0 (never) or >= 10 (seconds)'),
       ('launch.num_workers', tasks <= MAX_TASKS,
        f'at most {MAX_TASKS} tasks in all, ps + workers + chief + evaluator = '
        f'{tasks} (each task is a process of ~1 GB, with an address of its own '
        'among the emulated hosts\' 253)'),
-      ('launch.min_shard_bytes', c.launch.min_shard_bytes <= MAX_SHARD_BYTES,
-       f'<= {MAX_SHARD_BYTES} (a variable kept whole travels in one gRPC '
-       'message, at most 2 GiB)'),
   ]
 
 

@@ -201,3 +201,27 @@ def test_the_recorded_view_is_a_closed_set_defaulting_to_the_colour_screen():
   assert config_lib.resolve('pong', ['eval.record_view=agent']).eval.record_view == 'agent'
   with pytest.raises(config_lib.ConfigError, match="allowed: 'screen', 'agent'"):
     config_lib.resolve('pong', ['eval.record_view=gray'])
+
+
+@pytest.mark.parametrize('value,allowed,ok', [
+    (1, '>= 1', True), (0, '>= 1', False), (0.0, '> 0', False),
+    (1.0, 'in [0, 1]', True), (1.0, 'in [0, 1)', False), (0.0, 'in (0, 1]', False),
+    (0, '>= 0 (0 = off)', True), (1000, 'in [1, 1000]: updates per learner', True),
+    (3601, 'in [2, 3600] seconds (why)', False)])
+def test_a_declared_range_reads_as_the_error_line_says_it(value, allowed, ok):
+  assert config_lib.in_range(value, allowed) is ok
+
+
+def test_every_number_setting_declares_its_range_once():
+  # Ranges that depend on another field are checked as relations instead.
+  relations = {'replay.min_size', 'run.learner_stall_s', 'faults.slow_worker'}
+  undeclared = []
+  for f in dataclasses.fields(config_lib.GorilaConfig):
+    if f.name == 'name':
+      continue
+    for field in dataclasses.fields(typing.get_type_hints(config_lib.GorilaConfig)[f.name]):
+      key = f'{f.name}.{field.name}'
+      if field.type in ('int', 'float') and key not in relations and not (
+          field.metadata.get('allowed') or field.metadata.get('at_most')):
+        undeclared.append(key)
+  assert not undeclared, undeclared
