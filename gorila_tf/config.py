@@ -29,13 +29,7 @@ import re
 import typing
 from typing import Any, Literal, Optional, Sequence
 
-
-class ConfigError(ValueError):
-  """A preset, override or value that is not allowed (one-line message)."""
-
-
-class NumericalError(RuntimeError):
-  """A NaN or infinite loss, gradient or parameter: the run stops."""
+from gorila_tf.errors import ConfigError
 
 
 # The closed sets of values, one source each (see the module docstring).

@@ -1,4 +1,5 @@
-"""Exit statuses of every gorila_tf command and of the local launcher.
+"""Exit statuses of every gorila_tf command and of the local launcher
+(errors.py ties each of the package's errors to one).
 
 One table, so that the binary, the launcher's restart decisions, the tools and
 the README say the same thing:
@@ -23,15 +24,3 @@ INTERRUPTED = 130
 # A task that exits with one of these is not restarted: it would fail again.
 FINAL = (BAD_INPUT, NUMERICAL, COLLAPSED)
 
-
-class Stuck(Exception):
-  """A task that cannot go on as it is but would after a restart.
-
-  The binary logs it in one line (no traceback) and exits FAILED, which the
-  launcher or the cluster manager answers with a restart.
-  """
-
-
-class Collapsed(Exception):
-  """The Q-network collapsed (gorila_tf/agent/health.py) and the run was told to
-  stop on that: it never recovers, so a restart would not help."""

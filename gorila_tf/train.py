@@ -23,17 +23,17 @@ from __future__ import annotations
 import faulthandler
 import os
 import signal
-import sys
 
 # Must be set before gRPC starts: calls to a dead task fail instead of hanging.
 os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 from absl import logging
 
+from gorila_tf import command
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf.runtime import cluster as cluster_lib
 
@@ -72,44 +72,27 @@ def run_task(task: cluster_lib.Task, config: config_lib.GorilaConfig,
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  del argv
   # `kill -USR1 <pid>` writes every thread's stack into the task's log: what
   # a task that stopped making progress is waiting on.
   faulthandler.register(signal.SIGUSR1, all_threads=True)
-  try:
-    task = cluster_lib.resolve_task(os.environ.get('TF_CONFIG'),
-                                    FLAGS.cluster_spec, FLAGS.task_type,
-                                    FLAGS.task_index)
-    config = config_lib.resolve(FLAGS.config, FLAGS.set)
-    from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
-    environments.check_env_id(config.env.id)
-    if not FLAGS.run_dir and task.type in ('chief', 'evaluator'):
-      raise config_lib.ConfigError('--run_dir is required for the chief and the '
-                                   'evaluator')
-    if task.type == 'chief':
-      logging.info('config %s:\n%s', config.name, config_lib.to_json(config))
-    logging.info('task %s:%d, config %s', task.type, task.index, config.name)
-    run_task(task, config, FLAGS.run_dir)
-  except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return exit_codes.BAD_INPUT
-  except config_lib.NumericalError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return exit_codes.NUMERICAL
-  except exit_codes.Collapsed as e:
-    print(f'error: {e}', file=sys.stderr)
-    return exit_codes.COLLAPSED
-  except exit_codes.Stuck as e:
-    logging.error('%s', e)
-    return exit_codes.FAILED
+  task = cluster_lib.resolve_task(os.environ.get('TF_CONFIG'), FLAGS.cluster_spec,
+                                  FLAGS.task_type, FLAGS.task_index)
+  config = config_lib.resolve(FLAGS.config, FLAGS.set)
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
+  environments.check_env_id(config.env.id)
+  if not FLAGS.run_dir and task.type in ('chief', 'evaluator'):
+    raise errors.ConfigError('--run_dir is required for the chief and the '
+                             'evaluator')
+  if task.type == 'chief':
+    logging.info('config %s:\n%s', config.name, config_lib.to_json(config))
+  logging.info('task %s:%d, config %s', task.type, task.index, config.name)
+  run_task(task, config, FLAGS.run_dir)
   return exit_codes.OK
 
 
 def cli():
-  """Console-script entry point."""
-  define_flags()
-  app.run(main)
+  command.run(define_flags, main)
 
 
 if __name__ == '__main__':

@@ -41,10 +41,11 @@ import threading
 import time
 from typing import Callable, Optional, Sequence
 
-from absl import app
 from absl import flags
 
+from gorila_tf import command
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf.launch import hosts as hosts_lib
 from gorila_tf.launch import isolation
@@ -257,14 +258,14 @@ def make_placement(config: config_lib.GorilaConfig,
   if FLAGS.hosts == 'local':
     given = [f'--{name}' for name, values in options.items() if values]
     if given:
-      raise config_lib.ConfigError(f'{", ".join(given)} need --hosts=emulated')
+      raise errors.ConfigError(f'{", ".join(given)} need --hosts=emulated')
     return topology.LoopbackPlacement(slots, pick_ports, HOST)
   specs = topology.parse_host_options(options, slots)
   topology.check_emulation()
   try:
     placement = topology.EmulatedPlacement(slots, specs)
   except hosts_lib.HostsError as e:
-    raise config_lib.ConfigError(f'emulated hosts: {e}') from None
+    raise errors.ConfigError(f'emulated hosts: {e}') from None
   log_dir = os.path.join(run_dir, 'logs')
   os.makedirs(log_dir, exist_ok=True)
   placement.write_description(log_dir)
@@ -361,16 +362,11 @@ def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    if FLAGS.progress_every_s <= 0:
-      raise config_lib.ConfigError(
-          f'--progress_every_s={FLAGS.progress_every_s} must be > 0 (seconds)')
-    config, run_dir, overrides = resolve_config()
-  except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)
-    return exit_codes.BAD_INPUT
+  del argv
+  if FLAGS.progress_every_s <= 0:
+    raise errors.ConfigError(
+        f'--progress_every_s={FLAGS.progress_every_s} must be > 0 (seconds)')
+  config, run_dir, overrides = resolve_config()
   if FLAGS.topology == 'single':
     return run_single(config, run_dir)
   network = 'loopback-only network namespace'
@@ -382,11 +378,7 @@ def main(argv):
       network = f'host network (no namespace: {why}; servers listen on all interfaces)'
   else:
     network = 'host network (servers listen on all interfaces)'
-  try:
-    placement = make_placement(config, run_dir)
-  except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)
-    return exit_codes.BAD_INPUT
+  placement = make_placement(config, run_dir)
   try:
     return run_cluster(config, run_dir, overrides, placement, network)
   finally:
@@ -415,12 +407,9 @@ def run_single(config: config_lib.GorilaConfig, run_dir: str) -> int:
     reporter.start()
   try:
     done = single.run(config, run_dir, stop)
-  except exit_codes.Collapsed as e:
+  except errors.GorilaError as e:
     say(f'error: {e}')
-    return exit_codes.COLLAPSED
-  except config_lib.NumericalError as e:
-    say(f'error: {e}')
-    return exit_codes.NUMERICAL
+    return e.exit_status
   finally:
     reporter_stop.set()
     if FLAGS.progress != 'off':
@@ -478,8 +467,7 @@ def run_cluster(config: config_lib.GorilaConfig, run_dir: str,
 
 
 def cli():
-  define_flags()
-  app.run(main)
+  command.run(define_flags, main)
 
 
 if __name__ == '__main__':

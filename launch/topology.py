@@ -26,6 +26,7 @@ import os
 from typing import Callable, Mapping, Optional, Sequence
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.launch import hosts as hosts_lib
 
 TF_PORT = 2222  # on an emulated host, as on a real one (Reverb: TF_PORT + 1)
@@ -73,7 +74,7 @@ def parse_host_options(options: Mapping[str, Sequence[str]],
       key, sep, text = entry.partition('=')
       key = key.strip()
       if not sep or key not in names | set(ROLES):
-        raise config_lib.ConfigError(
+        raise errors.ConfigError(
             f'--{flag_name}={entry!r}: expected role=value or task=value; '
             f'allowed names: {", ".join(ROLES)}, {", ".join(sorted(names))}')
       try:
@@ -81,7 +82,7 @@ def parse_host_options(options: Mapping[str, Sequence[str]],
       except ValueError:
         value = -1.0
       if not value > 0:
-        raise config_lib.ConfigError(
+        raise errors.ConfigError(
             f'--{flag_name}={entry!r}: {text!r} is not a number > 0')
       by_key[key] = value
     for slot in slots:  # a task's own entry wins over its role's
@@ -186,7 +187,7 @@ def check_emulation() -> None:
   """Raises ConfigError with one line if emulated hosts cannot be made here."""
   why = hosts_lib.check_support()
   if why:
-    raise config_lib.ConfigError(f'--hosts=emulated is not possible here: {why}')
+    raise errors.ConfigError(f'--hosts=emulated is not possible here: {why}')
 
 
 def shared_threads(tasks: int, cores: Optional[int] = None) -> int:

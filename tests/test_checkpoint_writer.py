@@ -9,10 +9,11 @@ import pytest
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.agent import environments
 from gorila_tf.agent import networks
-from gorila_tf.runtime import checkpoint_writer
 from gorila_tf.runtime import builder
+from gorila_tf.runtime import checkpoint_writer
 from gorila_tf.runtime import model as model_lib
 
 
@@ -64,7 +65,7 @@ def test_an_unwritable_directory_is_one_line_from_the_writer(tmp_path):
           model_lib.build_plain_model, builder.DQNBuilder(config, info), 2,
           source.part_shapes()))
   try:
-    with pytest.raises(checkpoint_writer.CheckpointWriteError) as raised:
+    with pytest.raises(errors.CheckpointNotWritten) as raised:
       writer.save(1, [v.numpy() for v in source.state_variables()])
   finally:
     writer.close()

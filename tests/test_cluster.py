@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.runtime import cluster
 
 CLUSTER = {'chief': ['h0:2222'], 'ps': ['h1:2222', 'h2:2222'],
@@ -56,7 +56,7 @@ def test_evaluator_needs_no_training_cluster():
     (tf_config('chief', 0, dict(CLUSTER, chief=['a:1', 'b:1'])), 'allowed: exactly 1'),
 ])
 def test_malformed_tf_config_is_refused_with_a_clear_message(text, message):
-  with pytest.raises(config_lib.ConfigError, match=message) as e:
+  with pytest.raises(errors.ConfigError, match=message) as e:
     cluster.parse_tf_config(text)
   assert '\n' not in str(e.value)
 
@@ -67,10 +67,10 @@ def test_flags_take_precedence_over_tf_config():
 
 
 def test_missing_cluster_says_how_to_give_one():
-  with pytest.raises(config_lib.ConfigError, match='set TF_CONFIG or pass --cluster_spec'):
+  with pytest.raises(errors.ConfigError, match='set TF_CONFIG or pass --cluster_spec'):
     cluster.resolve_task(None, None, None, 0)
 
 
 def test_cluster_spec_flag_needs_a_task_type():
-  with pytest.raises(config_lib.ConfigError, match='must be given together'):
+  with pytest.raises(errors.ConfigError, match='must be given together'):
     cluster.resolve_task(None, json.dumps(CLUSTER), None, 0)

@@ -6,6 +6,7 @@ import typing
 import pytest
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 
 
 def test_every_preset_loads_and_validates():
@@ -69,18 +70,18 @@ def test_override_accepts_integral_scientific_notation():
     ('launch.evaluator=maybe', 'is not a valid boolean'),
 ])
 def test_bad_overrides_name_the_bad_value(override, message):
-  with pytest.raises(config_lib.ConfigError, match=message) as e:
+  with pytest.raises(errors.ConfigError, match=message) as e:
     config_lib.resolve('cartpole', [override])
   assert '\n' not in str(e.value)
 
 
 def test_unknown_key_suggests_the_close_one():
-  with pytest.raises(config_lib.ConfigError, match='did you mean learner.batch_size'):
+  with pytest.raises(errors.ConfigError, match='did you mean learner.batch_size'):
     config_lib.resolve('cartpole', ['learner.batchsize=3'])
 
 
 def test_unknown_preset_lists_the_allowed_ones():
-  with pytest.raises(config_lib.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=r"unknown config preset 'pongg'.*did you mean pong"):
     config_lib.resolve('pongg')
 
@@ -95,7 +96,7 @@ def test_unknown_preset_lists_the_allowed_ones():
     ('learner.discount=1.1', 'learner.discount=1.1 is out of range'),
 ])
 def test_out_of_range_values_are_refused(override, message):
-  with pytest.raises(config_lib.ConfigError, match=message):
+  with pytest.raises(errors.ConfigError, match=message):
     config_lib.resolve('cartpole', [override])
 
 
@@ -112,7 +113,7 @@ def test_closed_set_fields_take_their_literal_values_and_refuse_others(key, choi
     config = config_lib.resolve('cartpole', [f'{key}={value}'])
     assert getattr(getattr(config, section), field) == value
   allowed = ', '.join(repr(v) for v in typing.get_args(choices))
-  with pytest.raises(config_lib.ConfigError) as e:
+  with pytest.raises(errors.ConfigError) as e:
     config_lib.resolve('cartpole', [f'{key}=everywhere'])
   assert str(e.value) == f"{key}='everywhere' is not allowed; allowed: {allowed}"
 
@@ -121,7 +122,7 @@ def test_validate_refuses_a_closed_set_value_from_a_preset():
   config = config_lib.resolve('cartpole')
   bad = dataclasses.replace(config, replay=dataclasses.replace(config.replay,
                                                                mode='both'))
-  with pytest.raises(config_lib.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match="replay.mode='both' is not allowed; allowed: 'local', 'global'"):
     config_lib.validate(bad)
 
@@ -131,7 +132,7 @@ def test_fault_injection_has_a_section_of_its_own_and_is_off_by_default():
     assert config_lib.resolve(name).faults == config_lib.FaultsConfig()
   c = config_lib.resolve('cartpole', ['faults.slow_worker=1', 'faults.slow_ms=500'])
   assert (c.faults.slow_worker, c.faults.slow_ms) == (1, 500)
-  with pytest.raises(config_lib.ConfigError, match='faults.slow_ms=-1 is out of range'):
+  with pytest.raises(errors.ConfigError, match='faults.slow_ms=-1 is out of range'):
     config_lib.resolve('cartpole', ['faults.slow_ms=-1'])
 
 
@@ -182,7 +183,7 @@ def test_configs_are_frozen():
 ])
 def test_size_like_settings_have_an_upper_bound_that_says_why(preset, override,
                                                               message):
-  with pytest.raises(config_lib.ConfigError, match=message) as e:
+  with pytest.raises(errors.ConfigError, match=message) as e:
     config_lib.resolve(preset, [override])
   assert '\n' not in str(e.value)
 
@@ -199,7 +200,7 @@ def test_each_upper_bound_itself_is_allowed(override):
 def test_the_recorded_view_is_a_closed_set_defaulting_to_the_colour_screen():
   assert config_lib.resolve('pong').eval.record_view == 'screen'
   assert config_lib.resolve('pong', ['eval.record_view=agent']).eval.record_view == 'agent'
-  with pytest.raises(config_lib.ConfigError, match="allowed: 'screen', 'agent'"):
+  with pytest.raises(errors.ConfigError, match="allowed: 'screen', 'agent'"):
     config_lib.resolve('pong', ['eval.record_view=gray'])
 
 

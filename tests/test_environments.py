@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.agent import environments
 
 
@@ -63,13 +64,13 @@ def test_cartpole_auto_resets_on_the_step_after_the_end():
     ('Pong', "Atari games are 'ALE/<Game>-v5'"),
 ])
 def test_unknown_game_suggests_the_closest_ids(env_id, hint):
-  with pytest.raises(config_lib.ConfigError, match=f'unknown game env.id=.*{hint}'):
+  with pytest.raises(errors.ConfigError, match=f'unknown game env.id=.*{hint}'):
     environments.check_env_id(env_id)
 
 
 def test_stacking_frames_of_a_vector_game_is_refused():
   env_config = config_lib.resolve('cartpole', ['env.frame_stack=4']).env
-  with pytest.raises(config_lib.ConfigError, match='env.frame_stack=4 is out of range'):
+  with pytest.raises(errors.ConfigError, match='env.frame_stack=4 is out of range'):
     environments.env_info(env_config)
 
 

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.agent import environments
 from gorila_tf.runtime import checkpointing
 from tests.conftest import REPO, run_module
@@ -51,7 +52,7 @@ def test_no_readable_checkpoint_is_refused_not_overwritten(tmp_path):
   for name in os.listdir(tmp_path):
     if name.startswith('ckpt-10.'):
       open(tmp_path / name, 'wb').close()
-  with pytest.raises(config_lib.ConfigError, match='none of the checkpoints in .* '
+  with pytest.raises(errors.ConfigError, match='none of the checkpoints in .* '
                      r'can be read \(ckpt-10\)'):
     checkpointing.restore_newest_readable(manager, checkpoint)
 
@@ -68,11 +69,11 @@ def test_checkpoint_of_another_model_is_refused_naming_the_difference(tmp_path):
   checkpointing.check_compatible(
       str(tmp_path), checkpointing.model_signature(config, info, 2))  # same: fine
   other = config_lib.apply_overrides(config, ['network.mlp_layers=32'])
-  with pytest.raises(config_lib.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=r"network.mlp_layers: checkpoint \[64, 64\], this run \[32\]"):
     checkpointing.check_compatible(
         str(tmp_path), checkpointing.model_signature(other, info, 2))
-  with pytest.raises(config_lib.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=r'num_ps \(shard count\): checkpoint 2, this run 3'):
     checkpointing.check_compatible(
         str(tmp_path), checkpointing.model_signature(config, info, 3))

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.agent import environments
 from gorila_tf.agent import health
 from gorila_tf.agent import networks
@@ -156,6 +157,6 @@ def test_health_settings_out_of_range_are_refused_in_one_line():
                             ('health.min_q_spread=1', 'in [0, 1)'),
                             ('health.probe_states=5000', '<= 4096'),
                             ('health.dead_share_warn=0', 'in (0, 1]')]:
-    with pytest.raises(config_lib.ConfigError, match=re.escape(allowed)):
+    with pytest.raises(errors.ConfigError, match=re.escape(allowed)):
       config_lib.resolve('cartpole', [override])
 

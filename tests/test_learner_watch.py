@@ -3,6 +3,7 @@
 import pytest
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.runtime import bundle
 from gorila_tf.runtime.deadlines import ReplayStats
 
@@ -48,6 +49,6 @@ def test_one_answer_missing_starts_the_window_again():
 
 
 def test_the_setting_is_bounded():
-  with pytest.raises(config_lib.ConfigError, match='run.learner_stall_s'):
+  with pytest.raises(errors.ConfigError, match='run.learner_stall_s'):
     config_lib.resolve('cartpole', ['run.learner_stall_s=5'])
   assert config_lib.resolve('cartpole', ['run.learner_stall_s=0']).run.learner_stall_s == 0

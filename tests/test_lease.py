@@ -18,6 +18,7 @@ import time
 import pytest
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf.runtime import lease
 from tests.conftest import REPO
@@ -117,7 +118,7 @@ def test_a_live_lease_is_refused_with_one_line_naming_its_owner_and_since_when(
   # The owner renews every 5 s of the second chief's watching.
   clock = FakeClock(on_sleep=lambda: clock.now % 5 < 0.5 and owner.renew())
   second = make_lease(tmp_path, clock, host='h2', pid=222)
-  with pytest.raises(lease.LeaseHeld) as refused:
+  with pytest.raises(errors.LeaseHeld) as refused:
     second.acquire()
   message = str(refused.value)
   assert '\n' not in message
@@ -137,7 +138,7 @@ def test_an_owner_renewing_late_but_within_the_timeout_is_still_live(tmp_path):
       renewed.append(owner.renew())
 
   clock = FakeClock(on_sleep=late_heartbeat)
-  with pytest.raises(lease.LeaseHeld):
+  with pytest.raises(errors.LeaseHeld):
     make_lease(tmp_path, clock, host='h2').acquire()
   assert renewed == [True]
 
@@ -203,7 +204,7 @@ def test_of_two_chiefs_taking_over_one_stale_lease_one_wins_the_other_is_refused
       chief.acquire()
       chief.start_heartbeat()
       results[host] = chief
-    except lease.LeaseHeld as e:
+    except errors.LeaseHeld as e:
       results[host] = str(e)
 
   threads = [threading.Thread(target=take, args=(h,)) for h in ('h2', 'h3')]
@@ -242,7 +243,7 @@ def test_check_free_writes_nothing_and_refuses_only_a_live_lease(tmp_path):
   # Watched for two renewal periods (5 s each), not the whole timeout.
   assert clock.now <= 2 * lease.renew_period(TIMEOUT_S) + lease.POLL_S < TIMEOUT_S
   clock = FakeClock(on_sleep=lambda: clock.now % 5 < 0.5 and owner.renew())
-  with pytest.raises(lease.LeaseHeld, match='host h1, pid 111'):
+  with pytest.raises(errors.LeaseHeld, match='host h1, pid 111'):
     lease.check_free(str(tmp_path), TIMEOUT_S, clock)
   assert os.listdir(tmp_path) == ['LEASE']
 
@@ -263,14 +264,14 @@ def test_a_tenant_writes_only_while_its_chiefs_lease_advances(tmp_path):
   clock.now += 1
   assert tenant.owner_live()
   make_lease(tmp_path, FakeClock(), token='o' * 32, host='h3').acquire()
-  with pytest.raises(lease.LeaseHeld, match='now belongs to the chief on host h3'):
+  with pytest.raises(errors.LeaseHeld, match='now belongs to the chief on host h3'):
     tenant.owner_live()
 
 
 def test_the_timeout_is_a_config_field_with_bounds():
   assert config_lib.RunConfig().lease_timeout_s == 60.0
   assert config_lib.resolve('cartpole', ['run.lease_timeout_s=4']).run.lease_timeout_s == 4
-  with pytest.raises(config_lib.ConfigError, match=r'run.lease_timeout_s=1.0 is out '
+  with pytest.raises(errors.ConfigError, match=r'run.lease_timeout_s=1.0 is out '
                      r'of range; allowed: in \[2, 3600\] seconds'):
     config_lib.resolve('cartpole', ['run.lease_timeout_s=1'])
 

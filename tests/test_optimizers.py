@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.agent import dqn
 from gorila_tf.agent import optimizers
 
@@ -61,7 +62,7 @@ def test_matches_keras_over_several_steps(name, keras_optimizer):
 
 
 def test_unknown_optimizer_is_refused():
-  with pytest.raises(config_lib.ConfigError, match="learner.optimizer='sgd'"):
+  with pytest.raises(errors.ConfigError, match="learner.optimizer='sgd'"):
     optimizers.Optimizer(learner(optimizer='sgd'), [tf.Variable(1.0)])
 
 
@@ -215,7 +216,7 @@ def test_epsilon_units_of_every_preset():
     c = config_lib.resolve(name).learner
     assert c.optimizer_epsilon_units == 'mean_loss'
     assert optimizers.mean_loss_epsilon(c) == epsilon
-  with pytest.raises(config_lib.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match="learner.optimizer_epsilon_units='per_sample'"):
     optimizers.mean_loss_epsilon(learner(optimizer_epsilon_units='per_sample'))
 

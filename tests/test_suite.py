@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.agent import environments
 from gorila_tf.tools import suite
 from tests.conftest import run_module
@@ -37,11 +37,11 @@ def test_parse_games_all_and_a_list():
   assert suite.parse_games('all') == list(suite.PAPER_GAMES)
   assert suite.parse_games('ALE/Pong-v5, ALE/Breakout-v5,ALE/Pong-v5') == [
       'ALE/Pong-v5', 'ALE/Breakout-v5']
-  with pytest.raises(config_lib.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match="unknown game 'ALE/Pongg-v5' in --games; closest: "
                            'ALE/Pong-v5'):
     suite.parse_games('ALE/Pong-v5,ALE/Pongg-v5')
-  with pytest.raises(config_lib.ConfigError, match='empty'):
+  with pytest.raises(errors.ConfigError, match='empty'):
     suite.parse_games(' , ')
 
 
@@ -146,9 +146,9 @@ def test_run_local_succeeds_when_every_game_has_a_result(tmp_path):
 
 def test_overrides_are_checked_before_anything_runs():
   suite.check_overrides('atari', ['run.max_frames=1000'])
-  with pytest.raises(config_lib.ConfigError, match='env.id is set per game'):
+  with pytest.raises(errors.ConfigError, match='env.id is set per game'):
     suite.check_overrides('atari', ['env.id=ALE/Pong-v5'])
-  with pytest.raises(config_lib.ConfigError, match="unknown config key"):
+  with pytest.raises(errors.ConfigError, match="unknown config key"):
     suite.check_overrides('atari', ['run.max_frame=1000'])
-  with pytest.raises(config_lib.ConfigError, match="unknown --mode='remote'"):
+  with pytest.raises(errors.ConfigError, match="unknown --mode='remote'"):
     suite.check_choice('--mode', 'remote', suite.MODES)

@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 
 _ATARI_PREFIX = 'ALE/'
 
@@ -78,7 +79,7 @@ def check_env_id(env_id: str) -> None:
   hint = f'; closest: {", ".join(close)}' if close else ''
   if not is_atari(env_id):
     hint += "; Atari games are 'ALE/<Game>-v5', e.g. ALE/Pong-v5"
-  raise config_lib.ConfigError(f'unknown game env.id={env_id!r}{hint}')
+  raise errors.ConfigError(f'unknown game env.id={env_id!r}{hint}')
 
 
 def env_info(env_config: config_lib.EnvConfig) -> EnvInfo:
@@ -94,11 +95,11 @@ def env_info(env_config: config_lib.EnvConfig) -> EnvInfo:
   try:
     space = env.observation_space
     if not isinstance(env.action_space, gym.spaces.Discrete) or len(space.shape) != 1:
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
           f'env.id={env_config.id!r} is not supported: non-Atari games need '
           'vector observations and discrete actions (e.g. CartPole-v1)')
     if env_config.frame_stack != 1:
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
           f'env.frame_stack={env_config.frame_stack} is out of range for '
           f'{env_config.id}; allowed: 1 (frame stacking is for Atari)')
     return EnvInfo(env_config.id, tuple(space.shape), np.dtype(np.float32), 1,

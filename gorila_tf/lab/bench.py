@@ -48,10 +48,11 @@ from typing import Any, Callable
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 
+from gorila_tf import command
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf import launch
 from gorila_tf.lab import bench_control
@@ -401,8 +402,8 @@ def scaling_points(texts: list[str]) -> list[tuple[int, int]]:
     bundles, sep, ps = text.partition('x')
     if not (sep and bundles.isdigit() and ps.isdigit() and int(bundles) >= 1
             and int(ps) >= 1):
-      raise config_lib.ConfigError(f'--scaling_points: {text!r} is not '
-                                   '<bundles>x<ps>, e.g. 4x2')
+      raise errors.ConfigError(f'--scaling_points: {text!r} is not '
+                               '<bundles>x<ps>, e.g. 4x2')
     points.append((int(bundles), int(ps)))
   return points
 
@@ -411,28 +412,23 @@ def learning_seeds(texts: list[str]) -> list[int]:
   """['0', '1'] -> [0, 1]; ConfigError names a bad one."""
   for text in texts:
     if not text.isdigit():
-      raise config_lib.ConfigError(f'--learning_seeds: {text!r} is not a seed '
-                                   '(an integer >= 0)')
+      raise errors.ConfigError(f'--learning_seeds: {text!r} is not a seed '
+                               '(an integer >= 0)')
   return [int(t) for t in texts]
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  del argv
   unknown = [s for s in FLAGS.sections if s not in SECTIONS]
   if unknown:
     print(f'error: unknown section {unknown[0]!r}; allowed: {", ".join(SECTIONS)}',
           file=sys.stderr)
     return exit_codes.BAD_INPUT
-  try:
-    config = config_lib.resolve(FLAGS.config, FLAGS.set)
-    points = scaling_points(FLAGS.scaling_points)
-    seeds = learning_seeds(FLAGS.learning_seeds)
-    if 'scaling' in FLAGS.sections:
-      topology.check_emulation()
-  except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return exit_codes.BAD_INPUT
+  config = config_lib.resolve(FLAGS.config, FLAGS.set)
+  points = scaling_points(FLAGS.scaling_points)
+  seeds = learning_seeds(FLAGS.learning_seeds)
+  if 'scaling' in FLAGS.sections:
+    topology.check_emulation()
   results: dict[str, Any] = {
       'date': time.strftime('%Y-%m-%d %H:%M'),
       'machine': f'{platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}',
@@ -475,8 +471,7 @@ def main(argv):
 
 
 def cli():
-  define_flags()
-  app.run(main)
+  command.run(define_flags, main)
 
 
 if __name__ == '__main__':

@@ -35,8 +35,9 @@ import json
 import os
 from typing import Any, Sequence
 
-from absl import app
 from absl import flags
+
+from gorila_tf import command
 
 FLAGS = flags.FLAGS
 
@@ -237,8 +238,7 @@ def main(argv):
 
 
 def cli():
-  define_flags()
-  app.run(main)
+  command.run(define_flags, main)
 
 
 if __name__ == '__main__':

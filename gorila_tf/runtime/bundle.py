@@ -27,7 +27,7 @@ import reverb
 from absl import logging
 
 from gorila_tf import config as config_lib
-from gorila_tf import exit_codes
+from gorila_tf import errors
 from gorila_tf.agent import actor as actor_lib
 from gorila_tf.agent import replay
 from gorila_tf.runtime import broadcast
@@ -158,7 +158,7 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
     if watch is None or seconds % round(watch.every_s):
       continue
     if watch.check(own_replay.stats(), chief.publications()):
-      failure.append(exit_codes.Stuck(f'bundle {task.index}: {watch.describe()}'))
+      failure.append(errors.Stuck(f'bundle {task.index}: {watch.describe()}'))
       stop.set()
   replay_server.stop()  # unblocks writers waiting on the rate limiter
   thread.join(timeout=10)

@@ -34,12 +34,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from gorila_tf import errors
+
 START_TIMEOUT_S = 300.0  # importing TensorFlow in the child, on a busy machine
 SAVE_TIMEOUT_S = 600.0  # a save that takes longer than this: the writer is stuck
-
-
-class CheckpointWriteError(RuntimeError):
-  """A checkpoint could not be written (one line: why)."""
 
 
 def _serve(connection, directory: str, max_to_keep: int,
@@ -102,16 +100,16 @@ class CheckpointWriter:
 
   def _answer(self, timeout_s: float, what: str):
     if not self._connection.poll(timeout_s):
-      raise CheckpointWriteError(f'the checkpoint writer did not {what} within '
-                                 f'{timeout_s:.0f} s')
+      raise errors.CheckpointNotWritten(f'the checkpoint writer did not {what} within '
+                                        f'{timeout_s:.0f} s')
     try:
       kind, payload = self._connection.recv()
     except EOFError:
-      raise CheckpointWriteError(
+      raise errors.CheckpointNotWritten(
           f'the checkpoint writer exited (status {self._process.exitcode})'
       ) from None
     if kind == 'error':
-      raise CheckpointWriteError(payload)
+      raise errors.CheckpointNotWritten(payload)
     return payload
 
   def close(self) -> None:

@@ -28,6 +28,7 @@ import tensorflow as tf
 from absl import logging
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf.agent import environments
 from gorila_tf.runtime import run_dir as run_dir_lib
 
@@ -62,7 +63,7 @@ def check_compatible(run_dir: str, signature: dict[str, Any]) -> None:
   differences = [f'{key}: checkpoint {saved.get(key)!r}, this run {value!r}'
                  for key, value in signature.items() if saved.get(key) != value]
   if differences:
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
         f'the checkpoints in {run_dir} belong to another model ('
         + '; '.join(differences) + '); use a new --run_dir or the old settings')
 
@@ -89,7 +90,7 @@ def restore_newest_readable(manager: tf.train.CheckpointManager,
                       'before it', path, type(e).__name__,
                       str(e).splitlines()[0][:200])
   if candidates:
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
         f'none of the checkpoints in {manager.directory} can be read '
         f'({", ".join(os.path.basename(p) for p in candidates)}); move them '
         'away to start afresh')

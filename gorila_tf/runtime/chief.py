@@ -38,7 +38,7 @@ import tensorflow as tf
 from absl import logging
 
 from gorila_tf import config as config_lib
-from gorila_tf import exit_codes
+from gorila_tf import errors
 from gorila_tf.agent import dqn
 from gorila_tf.agent import environments
 from gorila_tf.agent import health as health_lib
@@ -176,14 +176,14 @@ class Chief:
     values = [t.numpy() for t in self._read_state()]
     updates = int(values[self._iterations_index])
     if not checkpointing.all_finite(values[:len(self.model.q_net.params)]):
-      raise config_lib.NumericalError(
+      raise errors.NumericalError(
           f'non-finite parameters at update {updates}; not checkpointed, '
           f'the last good checkpoint {self.latest_checkpoint()} is kept')
     try:
       path = self._writer.save(updates, values)
       checkpointing.record_signature(self._run_dir, self._signature)
-    except (OSError, checkpoint_writer.CheckpointWriteError) as e:
-      raise config_lib.ConfigError(
+    except (OSError, errors.CheckpointNotWritten) as e:
+      raise errors.CheckpointNotWritten(
           f'cannot write a checkpoint in {self._run_dir}: '
           f'{getattr(e, "strerror", None) or e}; the last good checkpoint '
           f'{self.latest_checkpoint()} is kept') from e
@@ -250,7 +250,7 @@ class Chief:
 
   def _check_finite(self, result: dict) -> None:
     if int(result['nonfinite']):
-      raise config_lib.NumericalError(
+      raise errors.NumericalError(
           f'non-finite loss or gradient near update {self.updates}: training '
           f'stopped, nothing was applied from it, and the last good checkpoint '
           f'{self.latest_checkpoint()} is kept')
@@ -274,7 +274,7 @@ class Chief:
       logging.warning('%s', line)
     if verdict.collapsed and self._config.health.stop_on_collapse:
       self._write_summaries(window)  # with the probe that found it
-      raise exit_codes.Collapsed(
+      raise errors.Collapsed(
           f'{health_lib.describe_collapse(figures, self._config.health)}: '
           'a collapsed network does not recover, so the run stops '
           '(health.stop_on_collapse=false trains on); the checkpoints are kept '
@@ -387,7 +387,7 @@ def preflight(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   """Every check that can refuse the run; returns the run directory's lease.
 
   The lease is the first thing written: a second chief on a live run
-  directory is refused here (LeaseHeld, exit status 2) having written
+  directory is refused here (errors.LeaseHeld, exit status 2) having written
   nothing. It is released again if a later check refuses the run.
   """
   info = environments.env_info(config.env)

@@ -20,7 +20,7 @@ import dataclasses
 import json
 from typing import Any, Mapping, Optional
 
-from gorila_tf import config as config_lib
+from gorila_tf import errors
 
 REVERB_PORT_OFFSET = 1  # Reverb port = the task's TF port + this
 TASK_TYPES = ('chief', 'ps', 'worker', 'evaluator')
@@ -63,7 +63,7 @@ class Task:
 def split_address(address: str) -> tuple[str, int]:
   host, sep, port = address.rpartition(':')
   if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
         f'cluster address {address!r} is not host:port with a port in 1..65535')
   return host, int(port)
 
@@ -78,58 +78,58 @@ def parse_tf_config(text: str) -> Task:
   try:
     data = json.loads(text)
   except json.JSONDecodeError as e:
-    raise config_lib.ConfigError(f'TF_CONFIG is not valid JSON ({e.msg} at '
-                                 f'char {e.pos}): {text[:80]!r}') from None
+    raise errors.ConfigError(f'TF_CONFIG is not valid JSON ({e.msg} at '
+                             f'char {e.pos}): {text[:80]!r}') from None
   if not isinstance(data, dict):
-    raise config_lib.ConfigError('TF_CONFIG must be a JSON object with "cluster" '
-                                 'and "task"')
+    raise errors.ConfigError('TF_CONFIG must be a JSON object with "cluster" '
+                             'and "task"')
   task = data.get('task')
   if not isinstance(task, dict) or 'type' not in task:
-    raise config_lib.ConfigError('TF_CONFIG has no "task": {"type": ..., '
-                                 '"index": ...}')
+    raise errors.ConfigError('TF_CONFIG has no "task": {"type": ..., '
+                             '"index": ...}')
   return make_task(data.get('cluster', {}), task['type'], task.get('index', 0))
 
 
 def make_task(cluster: Any, task_type: Any, task_index: Any) -> Task:
   """Builds and validates a Task from its parts."""
   if task_type not in TASK_TYPES:
-    raise config_lib.ConfigError(f'task type {task_type!r} does not exist; '
-                                 f'allowed: {", ".join(TASK_TYPES)}')
+    raise errors.ConfigError(f'task type {task_type!r} does not exist; '
+                             f'allowed: {", ".join(TASK_TYPES)}')
   if not isinstance(task_index, int) or isinstance(task_index, bool) or task_index < 0:
-    raise config_lib.ConfigError(f'task index {task_index!r} must be an integer >= 0')
+    raise errors.ConfigError(f'task index {task_index!r} must be an integer >= 0')
   if not isinstance(cluster, dict):
-    raise config_lib.ConfigError('cluster spec must be a JSON object of job -> '
-                                 'list of host:port')
+    raise errors.ConfigError('cluster spec must be a JSON object of job -> '
+                             'list of host:port')
   unknown = sorted(set(cluster) - set(TASK_TYPES))
   if unknown:
-    raise config_lib.ConfigError(f'cluster spec has unknown job {unknown[0]!r}; '
-                                 f'allowed: {", ".join(TASK_TYPES)}')
+    raise errors.ConfigError(f'cluster spec has unknown job {unknown[0]!r}; '
+                             f'allowed: {", ".join(TASK_TYPES)}')
   jobs = {}
   for job, addresses in cluster.items():
     if not isinstance(addresses, list) or not addresses:
-      raise config_lib.ConfigError(f'cluster job {job!r} must be a non-empty list '
-                                   'of host:port addresses')
+      raise errors.ConfigError(f'cluster job {job!r} must be a non-empty list '
+                               'of host:port addresses')
     for a in addresses:
       split_address(str(a))
     jobs[job] = tuple(str(a) for a in addresses)
   if task_type != 'evaluator':
     for job in TRAINING_JOBS:
       if job not in jobs:
-        raise config_lib.ConfigError(f'cluster spec has no {job!r} job; a Gorila '
-                                     'cluster needs chief, ps and worker tasks')
+        raise errors.ConfigError(f'cluster spec has no {job!r} job; a Gorila '
+                                 'cluster needs chief, ps and worker tasks')
     if len(jobs['chief']) != 1:
-      raise config_lib.ConfigError(f'cluster spec has {len(jobs["chief"])} chief '
-                                   'tasks; allowed: exactly 1')
+      raise errors.ConfigError(f'cluster spec has {len(jobs["chief"])} chief '
+                               'tasks; allowed: exactly 1')
     if task_index >= len(jobs[task_type]):
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
           f'task index {task_index} is out of range for job {task_type!r} with '
           f'{len(jobs[task_type])} task(s); allowed: 0..{len(jobs[task_type]) - 1}')
     seen = {}
     for job, addresses in jobs.items():
       for i, a in enumerate(addresses):
         if a in seen:
-          raise config_lib.ConfigError(f'address {a} is used by both {seen[a]} and '
-                                       f'{job}:{i}')
+          raise errors.ConfigError(f'address {a} is used by both {seen[a]} and '
+                                   f'{job}:{i}')
         seen[a] = f'{job}:{i}'
   return Task(cluster=jobs, type=task_type, index=task_index)
 
@@ -139,18 +139,18 @@ def resolve_task(tf_config: Optional[str], cluster_spec: Optional[str],
   """The task from --cluster_spec/--task_type/--task_index, else TF_CONFIG."""
   if cluster_spec or task_type:
     if not (cluster_spec and task_type):
-      raise config_lib.ConfigError('--cluster_spec and --task_type must be given '
-                                   'together')
+      raise errors.ConfigError('--cluster_spec and --task_type must be given '
+                               'together')
     try:
       cluster = json.loads(cluster_spec)
     except json.JSONDecodeError as e:
-      raise config_lib.ConfigError(f'--cluster_spec is not valid JSON ({e.msg}): '
-                                   f'{cluster_spec[:80]!r}') from None
+      raise errors.ConfigError(f'--cluster_spec is not valid JSON ({e.msg}): '
+                               f'{cluster_spec[:80]!r}') from None
     return make_task(cluster, task_type, task_index)
   if not tf_config:
-    raise config_lib.ConfigError('no cluster given: set TF_CONFIG or pass '
-                                 '--cluster_spec and --task_type (or use the '
-                                 'local launcher: python -m gorila_tf.launch.local)')
+    raise errors.ConfigError('no cluster given: set TF_CONFIG or pass '
+                             '--cluster_spec and --task_type (or use the '
+                             'local launcher: python -m gorila_tf.launch.local)')
   return parse_tf_config(tf_config)
 
 
@@ -173,7 +173,7 @@ def wait_for_tasks(task: Task, jobs: tuple[str, ...], timeout_s: float) -> None:
         continue
     except OSError:
       if time.monotonic() > deadline:
-        raise config_lib.ConfigError(
+        raise errors.ConfigError(
             f'{job}:{index} at {address} is not reachable after {timeout_s:.0f} s '
             '(is it started, and is the address right?)') from None
       time.sleep(1.0)
@@ -189,7 +189,7 @@ def check_port_free(address: str, what: str) -> None:
     try:
       s.bind(('', port))
     except OSError as e:
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
           f'port {port} for {what} ({address}) is already in use or not '
           f'allowed ({e.strerror}); free it or choose another port') from None
 

@@ -186,7 +186,7 @@ def wait_for_lease(tenant: lease_lib.Tenant, run_dir: str) -> None:
   """Returns once the chief's lease is live, or the run is done and released.
 
   Raises:
-    LeaseHeld: another launch's chief took the run directory over.
+    errors.LeaseHeld: another launch's chief took the run directory over.
   """
   waited = 0.0
   while not tenant.owner_live():

@@ -14,7 +14,7 @@ owner's loop:
         our launch's previous chief, which the launcher restarts only once it
         has exited -> take it over at once
       else watch it with our own monotonic clock:
-        its content changes               -> a live owner: refuse (LeaseHeld)
+        its content changes               -> a live owner: refuse (errors.LeaseHeld)
         unchanged for `timeout_s`         -> a dead owner: take it over, warn
     every `renew_every_s` (timeout / 4, at most 5 s):
       re-read; still our token -> write beat + 1 (temporary file + rename)
@@ -77,7 +77,7 @@ from typing import Callable, Literal, NamedTuple, Optional
 
 from absl import logging
 
-from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf import exit_codes
 
 LEASE_FILE = 'LEASE'
@@ -85,10 +85,6 @@ LEASE_FILE = 'LEASE'
 # the same launch resumes the lease at once, and its evaluator follows it.
 TOKEN_ENV = 'GORILA_LEASE_TOKEN'
 POLL_S = 0.5  # seconds between reads while watching a lease
-
-
-class LeaseHeld(config_lib.ConfigError):
-  """The run directory belongs to another live chief (one line naming it)."""
 
 
 class Clock:
@@ -202,7 +198,7 @@ def refusal(run_dir: str, holder: Optional[Holder], timeout_s: float) -> str:
 
 def check_free(run_dir: str, timeout_s: float, clock: Clock = SYSTEM_CLOCK,
                poll_s: float = POLL_S) -> Optional[Holder]:
-  """Raises LeaseHeld if a live chief holds `run_dir`'s lease. Writes nothing.
+  """Raises errors.LeaseHeld if a live chief holds `run_dir`'s lease. Writes nothing.
 
   For the launcher, before it creates anything in the run directory. It
   watches an existing lease for two renewal periods, not the whole timeout:
@@ -216,7 +212,7 @@ def check_free(run_dir: str, timeout_s: float, clock: Clock = SYSTEM_CLOCK,
   window = min(timeout_s, 2 * renew_period(timeout_s) + poll_s)
   seen = watch(lease_path(run_dir), window, clock, poll_s)
   if seen.state == 'live':
-    raise LeaseHeld(refusal(run_dir, seen.holder, timeout_s))
+    raise errors.LeaseHeld(refusal(run_dir, seen.holder, timeout_s))
   return seen.holder if seen.state == 'stale' else None
 
 
@@ -264,10 +260,10 @@ class Lease:
                   heartbeat_at=self._clock.time(), beat=self._beat)
 
   def acquire(self) -> None:
-    """Takes the lease, or raises LeaseHeld naming its live owner.
+    """Takes the lease, or raises errors.LeaseHeld naming its live owner.
 
     Raises:
-      LeaseHeld: a live chief holds it.
+      errors.LeaseHeld: a live chief holds it.
       ConfigError: the run directory cannot be written.
     """
     try:
@@ -277,7 +273,7 @@ class Lease:
       while not self._try_acquire():
         pass
     except OSError as e:
-      raise config_lib.ConfigError(
+      raise errors.ConfigError(
           f'cannot take the lease of run directory {self.run_dir!r}: '
           f'{e.strerror or e}') from None
     self._verify()
@@ -295,7 +291,7 @@ class Lease:
       return True
     seen = watch(self.path, self.timeout_s, self._clock, self._poll_s)
     if seen.state == 'live':
-      raise LeaseHeld(refusal(self.run_dir, seen.holder, self.timeout_s))
+      raise errors.LeaseHeld(refusal(self.run_dir, seen.holder, self.timeout_s))
     if seen.state == 'stale' and self._take_over(seen.raw):
       self.taken_from = seen.holder
       logging.warning(
@@ -340,10 +336,10 @@ class Lease:
       _remove(marker)
 
   def _verify(self) -> None:
-    """Re-reads the lease: raises LeaseHeld if another writer won."""
+    """Re-reads the lease: raises errors.LeaseHeld if another writer won."""
     holder = _parse(_read_raw(self.path))
     if holder is None or holder.token != self.token:
-      raise LeaseHeld(refusal(self.run_dir, holder, self.timeout_s))
+      raise errors.LeaseHeld(refusal(self.run_dir, holder, self.timeout_s))
 
   def _content(self) -> bytes:
     return json.dumps(dataclasses.asdict(self.holder()), sort_keys=True).encode()
@@ -451,7 +447,7 @@ class Tenant:
   its owner renewed it recently. (After a long pause without looking, a
   change proves little: it takes another look, within a renewal period.) With a launch token (TOKEN_ENV) only
   the lease of that launch's chief counts; a lease of another launch after
-  ours was seen raises LeaseHeld (our chief lost the directory). Reads only.
+  ours was seen raises errors.LeaseHeld (our chief lost the directory). Reads only.
   """
 
   def __init__(self, run_dir: str, timeout_s: float, token: Optional[str] = None,
@@ -477,9 +473,9 @@ class Tenant:
       return False
     if self._token and holder.token != self._token:
       if self._seen_ours:
-        raise LeaseHeld(f'run directory {self._run_dir} now belongs to the '
-                        f'chief on {holder.describe()}; this task\'s chief '
-                        'lost its lease')
+        raise errors.LeaseHeld(f'run directory {self._run_dir} now belongs to the '
+                               f'chief on {holder.describe()}; this task\'s chief '
+                               'lost its lease')
       return False  # our chief has not taken it over yet
     self._seen_ours = True
     return now - self._changed_at < self._timeout_s

@@ -17,6 +17,7 @@ import tempfile
 import time
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 
 CONFIG_FILE = 'config.json'
 DONE_FILE = 'DONE'
@@ -42,11 +43,11 @@ def check_writable(run_dir: str, min_free_mb: int = 0) -> None:
     free_mb = shutil.disk_usage(run_dir).free // (1 << 20)
   except OSError as e:
     _remove_if_created(run_dir, existed)
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
         f'run directory {run_dir!r} is not writable: {e.strerror}') from None
   if free_mb < min_free_mb:
     _remove_if_created(run_dir, existed)
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
         f'run directory {run_dir!r} has {free_mb} MiB free; at least '
         f'{min_free_mb} MiB is needed (run.min_free_disk_mb)')
 
@@ -102,20 +103,20 @@ def resolve_checkpoint(run_dir: str | None, checkpoint: str | None,
   `overrides` on top. Raises ConfigError naming what is missing.
   """
   if not run_dir and not checkpoint:
-    raise config_lib.ConfigError('give --run_dir or --checkpoint')
+    raise errors.ConfigError('give --run_dir or --checkpoint')
   if checkpoint is None:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
     if checkpoint is None:
-      raise config_lib.ConfigError(f'no checkpoint in {run_dir}/checkpoints')
+      raise errors.ConfigError(f'no checkpoint in {run_dir}/checkpoints')
   elif not os.path.exists(checkpoint + '.index'):
-    raise config_lib.ConfigError(f'--checkpoint={checkpoint!r} does not exist '
-                                 '(expected the ckpt-N prefix of a .index file)')
+    raise errors.ConfigError(f'--checkpoint={checkpoint!r} does not exist '
+                             '(expected the ckpt-N prefix of a .index file)')
   if run_dir is None:  # runs/x/checkpoints/ckpt-N -> runs/x
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
   config = read_config(run_dir)
   if config is None:
     if not preset:
-      raise config_lib.ConfigError(f'{run_dir} has no config.json; pass --config')
+      raise errors.ConfigError(f'{run_dir} has no config.json; pass --config')
     config = config_lib.load_preset(preset)
   return checkpoint, config_lib.validate(config_lib.apply_overrides(config, overrides))

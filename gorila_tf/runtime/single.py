@@ -35,7 +35,7 @@ import tensorflow as tf
 from absl import logging
 
 from gorila_tf import config as config_lib
-from gorila_tf import exit_codes
+from gorila_tf import errors
 from gorila_tf.agent import dqn
 from gorila_tf.agent import health as health_lib
 from gorila_tf.agent import networks
@@ -128,7 +128,7 @@ class SingleProcessAgent:
 def run(config: config_lib.GorilaConfig, run_dir: str,
         stop: threading.Event) -> bool:
   """Trains in this process until `run.max_frames` or `stop`; returns whether
-  the frame budget was reached. Raises exit_codes.Collapsed (health) and
+  the frame budget was reached. Raises errors.Collapsed (health) and
   config.NumericalError as a cluster's chief does."""
   lease = lease_lib.hold(run_dir, config.run.lease_timeout_s)
   try:
@@ -212,7 +212,7 @@ class _Loop:
       result = self._train()
       window.add_learner(result)
       if int(result['nonfinite']):
-        raise config_lib.NumericalError(
+        raise errors.NumericalError(
             f'non-finite loss or gradient near update {agent.updates}: '
             'training stopped, nothing was applied from it')
       updates = agent.updates
@@ -245,7 +245,7 @@ class _Loop:
     for line in verdict.warnings:
       logging.warning('%s', line)
     if verdict.collapsed and self._config.health.stop_on_collapse:
-      raise exit_codes.Collapsed(
+      raise errors.Collapsed(
           f'{health_lib.describe_collapse(figures, self._config.health)}: a '
           'collapsed network does not recover, so the run stops '
           '(health.stop_on_collapse=false trains on)')

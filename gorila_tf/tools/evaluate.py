@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 
+from gorila_tf import command
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf.runtime import run_dir as run_dir_lib
 
@@ -53,21 +53,16 @@ def resolve_inputs(run_dir, checkpoint, preset, overrides, protocol):
   """(checkpoint path, config) from the flags; raises ConfigError."""
   if protocol != 'noop':
     if protocol == 'human_starts':
-      raise config_lib.ConfigError(HUMAN_STARTS_UNAVAILABLE)
-    raise config_lib.ConfigError(f'--protocol={protocol!r} does not exist; '
-                                 'allowed: noop')
+      raise errors.ConfigError(HUMAN_STARTS_UNAVAILABLE)
+    raise errors.ConfigError(f'--protocol={protocol!r} does not exist; '
+                             'allowed: noop')
   return run_dir_lib.resolve_checkpoint(run_dir, checkpoint, preset, overrides)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    checkpoint, config = resolve_inputs(FLAGS.run_dir, FLAGS.checkpoint,
-                                        FLAGS.config, FLAGS.set, FLAGS.protocol)
-  except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return exit_codes.BAD_INPUT
+  del argv
+  checkpoint, config = resolve_inputs(FLAGS.run_dir, FLAGS.checkpoint,
+                                      FLAGS.config, FLAGS.set, FLAGS.protocol)
   from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
   from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
   from gorila_tf import reference  # pylint: disable=g-import-not-at-top
@@ -82,8 +77,7 @@ def main(argv):
 
 
 def cli():
-  define_flags()
-  app.run(main)
+  command.run(define_flags, main)
 
 
 if __name__ == '__main__':

@@ -15,14 +15,13 @@ Atari). It loads with `tf.saved_model.load` alone, without gorila_tf:
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 
-from gorila_tf import config as config_lib
+from gorila_tf import command
+from gorila_tf import errors
 from gorila_tf import exit_codes
 
 FLAGS = flags.FLAGS
@@ -70,17 +69,12 @@ def export(q_net, out: str) -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  del argv
   from gorila_tf.runtime import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
-  try:
-    if not FLAGS.out:
-      raise config_lib.ConfigError('--out is required (the SavedModel directory)')
-    checkpoint, config = run_dir_lib.resolve_checkpoint(
-        FLAGS.run_dir, FLAGS.checkpoint, FLAGS.config, [])
-  except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return exit_codes.BAD_INPUT
+  if not FLAGS.out:
+    raise errors.ConfigError('--out is required (the SavedModel directory)')
+  checkpoint, config = run_dir_lib.resolve_checkpoint(
+      FLAGS.run_dir, FLAGS.checkpoint, FLAGS.config, [])
   from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
   from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
@@ -92,8 +86,7 @@ def main(argv):
 
 
 def cli():
-  define_flags()
-  app.run(main)
+  command.run(define_flags, main)
 
 
 if __name__ == '__main__':

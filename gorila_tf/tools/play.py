@@ -16,17 +16,17 @@ starts.
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import typing
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from gorila_tf import command
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf.runtime import metrics
 
@@ -79,18 +79,13 @@ def play(q_net, config: config_lib.GorilaConfig, info, episodes: int,
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  del argv
   from gorila_tf.runtime import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
-  try:
-    checkpoint, config = run_dir_lib.resolve_checkpoint(
-        FLAGS.run_dir, FLAGS.checkpoint, FLAGS.config, FLAGS.set)
-    if FLAGS.episodes < 1:
-      raise config_lib.ConfigError(f'--episodes={FLAGS.episodes} is out of range; '
-                                   'allowed: >= 1')
-  except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return exit_codes.BAD_INPUT
+  checkpoint, config = run_dir_lib.resolve_checkpoint(
+      FLAGS.run_dir, FLAGS.checkpoint, FLAGS.config, FLAGS.set)
+  if FLAGS.episodes < 1:
+    raise errors.ConfigError(f'--episodes={FLAGS.episodes} is out of range; '
+                             'allowed: >= 1')
   from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
   from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
@@ -105,8 +100,7 @@ def main(argv):
 
 
 def cli():
-  define_flags()
-  app.run(main)
+  command.run(define_flags, main)
 
 
 if __name__ == '__main__':

@@ -22,10 +22,10 @@ import collections
 import os
 import sys
 
-from absl import app
 from absl import flags
 import numpy as np
 
+from gorila_tf import command
 from gorila_tf import exit_codes
 from gorila_tf import reference
 from gorila_tf.runtime import metrics
@@ -137,8 +137,7 @@ def results_rows(run_dirs: list[str]) -> list[dict]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  del argv
   missing = [d for d in FLAGS.run_dirs if run_dir_lib.read_config(d) is None]
   if not FLAGS.run_dirs or missing:
     print(f'error: --run_dirs needs run directories with a config.json; not one: '
@@ -172,8 +171,7 @@ def main(argv):
 
 
 def cli():
-  define_flags()
-  app.run(main)
+  command.run(define_flags, main)
 
 
 if __name__ == '__main__':

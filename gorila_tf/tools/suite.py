@@ -27,10 +27,11 @@ import subprocess
 import sys
 from typing import Any, Callable, Sequence
 
-from absl import app
 from absl import flags
 
+from gorila_tf import command
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf import launch
 from gorila_tf import reference
@@ -70,13 +71,13 @@ def parse_games(text: str) -> list[str]:
     return list(PAPER_GAMES)
   games = list(dict.fromkeys(g.strip() for g in text.split(',') if g.strip()))
   if not games:
-    raise config_lib.ConfigError("--games is empty; use 'all' or env ids like "
-                                 'ALE/Pong-v5')
+    raise errors.ConfigError("--games is empty; use 'all' or env ids like "
+                             'ALE/Pong-v5')
   for game in games:
     if game not in PAPER_GAMES:
       close = closest_games(game)
       hint = f'; closest: {", ".join(close)}' if close else ''
-      raise config_lib.ConfigError(f'unknown game {game!r} in --games{hint}')
+      raise errors.ConfigError(f'unknown game {game!r} in --games{hint}')
   return games
 
 
@@ -92,16 +93,16 @@ def closest_games(text: str) -> list[str]:
 
 def check_choice(flag: str, value: str, allowed: Sequence[str]) -> None:
   if value not in allowed:
-    raise config_lib.ConfigError(f'unknown {flag}={value!r}; allowed: '
-                                 f'{", ".join(allowed)}')
+    raise errors.ConfigError(f'unknown {flag}={value!r}; allowed: '
+                             f'{", ".join(allowed)}')
 
 
 def check_overrides(config: str, overrides: Sequence[str]) -> None:
   """Resolves the preset once, so bad input stops the suite before it starts."""
   if any(o.partition('=')[0].strip() == 'env.id' for o in overrides):
     # A later --set wins, so env.id would silently replace every game.
-    raise config_lib.ConfigError('env.id is set per game by --games; remove '
-                                 '--set=env.id=...')
+    raise errors.ConfigError('env.id is set per game by --games; remove '
+                             '--set=env.id=...')
   config_lib.resolve(config, overrides)
 
 
@@ -208,18 +209,13 @@ def run_local(games: Sequence[str], config: str, base_dir: str,
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    games = parse_games(FLAGS.games)
-    check_choice('--mode', FLAGS.mode, MODES)
-    check_choice('--protocol', FLAGS.protocol, reference.PROTOCOLS)
-    check_overrides(FLAGS.config, FLAGS.set)
-    for env_id in games:
-      environments.check_env_id(env_id)  # the installed ale-py has the rom
-  except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return exit_codes.BAD_INPUT
+  del argv
+  games = parse_games(FLAGS.games)
+  check_choice('--mode', FLAGS.mode, MODES)
+  check_choice('--protocol', FLAGS.protocol, reference.PROTOCOLS)
+  check_overrides(FLAGS.config, FLAGS.set)
+  for env_id in games:
+    environments.check_env_id(env_id)  # the installed ale-py has the rom
   if FLAGS.mode == 'commands':
     print('\n'.join(command_lines(games, FLAGS.config, FLAGS.base_dir,
                                   FLAGS.set)))
@@ -229,9 +225,7 @@ def main(argv):
 
 
 def cli():
-  """Console-script entry point."""
-  define_flags()
-  app.run(main)
+  command.run(define_flags, main)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,43 @@
+"""What every gorila_tf command does around its own work.
+
+    def main(argv) -> int: ...                 # raise errors.* for bad input
+    def cli(): command.run(define_flags, main)
+
+`run` defines the command's flags when it runs (importing registers none, so
+several commands can share a process), refuses stray arguments, and turns
+an error of this package into one line, `error: <what>`, and its exit
+status (errors.py); a task that is `Stuck` is logged instead, for a restart.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from absl import app
+from absl import logging
+
+from gorila_tf import errors
+from gorila_tf import exit_codes
+
+
+def guarded(main: Callable[[list[str]], int | None], argv: list[str]) -> int:
+  """`main(argv)`'s exit status, the package's errors turned into theirs."""
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    status = main(argv)
+  except errors.Stuck as e:  # a restart helps: logged, not an error line
+    logging.error('%s', e)
+    return e.exit_status
+  except errors.GorilaError as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    return e.exit_status
+  return exit_codes.OK if status is None else status
+
+
+def run(define_flags: Callable[[], None],
+        main: Callable[[list[str]], int | None]) -> None:
+  """A command's console entry point."""
+  define_flags()
+  app.run(lambda argv: guarded(main, argv))

@@ -1,0 +1,62 @@
+"""The run's own errors, each tied to the exit status it ends a command with.
+
+    ConfigError        2  bad input: a value, preset, flag, cluster spec, port,
+                          run directory (a restart would not help)
+    LeaseHeld          2  the run directory belongs to another live chief
+    CheckpointNotWritten 2  the run directory cannot take a checkpoint (full,
+                          read-only); the last good one is kept
+    NumericalError     4  NaN/inf in a loss, gradient or parameter
+    Collapsed          5  the Q-network collapsed (health.stop_on_collapse)
+    Stuck              1  a task that cannot go on as it is, but would after a
+                          restart (the launcher or cluster manager restarts it)
+
+Each message is one line; the commands print it as `error: <message>` (Stuck:
+logged) and exit with `exit_status`. The numbers are in exit_codes.py.
+"""
+
+from gorila_tf import exit_codes
+
+
+class GorilaError(Exception):
+  """A failure this package names; `exit_status` is what it exits with."""
+
+  exit_status = exit_codes.FAILED
+
+
+class ConfigError(GorilaError, ValueError):
+  """A preset, override or value that is not allowed (one-line message)."""
+
+  exit_status = exit_codes.BAD_INPUT
+
+
+class LeaseHeld(GorilaError):
+  """The run directory belongs to another live chief (one line naming it)."""
+
+  exit_status = exit_codes.BAD_INPUT
+
+
+class CheckpointNotWritten(GorilaError):
+  """A checkpoint could not be written; the last good one is kept."""
+
+  exit_status = exit_codes.BAD_INPUT
+
+
+class NumericalError(GorilaError, RuntimeError):
+  """A NaN or infinite loss, gradient or parameter: the run stops."""
+
+  exit_status = exit_codes.NUMERICAL
+
+
+class Collapsed(GorilaError):
+  """The Q-network collapsed (agent/health.py) and the run was told to stop
+  on that: it never recovers, so a restart would not help."""
+
+  exit_status = exit_codes.COLLAPSED
+
+
+class Stuck(GorilaError):
+  """A task that cannot go on as it is but would after a restart: the binary
+  logs it in one line (no traceback) and exits FAILED, which the launcher or
+  the cluster manager answers with a restart."""
+
+  exit_status = exit_codes.FAILED
