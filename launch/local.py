@@ -29,12 +29,10 @@ with the launcher even if it is killed (PR_SET_PDEATHSIG).
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +41,7 @@ from typing import Callable, Optional, Sequence
 
 from absl import flags
 
+from gorila_tf.runtime import processes
 from gorila_tf import command
 from gorila_tf import config as config_lib
 from gorila_tf import errors
@@ -99,42 +98,12 @@ HOST = '127.0.0.1'
 STOP_GRACE_S = 10.0  # seconds a task has to exit after SIGTERM
 CHIEF_GRACE_S = 60.0  # the chief finishes its closures and checkpoints first
 RESTART_DELAY_S = 1.0
-_PR_SET_PDEATHSIG = 1
 CONSOLE = progress.Console()  # replaced in main() by the --progress choice
 
 
 def say(message: str) -> None:
   """A launcher line, drawn above the live progress line if there is one."""
   CONSOLE.log(message)
-
-
-def _port_free(port: int) -> bool:
-  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-    try:
-      s.bind((HOST, port))
-      return True
-    except OSError:
-      return False
-
-
-def pick_ports(count: int) -> list[int]:
-  """Ports p with p + REVERB_PORT_OFFSET free too, all distinct."""
-  ports: list[int] = []
-  while len(ports) < count:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-      s.bind((HOST, 0))
-      port = s.getsockname()[1]
-    pair = port + cluster_lib.REVERB_PORT_OFFSET
-    taken = {q for p in ports for q in (p, p + cluster_lib.REVERB_PORT_OFFSET)}
-    if pair < 65536 and not {port, pair} & taken and _port_free(pair):
-      ports.append(port)
-  return ports
-
-
-def _die_with_parent() -> None:
-  """Runs in the child before exec: SIGKILL it if the launcher dies."""
-  libc = ctypes.CDLL('libc.so.6', use_errno=True)
-  libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class TaskProcess:
@@ -145,7 +114,7 @@ class TaskProcess:
                on_host: Optional[Callable[[], None]] = None):
     """Starts the task; `on_host` (in the child) puts it on its emulated host."""
     self.role = role
-    self._preexec = hosts_lib.chain(_die_with_parent, on_host)
+    self._preexec = hosts_lib.chain(processes.die_with_parent, on_host)
     self.task_type = task_type
     self.restarts = 0
     self.started_at = 0.0
@@ -259,7 +228,7 @@ def make_placement(config: config_lib.GorilaConfig,
     given = [f'--{name}' for name, values in options.items() if values]
     if given:
       raise errors.ConfigError(f'{", ".join(given)} need --hosts=emulated')
-    return topology.LoopbackPlacement(slots, pick_ports, HOST)
+    return topology.LoopbackPlacement(slots, cluster_lib.free_port_pairs, HOST)
   specs = topology.parse_host_options(options, slots)
   topology.check_emulation()
   try:

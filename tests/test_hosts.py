@@ -5,16 +5,15 @@ make them (not root, no veth/bridge, no cgroup CPU controller).
 """
 
 import atexit
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
+from gorila_tf.runtime import processes
 from gorila_tf.launch import hosts as hosts_lib
 from gorila_tf.launch.hosts import EmulatedHosts, HostSpec, HostsError
 
@@ -132,13 +131,9 @@ def test_hosts_reach_each_other_by_address_and_nothing_shows_outside(
   assert routes.split()[0] == '198.18.0.0/24' and 'default' not in routes
 
 
-def _die_with_parent() -> None:  # as launch/local.py does
-  ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGKILL)
-
-
 def test_preexec_puts_the_child_in_the_hosts_cgroups_and_netns(hosts, procs):
   p = subprocess.Popen(['sleep', '30'], start_new_session=True,
-                       preexec_fn=hosts_lib.chain(_die_with_parent,
+                       preexec_fn=hosts_lib.chain(processes.die_with_parent,
                                                   hosts.preexec('weak')))
   procs.append(p)
   time.sleep(0.2)

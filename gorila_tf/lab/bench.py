@@ -33,7 +33,6 @@ Ratios are what count: absolute numbers drift on shared machines.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import platform
 import resource
@@ -50,6 +49,7 @@ os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
+from gorila_tf.runtime import processes
 from gorila_tf import command
 from gorila_tf import config as config_lib
 from gorila_tf import errors
@@ -260,20 +260,9 @@ def _pss_learner(config, seconds: float, queue) -> None:
   os._exit(0)  # in-process servers have no clean shutdown
 
 
-def _in_child(target, *args) -> dict[str, Any]:
-  """Runs target(*args, queue) in a fresh process (TF contexts do not mix)."""
-  context = multiprocessing.get_context('spawn')
-  queue = context.Queue()
-  process = context.Process(target=target, args=(*args, queue))
-  process.start()
-  result = queue.get(timeout=900)
-  process.join(timeout=60)
-  return result
-
-
 def bench_learner(config, seconds: float) -> dict[str, Any]:
-  single = _in_child(_single_process_learner, config, seconds)
-  pss = _in_child(_pss_learner, config, seconds)
+  single = processes.in_child(_single_process_learner, config, seconds)
+  pss = processes.in_child(_pss_learner, config, seconds)
   return {'single_process_updates_per_s': single['updates_per_s'],
           'pss_updates_per_s': pss['updates_per_s'],
           'pss_over_single': pss['updates_per_s'] / single['updates_per_s'],
@@ -321,7 +310,7 @@ def _rss_mb() -> float:
 
 def bench_memory(config, seconds: float) -> dict[str, Any]:
   del seconds
-  return _in_child(_memory, config)
+  return processes.in_child(_memory, config)
 
 
 def bench_e2e(config_name: str, seconds: float,

@@ -51,12 +51,9 @@ Every sub-measurement runs for `window_seconds(--seconds)` (a fifth of it,
 
 from __future__ import annotations
 
-import ctypes
 import json
 import multiprocessing
 import os
-import queue as queue_lib
-import signal
 import subprocess
 import sys
 import tempfile
@@ -64,6 +61,7 @@ import threading
 import time
 from typing import Any, Callable, Optional, Sequence
 
+from gorila_tf.runtime import processes
 from gorila_tf import config as config_lib
 from gorila_tf.launch import hosts as hosts_lib
 
@@ -90,8 +88,6 @@ NOTES = (
 )
 
 # Looked up now, not in a forked child (see launch/hosts.py's preexec).
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -203,11 +199,6 @@ class CpuSampler:
 # ------------------------------------------------------------- processes
 
 
-def _die_with_parent() -> None:
-  """preexec_fn: the child is SIGKILLed when this process dies."""
-  _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _module_argv(module: str, *args: str) -> list[str]:
   return [sys.executable, '-m', module, *args]
 
@@ -222,29 +213,6 @@ def _stop(procs: Sequence[subprocess.Popen]) -> None:
     except subprocess.TimeoutExpired:
       proc.kill()
       proc.wait()
-
-
-def _in_child(target, *args) -> dict[str, Any]:
-  """Runs target(*args, queue) in a fresh process (a cluster's TF context is
-  for good); its result, or {'error': ...} if it died without one."""
-  context = multiprocessing.get_context('spawn')
-  queue = context.Queue()
-  process = context.Process(target=target, args=(*args, queue))
-  process.start()
-  deadline = time.monotonic() + 900
-  while time.monotonic() < deadline:
-    try:
-      result = queue.get(timeout=1.0)
-      break
-    except queue_lib.Empty:
-      if not process.is_alive():
-        result = {'error': f'measuring process exited ({process.exitcode})'}
-        break
-  else:
-    result = {'error': 'measuring process timed out'}
-    process.kill()
-  process.join(timeout=60)
-  return result
 
 
 def _put_and_exit(queue, result: dict[str, Any]) -> None:
@@ -282,15 +250,14 @@ def _keep_in_flight(schedule: Callable[[], Any], in_flight: int,
 def _start_worker_processes(count: int):
   """A chief task, an in-process ps and `count` worker server processes."""
   from gorila_tf.runtime import cluster as cluster_lib  # pylint: disable=g-import-not-at-top
-  from gorila_tf.tools import inprocess_cluster  # pylint: disable=g-import-not-at-top
-  ports = inprocess_cluster.free_port_pairs(2 + count)
+  ports = cluster_lib.free_port_pairs(2 + count)
   spec = {'chief': [f'localhost:{ports[0]}'], 'ps': [f'localhost:{ports[1]}'],
           'worker': [f'localhost:{p}' for p in ports[2:]]}
   ps_server = cluster_lib.start_server(cluster_lib.make_task(spec, 'ps', 0))
   procs = [subprocess.Popen(
       _module_argv('gorila_tf.lab.bench_control', 'serve', 'worker', str(i),
                    json.dumps(spec)),
-      preexec_fn=_die_with_parent, stdout=subprocess.DEVNULL,
+      preexec_fn=processes.die_with_parent, stdout=subprocess.DEVNULL,
       stderr=subprocess.DEVNULL) for i in range(count)]
   task = cluster_lib.make_task(spec, 'chief', 0)
   cluster_lib.wait_for_tasks(task, ('worker',), START_TIMEOUT_S)
@@ -347,10 +314,10 @@ def measure_closures(config_name: str, overrides: Sequence[str],
                      separate_workers: int = SEPARATE_WORKERS) -> list[dict]:
   """One row per worker count (in-process), then one with worker processes
   (none if separate_workers is 0)."""
-  rows = [_in_child(_closure_rate, config_name, tuple(overrides), n, False,
+  rows = [processes.in_child(_closure_rate, config_name, tuple(overrides), n, False,
                     window_s) for n in worker_counts]
   if separate_workers:
-    rows.append(_in_child(_closure_rate, config_name, tuple(overrides),
+    rows.append(processes.in_child(_closure_rate, config_name, tuple(overrides),
                           separate_workers, True, window_s))
   return rows
 
@@ -461,7 +428,7 @@ def _run_ps_round(h: hosts_lib.EmulatedHosts, share: float, spec: dict,
   argv = _module_argv('gorila_tf.lab.bench_control', 'ps-load', config_name,
                       json.dumps(list(overrides)), json.dumps(spec), str(window_s))
   with CpuSampler(lambda: h.cpu_usage_s(_ps_host(share))) as sampler:
-    chief = h.run_in('chief', argv, preexec_fn=_die_with_parent,
+    chief = h.run_in('chief', argv, preexec_fn=processes.die_with_parent,
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
       out, err = chief.communicate(timeout=START_TIMEOUT_S + 4 * window_s + 120)
@@ -497,7 +464,7 @@ def measure_ps(config_name: str, overrides: Sequence[str], window_s: float,
             'gorila_tf.train', f'--config={config_name}',
             *[f'--set={o}' for o in overrides], f'--cluster_spec={json.dumps(spec)}',
             '--task_type=ps', '--task_index=0'),
-            preexec_fn=_die_with_parent, stdout=log, stderr=subprocess.STDOUT))
+            preexec_fn=processes.die_with_parent, stdout=log, stderr=subprocess.STDOUT))
       rows = [_run_ps_round(h, s, spec, config_name, overrides, window_s)
               for s, spec in zip(shares, clusters)]
     finally:
@@ -608,7 +575,7 @@ def measure_publication(config_name: str, overrides: Sequence[str],
                         window_s: float,
                         puller_counts: Sequence[int] = PULLERS) -> dict[str, Any]:
   """{'network', 'publish', 'pulls': one row per puller count}."""
-  return _in_child(_publication, config_name, tuple(overrides),
+  return processes.in_child(_publication, config_name, tuple(overrides),
                    tuple(puller_counts), window_s)
 
 

@@ -194,6 +194,32 @@ def check_port_free(address: str, what: str) -> None:
           f'allowed ({e.strerror}); free it or choose another port') from None
 
 
+def _port_free(port: int, host: str) -> bool:
+  import socket  # pylint: disable=g-import-not-at-top
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    try:
+      s.bind((host, port))
+      return True
+    except OSError:
+      return False
+
+
+def free_port_pairs(count: int, host: str = '127.0.0.1') -> list[int]:
+  """`count` distinct free ports p whose Reverb partner p + REVERB_PORT_OFFSET
+  is free too (for a task's TF server and its Reverb server)."""
+  import socket  # pylint: disable=g-import-not-at-top
+  ports: list[int] = []
+  while len(ports) < count:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+      s.bind((host, 0))
+      port = s.getsockname()[1]
+    pair = port + REVERB_PORT_OFFSET
+    taken = {q for p in ports for q in (p, p + REVERB_PORT_OFFSET)}
+    if pair < 65536 and not {port, pair} & taken and _port_free(pair, host):
+      ports.append(port)
+  return ports
+
+
 def server_config(inter_op_threads: int = 8, intra_op_threads: int = 0):
   """Session config for ps/worker servers.
 

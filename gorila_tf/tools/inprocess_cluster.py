@@ -8,26 +8,12 @@ TensorFlow's global context for good, so callers run this in a child process.
 
 from __future__ import annotations
 
-import portpicker
-
 from gorila_tf.runtime import cluster as cluster_lib
-
-
-def free_port_pairs(count: int) -> list[int]:
-  """Ports p whose Reverb partner p + REVERB_PORT_OFFSET is free too."""
-  ports: list[int] = []
-  offset = cluster_lib.REVERB_PORT_OFFSET
-  while len(ports) < count:
-    p = portpicker.pick_unused_port()
-    taken = {q for r in ports for q in (r, r + offset)}
-    if portpicker.is_port_free(p + offset) and not {p, p + offset} & taken:
-      ports.append(p)
-  return ports
 
 
 def start(num_ps: int, num_workers: int):
   """Starts the ps and worker servers; returns (chief task, servers)."""
-  ports = free_port_pairs(1 + num_ps + num_workers)
+  ports = cluster_lib.free_port_pairs(1 + num_ps + num_workers)
   spec = {'chief': [f'localhost:{ports[0]}'],
           'ps': [f'localhost:{p}' for p in ports[1:1 + num_ps]],
           'worker': [f'localhost:{p}' for p in ports[1 + num_ps:]]}
