@@ -1,6 +1,6 @@
 # gorila_tf: the two commands a fresh machine needs.
 #   make run    start a local Gorila cluster training Pong (Ctrl-C stops it)
-#   make test   run the test suite
+#   make test   run the test suite (make test-fast: the unit tests, a few minutes)
 # Both create .venv and install the pinned stack (requirements.lock) on first use.
 #
 # The pinned stack needs Python 3.11 (setup.py: python_requires). .venv is made
@@ -50,7 +50,7 @@ define find_python
 $(eval VENV_PYTHON := $(shell $(FIND_PYTHON)))$(if $(filter !%,$(VENV_PYTHON)),$(error $(patsubst !%,%,$(VENV_PYTHON))))
 endef
 
-.PHONY: run test tensorboard python clean
+.PHONY: run test test-fast tensorboard python clean
 
 $(STAMP): requirements.lock setup.py
 	$(find_python)
@@ -64,6 +64,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests $(ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit tests $(ARGS)
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir runs

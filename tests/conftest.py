@@ -25,3 +25,26 @@ def run_module(module: str, *args: str, env: dict | None = None,
 @pytest.fixture
 def run_dir(tmp_path):
   return str(tmp_path / 'run')
+
+
+# What a test needs, as a marker: `make test-fast` runs the unit tests.
+#   unit     in this process: maths, parsing, fakes, real ALE and Reverb
+#   cluster  an in-process tf.distribute cluster or real servers (a child)
+#   e2e      whole commands and clusters of processes (seconds to minutes)
+#   hosts    network namespaces and cgroups (root)
+KINDS = ('unit', 'cluster', 'e2e', 'hosts')
+MODULE_KINDS = {
+    'test_e2e': 'e2e', 'test_single': 'e2e', 'test_console': 'e2e',
+    'test_emulated_hosts': 'hosts', 'test_hosts': 'hosts',
+    'test_inprocess_cluster': 'cluster', 'test_equivalence': 'cluster',
+    'test_concurrency': 'cluster', 'test_gpu': 'cluster',
+}
+
+
+def pytest_collection_modifyitems(items):
+  """Every test gets one kind: its own marker, its module's, else unit."""
+  for item in items:
+    if any(item.get_closest_marker(kind) for kind in KINDS):
+      continue
+    module = item.module.__name__.rsplit('.', 1)[-1]
+    item.add_marker(getattr(pytest.mark, MODULE_KINDS.get(module, 'unit')))

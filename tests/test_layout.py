@@ -149,7 +149,7 @@ os._exit(0)
 
 def test_no_module_uses_another_modules_private_names():
   files = source_files()
-  assert 'gorila_tf/runtime/chief.py' in files and 'tests/cluster_harness.py' in files
+  assert 'gorila_tf/runtime/chief.py' in files and 'tests/runtime/cluster_harness.py' in files
   problems = [p for path in files for p in private_uses(read(path), path)
               if p.split(': ', 1)[1] not in THIRD_PARTY_PRIVATES.get(path, ())]
   assert not problems, 'private names used across modules:\n' + '\n'.join(problems)

@@ -60,7 +60,7 @@ def test_every_module_and_test_file_has_a_bazel_target():
   sources = build_sources()
   files = [os.path.relpath(p, REPO) for pattern in
            ('gorila_tf/*.py', 'gorila_tf/*/*.py', 'configs/*.py', 'launch/*.py',
-            'tests/*.py')
+            'tests/*.py', 'tests/*/*.py')
            for p in glob.glob(os.path.join(REPO, pattern))]
   missing = sorted(f for f in files if f not in sources)
   assert not missing, f'files without a BUILD target: {missing}'
@@ -70,7 +70,8 @@ def test_every_module_and_test_file_has_a_bazel_target():
 
 def test_every_test_module_is_a_py_test_target():
   text = open(os.path.join(REPO, 'BUILD')).read()
-  for path in glob.glob(os.path.join(REPO, 'tests', 'test_*.py')):
+  for path in glob.glob(os.path.join(REPO, 'tests', '**', 'test_*.py'),
+                        recursive=True):
     name = os.path.splitext(os.path.basename(path))[0]
     assert re.search(rf'py_test\(\s*name = "{name}"', text), name
 

@@ -1,6 +1,6 @@
 """The DQN maths as small pure functions (Mnih et al. 2015; Nair et al. 2015).
 
-Each function is tested against hand-worked numbers in tests/test_dqn.py.
+Each function is tested against hand-worked numbers in tests/agent/test_dqn.py.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ reference code's units and `mean_loss_epsilon` converts it,
     Adam:    lr (m/B) / (sqrt(v)/B + eps/B)     = lr m / (sqrt(v) + eps)
 
 so the update is the summed-loss one, up to float rounding, for any batch
-size (tests/test_optimizers.py checks it by hand and on DQN batches). DeepMind's DQN Zoo, which also averages, writes the
+size (tests/agent/test_optimizers.py checks it by hand and on DQN batches). DeepMind's DQN Zoo, which also averages, writes the
 same conversion as a constant: google-deepmind/dqn_zoo dqn_zoo/dqn/run_atari.py
 (optimizer_epsilon = 0.01 / 32**2, optax centered rmsprop, decay 0.95); Dopamine
 (google/dopamine dopamine/agents/dqn/configs/dqn_nature.gin, mean loss in

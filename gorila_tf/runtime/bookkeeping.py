@@ -21,6 +21,7 @@ import itertools
 import queue
 import threading
 import time
+from typing import Callable
 
 from absl import logging
 
@@ -232,16 +233,18 @@ class BundleHealth:
 class Clock:
   """Wall time summed over restarts, and 'is it time for X again?'."""
 
-  def __init__(self, wall_time_before_s: float):
-    self._start = time.monotonic()
+  def __init__(self, wall_time_before_s: float,
+               now: Callable[[], float] = time.monotonic):
+    self._now = now
+    self._start = now()
     self._before = wall_time_before_s
     self._last: dict[str, float] = {}
 
   def wall_time_s(self) -> float:
-    return self._before + time.monotonic() - self._start
+    return self._before + self._now() - self._start
 
   def due(self, what: str, every_s: float) -> bool:
-    now = time.monotonic()
+    now = self._now()
     if now - self._last.setdefault(what, self._start) >= every_s:
       self._last[what] = now
       return True

@@ -32,6 +32,7 @@ import os
 import signal
 import threading
 import time
+from typing import Any, Callable, Protocol
 
 import reverb
 import tensorflow as tf
@@ -115,6 +116,7 @@ class Chief:
     self._health_watch = health_lib.HealthWatch(config.health)
     self._health_figures = None  # the newest probe, until it is summarised
     self._plant_collapse = faults.planted_collapse(config.faults, self.model.q_net)
+    self._iterator = None  # each worker's replay iterator, made by run()
 
   def _log_learner_setup(self) -> None:
     task, learner = self._task, self.learner
@@ -123,7 +125,7 @@ class Chief:
     if not self._config.learner.fused_update and task.num_workers > 1:
       logging.warning('learner.fused_update=false: the written-out update rules '
                       'are not atomic; %d learners applying at once can lose '
-                      'updates (tests/test_concurrency.py)', task.num_workers)
+                      'updates (tests/runtime/test_concurrency.py)', task.num_workers)
     if learner.compute_device:
       logging.info('learners compute on the workers\' %s', learner.compute_device)
 
@@ -210,52 +212,44 @@ class Chief:
     self._summaries.text('config', '```\n' + config_lib.to_json(c) + '\n```',
                          self.frames)
     self._summaries.hparams(bookkeeping.flatten(config_lib.to_dict(c)))
-    self._publisher.publish(self.updates, self.frames)
-    iterator = self.make_iterator()
-    in_flight = bookkeeping.InFlight(overdue_s=c.run.bundle_timeout_s)
-    window = bookkeeping.SummaryWindow(self.frames, self.updates)
-    clock = bookkeeping.Clock(float(self.model.wall_time_s.numpy()))
-    updates_at_target = self.updates
-    updates_at_probe = self.updates - c.health.every_updates  # probe at once
-    while not self.budget_spent() and not stop.is_set():
-      while in_flight.waiting() < c.run.max_closures_in_flight:
-        in_flight.add(self.cluster_coordinator.schedule(
-            self.learner.train_steps, args=(iterator,)))
-      for result in in_flight.wait_any(timeout_s=0.5):
-        window.add_learner(result)
-        self._check_finite(result)
-      updates = self.updates
-      if updates - updates_at_target >= c.learner.target_update_period:
-        self.learner.sync_target()
-        updates_at_target = updates
-      self._faults(updates)
-      if updates - updates_at_probe >= c.health.every_updates:
-        self._check_network(updates, window)
-        updates_at_probe = updates
-      self._health.check()
-      window.overdue = in_flight.overdue()
-      window.actors.merge(self._count_actor_stats())
-      self.model.wall_time_s.assign(clock.wall_time_s())
-      self._periodic_work(clock, window)
-    # Closures of silent bundles are left behind: their results would only
-    # be discarded as stale.
-    for result in in_flight.wait_all(timeout_s=c.run.bundle_timeout_s):
-      window.add_learner(result)
-    self._write_summaries(window)
-    self.save()
+    self.publish()
+    self._iterator = self.make_iterator()
+    TrainingLoop(c, self, float(self.model.wall_time_s.numpy())).run(stop)
     self._replay_checkpoints.wait(timeout_s=c.run.bundle_timeout_s)
     logging.info('%s: %d frames, %d updates',
                  'frame budget reached' if self.budget_spent() else 'stopped',
                  self.frames, self.updates)
 
-  def _check_finite(self, result: dict) -> None:
+  # What TrainingLoop drives (its `Cluster`).
+
+  def schedule(self):
+    """One learner closure on whichever worker is free; its RemoteValue."""
+    return self.cluster_coordinator.schedule(self.learner.train_steps,
+                                             args=(self._iterator,))
+
+  def sync_target(self) -> None:
+    self.learner.sync_target()
+
+  def publish(self) -> None:
+    self._publisher.publish(self.updates, self.frames)
+
+  def probe_bundles(self) -> None:
+    self._health.check()
+
+  def set_wall_time(self, seconds: float) -> None:
+    self.model.wall_time_s.assign(seconds)
+
+  def write_summaries(self, window: bookkeeping.SummaryWindow) -> None:
+    self._write_summaries(window)
+
+  def check_finite(self, result: dict) -> None:
     if int(result['nonfinite']):
       raise errors.NumericalError(
           f'non-finite loss or gradient near update {self.updates}: training '
           f'stopped, nothing was applied from it, and the last good checkpoint '
           f'{self.latest_checkpoint()} is kept')
 
-  def _faults(self, updates: int) -> None:
+  def plant_faults(self, updates: int) -> None:
     """Test-only fault injection (the `faults` section)."""
     if self._plant_collapse and updates >= self._config.faults.kill_units_at_update:
       logging.warning('faults: killing every hidden unit at update %d '
@@ -263,7 +257,7 @@ class Chief:
       self._plant_collapse()
       self._plant_collapse = None
 
-  def _check_network(self, updates: int,
+  def check_network(self, updates: int,
                      window: bookkeeping.SummaryWindow) -> None:
     """Probes the online network (health.py); stops the run on a collapse
     when health.stop_on_collapse says so."""
@@ -283,18 +277,7 @@ class Chief:
       logging.warning('%s; training goes on (health.stop_on_collapse=false)',
                       verdict.collapse)
 
-  def _periodic_work(self, clock: bookkeeping.Clock,
-                     window: bookkeeping.SummaryWindow) -> None:
-    c = self._config.run
-    if clock.due('publish', c.publish_every_s):
-      self._publisher.publish(self.updates, self.frames)
-    if clock.due('summary', c.summary_every_s):
-      self._write_summaries(window)
-      window.reset()
-    if clock.due('checkpoint', c.checkpoint_every_s):
-      self.save()
-
-  def _count_actor_stats(self) -> metrics.ActorStats:
+  def count_actor_stats(self) -> metrics.ActorStats:
     """Drains the actors' records into the run's counters."""
     drained = metrics.drain_stats(self._reverb_client)
     self._bundles.saw(drained.incarnations)
@@ -380,6 +363,79 @@ class Chief:
     self._writer.close()
     self._summaries.close()
     self._reverb_server.stop()
+
+
+class Cluster(Protocol):
+  """What the training loop drives: the chief (or a fake, in tests)."""
+
+  updates: int  # applied updates, read from the ps
+  frames: int  # frames the actors reported
+
+  def budget_spent(self) -> bool: ...
+  def schedule(self) -> Any: ...  # a learner closure's RemoteValue (.fetch())
+  def check_finite(self, result: dict) -> None: ...  # raises NumericalError
+  def sync_target(self) -> None: ...
+  def plant_faults(self, updates: int) -> None: ...
+  def check_network(self, updates: int, window) -> None: ...  # may raise Collapsed
+  def probe_bundles(self) -> None: ...
+  def count_actor_stats(self) -> metrics.ActorStats: ...
+  def set_wall_time(self, seconds: float) -> None: ...
+  def publish(self) -> None: ...
+  def write_summaries(self, window) -> None: ...
+  def save(self) -> str: ...
+
+
+class TrainingLoop:
+  """The chief's loop (module docstring), apart from what it drives."""
+
+  def __init__(self, config: config_lib.GorilaConfig, cluster: Cluster,
+               wall_time_before_s: float = 0.0,
+               now: Callable[[], float] = time.monotonic):
+    self._config, self._cluster = config, cluster
+    self._clock = bookkeeping.Clock(wall_time_before_s, now)
+
+  def run(self, stop: threading.Event) -> None:
+    """Until the frame budget or `stop`; then the last summary and checkpoint."""
+    c, cluster = self._config, self._cluster
+    in_flight = bookkeeping.InFlight(overdue_s=c.run.bundle_timeout_s)
+    window = bookkeeping.SummaryWindow(cluster.frames, cluster.updates)
+    at_target = cluster.updates
+    at_probe = cluster.updates - c.health.every_updates  # probe at once
+    while not cluster.budget_spent() and not stop.is_set():
+      while in_flight.waiting() < c.run.max_closures_in_flight:
+        in_flight.add(cluster.schedule())
+      for result in in_flight.wait_any(timeout_s=0.5):
+        window.add_learner(result)
+        cluster.check_finite(result)
+      updates = cluster.updates
+      if updates - at_target >= c.learner.target_update_period:
+        cluster.sync_target()
+        at_target = updates
+      cluster.plant_faults(updates)
+      if updates - at_probe >= c.health.every_updates:
+        cluster.check_network(updates, window)
+        at_probe = updates
+      cluster.probe_bundles()
+      window.overdue = in_flight.overdue()
+      window.actors.merge(cluster.count_actor_stats())
+      cluster.set_wall_time(self._clock.wall_time_s())
+      self._periodic_work(window)
+    # Closures of silent bundles are left behind: their results would only
+    # be discarded as stale.
+    for result in in_flight.wait_all(timeout_s=c.run.bundle_timeout_s):
+      window.add_learner(result)
+    cluster.write_summaries(window)
+    cluster.save()
+
+  def _periodic_work(self, window: bookkeeping.SummaryWindow) -> None:
+    c, cluster = self._config.run, self._cluster
+    if self._clock.due('publish', c.publish_every_s):
+      cluster.publish()
+    if self._clock.due('summary', c.summary_every_s):
+      cluster.write_summaries(window)
+      window.reset()
+    if self._clock.due('checkpoint', c.checkpoint_every_s):
+      cluster.save()
 
 
 def preflight(task: cluster_lib.Task, config: config_lib.GorilaConfig,

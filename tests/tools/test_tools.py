@@ -40,6 +40,7 @@ def cartpole_run(tmp_path_factory):
   return run_dir, q_net
 
 
+@pytest.mark.e2e
 def test_play_writes_an_animated_gif(cartpole_run, tmp_path):
   run_dir, _ = cartpole_run
   out = tmp_path / 'play.gif'
@@ -80,6 +81,7 @@ def gif_frames(path):
     (None, (420, 320), True),  # default: the emulator's 210x160 screen, x2
     ('agent', (168, 168), False),  # the network's 84x84 gray input, x2
 ])
+@pytest.mark.e2e
 def test_play_records_the_game_in_colour_unless_asked_for_the_agents_view(
     pong_run, tmp_path, view, size, coloured):
   out = tmp_path / 'pong.gif'
@@ -103,6 +105,7 @@ BLOCK_GORILA = (
     'sys.meta_path.insert(0, Block())\n')
 
 
+@pytest.mark.e2e
 def test_exported_policy_loads_and_acts_without_gorila_tf(cartpole_run, tmp_path):
   run_dir, q_net = cartpole_run
   out = tmp_path / 'policy'
@@ -126,6 +129,7 @@ def test_exported_policy_loads_and_acts_without_gorila_tf(cartpole_run, tmp_path
   assert "['q_values', 'serving_default']" in loaded.stdout
 
 
+@pytest.mark.e2e
 def test_plot_writes_curves_and_a_results_table(cartpole_run, tmp_path):
   run_dir, _ = cartpole_run
   proc = run_module('gorila_tf.tools.plot', f'--run_dirs={run_dir}', f'--out={tmp_path}',
@@ -150,6 +154,7 @@ def test_time_to_score_is_the_first_evaluation_at_or_above_each_score():
                                    'not reached (best 1) |')
 
 
+@pytest.mark.e2e
 def test_commands_refuse_missing_inputs_with_one_line(tmp_path):
   for module, args in (('gorila_tf.tools.play', [f'--run_dir={tmp_path}']),
                        ('gorila_tf.tools.export', [f'--run_dir={tmp_path}', f'--out={tmp_path}/x']),

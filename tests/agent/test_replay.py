@@ -136,9 +136,15 @@ def test_global_dataset_samples_from_every_server():
   dataset = replay.make_dataset([f'localhost:{s.port}' for s in servers], INFO,
                                 batch_size=32)
   iterator = iter(dataset)
-  frames = np.concatenate([next(iterator)['observation'].numpy()[:, 0, 0]
-                           for _ in range(8)])
-  assert (frames < 1000).any() and (frames >= 1000).any()
+  # The interleave is not deterministic: on a busy machine one server can
+  # fill the first batches; both must show up within 100.
+  seen = set()
+  for _ in range(100):
+    frames = next(iterator)['observation'].numpy()[:, 0, 0]
+    seen |= {bool(f >= 1000) for f in frames}
+    if seen == {False, True}:
+      break
+  assert seen == {False, True}
   for s in servers:
     s.stop()
 

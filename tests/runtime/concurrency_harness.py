@@ -1,6 +1,6 @@
 """Two learners applying updates to one ps variable at once: is any lost?
 
-Runs in its own process (tests/test_concurrency.py). A real in-process
+Runs in its own process (tests/runtime/test_concurrency.py). A real in-process
 cluster (1 ps, 2 workers); one 512x1024 variable on the ps with its Adam or
 RMSProp slots (optimizers.Optimizer, the learners' update path); closures on
 both workers apply the same constant gradient `APPLIES_PER_CLOSURE` times
@@ -10,7 +10,7 @@ process (Adam's step count starts high, so its bias correction is 1 and the
 order in which two applies took their step numbers does not matter). An
 apply that overwrote another's work leaves them behind.
 
-  python tests/concurrency_harness.py [unlocked]
+  python tests/runtime/concurrency_harness.py [unlocked]
 
 `unlocked` also runs fused Adam with use_locking=False, as the package
 passed before.

@@ -1,6 +1,6 @@
 """A real in-process cluster: sharded ps variables, scheduled learner steps.
 
-The cluster lives in a child process (tests/cluster_harness.py) so that its
+The cluster lives in a child process (tests/runtime/cluster_harness.py) so that its
 global TF context does not leak into other tests.
 """
 

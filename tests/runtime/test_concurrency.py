@@ -2,7 +2,7 @@
 (learner.fused_update, the default) lose no update; the written-out ones do.
 On a real in-process cluster (1 ps, 2 workers), 800 overlapping applies of
 one gradient against the same applies made one after another
-(tests/concurrency_harness.py).
+(tests/runtime/concurrency_harness.py).
 
 Measured (2026-12-04, this 2-core machine): the fused kernels (locked) give
 every slot and the variable bit for bit as the serial applies; so did fused

@@ -1,6 +1,6 @@
 """The distributed update against an independent single-process DQN.
 
-Runs in its own process (tests/test_equivalence.py starts it): connecting to
+Runs in its own process (tests/runtime/test_equivalence.py starts it): connecting to
 a cluster changes TensorFlow's global context for good. Steps:
 
   1. Record real Pong play: random actions in ALE, the frames, actions and
@@ -11,7 +11,7 @@ a cluster changes TensorFlow's global context for good. Steps:
      on that sequence, refreshing the target every `target_update_period`
      updates as the chief does.
   3. Before each closure, load the cluster's whole state (online and target
-     weights, optimizer slots, update count) into tests/reference_dqn.py
+     weights, optimizer slots, update count) into tests/runtime/reference_dqn.py
      (Keras, no gorila_tf code) and let it make the same closure's updates
      on the same batches: the cluster's step must be the reference's step.
      Compared per closure, float32 rounding stays at its own size; compared

@@ -31,6 +31,7 @@ def plain_model(config, info, seed_shift=0.0):
   return model
 
 
+@pytest.mark.cluster
 def test_a_checkpoint_written_by_the_writer_restores_every_item_exactly(tmp_path):
   config, info = cartpole()
   source = plain_model(config, info, seed_shift=0.5)
@@ -54,6 +55,7 @@ def test_a_checkpoint_written_by_the_writer_restores_every_item_exactly(tmp_path
   np.testing.assert_array_equal(q.params[0].numpy(), values[0])
 
 
+@pytest.mark.cluster
 def test_an_unwritable_directory_is_one_line_from_the_writer(tmp_path):
   config, info = cartpole()
   source = plain_model(config, info)

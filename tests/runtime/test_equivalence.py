@@ -1,7 +1,7 @@
 """The distributed update is one-process DQN: the real update path on a real
 in-process cluster (2 ps, 1 worker, the 3136x512 kernel split over both)
 against an independent Keras DQN, closure by closure, on real Pong batches
-(tests/equivalence_harness.py runs it in a child process).
+(tests/runtime/equivalence_harness.py runs it in a child process).
 
 Tolerance: each closure's parameter step and the optimizer slots after it
 agree within 1e-3 relative (|ours - reference| / |reference|). Measured on

@@ -1,6 +1,6 @@
 """An in-process Gorila cluster on free loopback ports, checked end to end.
 
-Runs in its own process (tests/test_inprocess_cluster.py starts it), because
+Runs in its own process (tests/runtime/test_inprocess_cluster.py starts it), because
 connecting to a cluster changes TensorFlow's global context for good. Here,
 real `tf.distribute.Server`s (2 ps, 2 workers) and two real Reverb replay
 servers share this process; this process is also the chief.

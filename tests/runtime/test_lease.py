@@ -22,7 +22,7 @@ from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf.runtime import lease
 from tests.conftest import REPO
-from tests.test_e2e import TRAINING, Launcher, alive
+from tests.launch.test_e2e import TRAINING, Launcher, alive
 
 TIMEOUT_S = 20.0  # the fake clock's lease timeout; renewals every 5 s
 
@@ -292,6 +292,7 @@ def files_of(run_dir, *names):
   return digests
 
 
+@pytest.mark.e2e
 def test_a_second_launch_on_a_training_run_directory_is_refused_and_writes_nothing(
     run_dir):
   done = subprocess.run(
@@ -334,6 +335,7 @@ def test_a_second_launch_on_a_training_run_directory_is_refused_and_writes_nothi
   assert lease.read(run_dir) is None  # released on the way out
 
 
+@pytest.mark.e2e
 def test_a_lease_left_by_a_sigkilled_chief_is_taken_over_after_the_timeout(run_dir):
   short = '--set=run.lease_timeout_s=5'
   first = Launcher(run_dir, '--set=run.max_frames=10000000', short, '--progress=off')

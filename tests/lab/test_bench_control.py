@@ -80,6 +80,7 @@ def test_the_report_prints_a_table_per_measurement_errors_and_notes():
   assert 'ps:' not in text.splitlines()  # empty measurements print no table
 
 
+@pytest.mark.cluster
 def test_one_chief_schedules_and_collects_trivial_closures_on_one_worker():
   [row] = bench_control.measure_closures('pong', [], WINDOW_S, worker_counts=(1,),
                                          separate_workers=0)
@@ -88,6 +89,7 @@ def test_one_chief_schedules_and_collects_trivial_closures_on_one_worker():
   assert row['chief_cpu_ms_per_closure'] > 0
 
 
+@pytest.mark.cluster
 def test_a_whole_network_publishes_and_one_actor_pulls_it():
   result = bench_control.measure_publication('pong', [], WINDOW_S,
                                              puller_counts=(1,))
@@ -105,6 +107,7 @@ WHY_NOT = hosts.check_support()
 
 
 @pytest.mark.skipif(WHY_NOT is not None, reason=f'no emulated hosts: {WHY_NOT}')
+@pytest.mark.cluster
 def test_one_ps_on_a_one_core_host_applies_and_serves_reads():
   [row] = bench_control.measure_ps('pong', [], WINDOW_S, shares=(1.0,))['rows']
   assert 'error' not in row, row.get('error')

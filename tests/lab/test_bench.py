@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from gorila_tf import config as config_lib
 from gorila_tf.lab import bench_faults
 from gorila_tf.lab import bench_learning
@@ -54,6 +56,7 @@ def test_fault_timing_reads_the_launchers_lines():
   assert state.resumed_at == 700 and state.updates == 700
 
 
+@pytest.mark.e2e
 def test_bench_measures_the_emulator_and_the_actors(tmp_path):
   out = tmp_path / 'bench.json'
   proc = run_module('gorila_tf.lab.bench', '--sections=emulator,actor', '--seconds=3',
@@ -66,6 +69,7 @@ def test_bench_measures_the_emulator_and_the_actors(tmp_path):
   assert '[actor]' in proc.stdout and 'env_steps_per_s' in proc.stdout
 
 
+@pytest.mark.e2e
 def test_bench_refuses_unknown_sections_and_overrides():
   proc = run_module('gorila_tf.lab.bench', '--sections=emulator,warp', timeout=120)
   assert proc.returncode == 2
@@ -109,6 +113,7 @@ def test_the_learning_check_calls_a_run_collapsed_on_its_newest_flat_probes():
   assert not bench_learning.judge([], health)['passed']
 
 
+@pytest.mark.e2e
 def test_the_learning_check_trains_and_judges_a_real_run(tmp_path):
   out = tmp_path / 'learning.json'
   proc = run_module('gorila_tf.lab.bench', '--sections=learning',

@@ -101,6 +101,7 @@ def free_ports(n):
   return ports
 
 
+@pytest.mark.e2e
 def test_a_port_already_in_use_is_refused():
   with socket.socket() as busy:
     busy.bind(('', 0))
@@ -115,6 +116,7 @@ def test_a_port_already_in_use_is_refused():
       f'error: port {port} for ps:0 (127.0.0.1:{port}) is already in use'), proc.stderr[-2000:]
 
 
+@pytest.mark.e2e
 def test_an_unreachable_ps_is_reported_after_bounded_retries(tmp_path):
   run_dir = tmp_path / 'run'
   ports = free_ports(3)
@@ -127,6 +129,7 @@ def test_an_unreachable_ps_is_reported_after_bounded_retries(tmp_path):
   assert not run_dir.exists()
 
 
+@pytest.mark.e2e
 def test_a_chief_on_a_run_dir_of_another_model_is_refused(tmp_path):
   config, info = cartpole()
   run_dir = tmp_path / 'run'

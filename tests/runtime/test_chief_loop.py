@@ -1,0 +1,158 @@
+"""The chief's training loop against a fake cluster: what it schedules, when
+it refreshes the target, probes, publishes, summarises and checkpoints, and
+how it stops (chief.TrainingLoop)."""
+
+import threading
+
+import pytest
+
+from gorila_tf import config as config_lib
+from gorila_tf import errors
+from gorila_tf.runtime import chief
+from gorila_tf.runtime import metrics
+
+STEPS = 4  # updates per closure
+
+
+class Done:
+  """A RemoteValue whose closure has finished."""
+
+  def __init__(self, result):
+    self._result = result
+
+  def fetch(self):
+    return self._result
+
+
+class FakeCluster:
+  """Every closure applies STEPS updates at once; every drain of the actors'
+  stats reports 16 env steps (64 frames); time moves 0.1 s per schedule."""
+
+  def __init__(self, max_frames, nan_at=None, collapse_at=None):
+    self.updates = self.frames = 0
+    self.max_frames = max_frames
+    self.now = 0.0
+    self.nan_at, self.collapse_at = nan_at, collapse_at
+    self.scheduled = self.published = self.summaries = 0
+    self.synced_at, self.probed_at, self.saved_at = [], [], []
+    self.wall_time = 0.0
+
+  def budget_spent(self):
+    return self.frames >= self.max_frames
+
+  def schedule(self):
+    self.scheduled += 1
+    self.updates += STEPS
+    self.now += 0.1
+    nonfinite = int(self.nan_at is not None and self.updates >= self.nan_at)
+    return Done({'loss': 0.5, 'mean_q': 1.0, 'applied': STEPS,
+                 'nonfinite': nonfinite})
+
+  def check_finite(self, result):
+    if result['nonfinite']:
+      raise errors.NumericalError(f'non-finite loss near update {self.updates}')
+
+  def sync_target(self):
+    self.synced_at.append(self.updates)
+
+  def plant_faults(self, updates):
+    pass
+
+  def check_network(self, updates, window):
+    self.probed_at.append(updates)
+    if self.collapse_at is not None and updates >= self.collapse_at:
+      raise errors.Collapsed(f'collapsed at update {updates}')
+
+  def probe_bundles(self):
+    pass
+
+  def count_actor_stats(self):
+    self.frames += 64
+    return metrics.ActorStats(env_steps=16)
+
+  def set_wall_time(self, seconds):
+    self.wall_time = seconds
+
+  def publish(self):
+    self.published += 1
+
+  def write_summaries(self, window):
+    self.summaries += 1
+
+  def save(self):
+    self.saved_at.append(self.updates)
+    return f'ckpt-{self.updates}'
+
+
+def make_config(*overrides):
+  return config_lib.resolve('cartpole', [
+      'learner.target_update_period=40', 'health.every_updates=100',
+      'run.max_closures_in_flight=4', 'run.publish_every_s=1',
+      'run.summary_every_s=2', 'run.checkpoint_every_s=5', *overrides])
+
+
+def run_loop(cluster, config, stop=None):
+  loop = chief.TrainingLoop(config, cluster, wall_time_before_s=100.0,
+                            now=lambda: cluster.now)
+  loop.run(stop or threading.Event())
+
+
+def test_the_loop_trains_to_the_budget_then_summarises_and_checkpoints_once():
+  cluster = FakeCluster(max_frames=6400)
+  run_loop(cluster, make_config())
+  assert cluster.frames == 6400  # 100 rounds of the loop
+  assert cluster.saved_at[-1] == cluster.updates  # the final checkpoint
+  assert cluster.wall_time == pytest.approx(100.0 + cluster.now - 0.4, abs=0.5)
+
+
+def test_the_loop_keeps_the_in_flight_limit_of_closures_scheduled():
+  cluster = FakeCluster(max_frames=640)  # 10 rounds
+  run_loop(cluster, make_config('run.max_closures_in_flight=4'))
+  # 4 at first, then one per finished closure: every round finishes them all.
+  assert cluster.scheduled == 4 * 10
+
+
+def test_the_target_is_refreshed_every_target_update_period_updates():
+  cluster = FakeCluster(max_frames=1280)  # 20 rounds of 16 updates
+  run_loop(cluster, make_config())
+  gaps = [b - a for a, b in zip([0] + cluster.synced_at, cluster.synced_at)]
+  assert cluster.synced_at and all(40 <= g < 40 + 16 for g in gaps), cluster.synced_at
+
+
+def test_the_network_is_probed_at_once_and_every_health_every_updates():
+  cluster = FakeCluster(max_frames=1280)
+  run_loop(cluster, make_config())
+  assert cluster.probed_at[0] == 16  # the first round
+  gaps = [b - a for a, b in zip(cluster.probed_at, cluster.probed_at[1:])]
+  assert gaps and all(100 <= g < 100 + 16 for g in gaps), cluster.probed_at
+
+
+def test_publications_summaries_and_checkpoints_follow_their_periods():
+  cluster = FakeCluster(max_frames=6400)  # 100 rounds, 0.4 s each: 40 s
+  run_loop(cluster, make_config())
+  # Due at the first round after each period: every 1.2, 2.0-2.4, 5.2-5.6 s.
+  assert 32 <= cluster.published <= 40  # every 1 s
+  assert 16 <= cluster.summaries <= 21  # every 2 s, and the last one
+  assert 7 <= len(cluster.saved_at) <= 9  # every 5 s, and the last one
+
+
+def test_a_nonfinite_result_stops_the_loop_without_a_checkpoint():
+  cluster = FakeCluster(max_frames=10**9, nan_at=300)
+  with pytest.raises(errors.NumericalError, match='non-finite'):
+    run_loop(cluster, make_config('run.checkpoint_every_s=1000'))
+  assert cluster.saved_at == []
+
+
+def test_a_collapse_found_by_a_probe_stops_the_loop():
+  cluster = FakeCluster(max_frames=10**9, collapse_at=500)
+  with pytest.raises(errors.Collapsed):
+    run_loop(cluster, make_config())
+  assert cluster.probed_at[-1] >= 500
+
+
+def test_a_stop_ends_the_loop_with_a_last_checkpoint():
+  cluster = FakeCluster(max_frames=10**9)
+  stop = threading.Event()
+  stop.set()
+  run_loop(cluster, make_config(), stop)
+  assert cluster.scheduled == 0 and cluster.saved_at == [0]
