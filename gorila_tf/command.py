@@ -11,6 +11,7 @@ status (errors.py); a task that is `Stuck` is logged instead, for a restart.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -27,6 +28,9 @@ def guarded(main: Callable[[list[str]], int | None], argv: list[str]) -> int:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   try:
     status = main(argv)
+  except KeyboardInterrupt:  # Ctrl-C, or SIGTERM before a task's own handler
+    logging.info('interrupted: stopped')
+    return exit_codes.INTERRUPTED
   except errors.Stuck as e:  # a restart helps: logged, not an error line
     logging.error('%s', e)
     return e.exit_status
@@ -37,7 +41,25 @@ def guarded(main: Callable[[list[str]], int | None], argv: list[str]) -> int:
 
 
 def run(define_flags: Callable[[], None],
-        main: Callable[[list[str]], int | None]) -> None:
-  """A command's console entry point."""
+        main: Callable[[list[str]], int | None],
+        hard_exit: bool = False) -> None:
+  """A command's console entry point.
+
+  `hard_exit`: leave with os._exit once main is done and the output is
+  flushed, skipping the interpreter's teardown, where TensorFlow's and
+  Reverb's C++ threads can abort the process ("terminate called without an
+  active exception") after it finished its work.
+  """
   define_flags()
-  app.run(lambda argv: guarded(main, argv))
+  if not hard_exit:
+    app.run(lambda argv: guarded(main, argv))
+    return
+
+  def main_then_exit(argv):
+    status = guarded(main, argv)
+    logging.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # pylint: disable=protected-access
+
+  app.run(main_then_exit)

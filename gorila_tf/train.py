@@ -92,7 +92,9 @@ def main(argv):
 
 
 def cli():
-  command.run(define_flags, main)
+  # A task ends with os._exit: TF's and Reverb's threads can abort a process
+  # in its teardown after its work is done (seen on workers stopped by SIGTERM).
+  command.run(define_flags, main, hard_exit=True)
 
 
 if __name__ == '__main__':

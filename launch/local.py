@@ -321,11 +321,9 @@ def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
   environments.check_env_id(config.env.id)
   run_dir = FLAGS.run_dir or run_dir_lib.default_run_dir(config)
   # Before anything is created in it: a live chief's run dir is refused here.
-  stale = lease_lib.check_free(run_dir, config.run.lease_timeout_s)
-  if stale is not None:
-    say(f'[launcher] the lease of {run_dir} held by the chief on '
-        f'{stale.describe()} is not advancing; the new chief takes it over '
-        f'once it has not for run.lease_timeout_s={config.run.lease_timeout_s:g} s')
+  seen = lease_lib.check_free(run_dir, config.run.lease_timeout_s)
+  if seen.state == 'stale':  # not advancing: the chief decides, and says so
+    say(f'[launcher] {lease_lib.waiting_line(run_dir, seen.raw, config.run.lease_timeout_s)}')
   run_dir_lib.check_writable(run_dir, config.run.min_free_disk_mb)
   return config, run_dir, overrides
 
@@ -431,6 +429,10 @@ def run_cluster(config: config_lib.GorilaConfig, run_dir: str,
     if reporter is not None:
       reporter.join()
       reporter.report_once()  # the chief's last record, written as it stopped
+    if status == exit_codes.INTERRUPTED and not os.path.exists(
+        os.path.join(run_dir, 'checkpoints', 'checkpoint')):
+      say('[launcher] stopped cleanly during start-up: nothing had been '
+          'trained, so there was nothing to save')
     CONSOLE.close()
   return status
 

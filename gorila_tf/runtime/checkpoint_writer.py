@@ -27,9 +27,11 @@ The writer's loop:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from typing import Callable, Sequence
 
 import numpy as np
@@ -72,6 +74,21 @@ def _serve(connection, directory: str, max_to_keep: int,
       connection.send(('error', why.splitlines()[0] if why else repr(e)))
 
 
+@contextlib.contextmanager
+def _ignoring_stop_signals():
+  """SIGTERM and SIGINT ignored inside (main thread only: elsewhere, as is)."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  previous = {s: signal.signal(s, signal.SIG_IGN)
+              for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+
+
 class CheckpointWriter:
   """Chief side: starts the writer process and asks it for checkpoints."""
 
@@ -83,7 +100,11 @@ class CheckpointWriter:
     self._process = context.Process(
         target=_serve, args=(child, directory, max_to_keep, build_plain_model),
         name='checkpoint-writer', daemon=True)
-    self._process.start()
+    # Started ignoring SIGTERM/SIGINT (inherited through exec): a stop that
+    # comes while it is still importing TensorFlow, before _serve runs, must
+    # not kill the writer of the chief's last checkpoint.
+    with _ignoring_stop_signals():
+      self._process.start()
     child.close()
     self._ready = False
     self.latest_checkpoint: str | None = None

@@ -399,7 +399,7 @@ class TrainingLoop:
     c, cluster = self._config, self._cluster
     in_flight = bookkeeping.InFlight(overdue_s=c.run.bundle_timeout_s)
     window = bookkeeping.SummaryWindow(cluster.frames, cluster.updates)
-    at_target = cluster.updates
+    at_target = started_at = cluster.updates
     at_probe = cluster.updates - c.health.every_updates  # probe at once
     while not cluster.budget_spent() and not stop.is_set():
       while in_flight.waiting() < c.run.max_closures_in_flight:
@@ -425,6 +425,11 @@ class TrainingLoop:
     for result in in_flight.wait_all(timeout_s=c.run.bundle_timeout_s):
       window.add_learner(result)
     cluster.write_summaries(window)
+    if cluster.updates == started_at and not cluster.budget_spent():
+      # Stopped before any update (during start-up): the checkpoint on disk,
+      # if any, already holds this state.
+      logging.info('stopped before training began: nothing new to save')
+      return
     cluster.save()
 
   def _periodic_work(self, window: bookkeeping.SummaryWindow) -> None:

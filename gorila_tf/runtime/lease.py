@@ -157,6 +157,33 @@ def _describe(holder: Optional[Holder]) -> str:
   return holder.describe() if holder else 'an owner whose lease is unreadable'
 
 
+UNREADABLE = ('its LEASE is empty or unreadable (what a chief that died while '
+              'writing it, or a full disk, leaves behind)')
+
+
+def stale_after_s(raw: Optional[bytes], timeout_s: float) -> float:
+  """How long a lease must stay unchanged to be called stale.
+
+  A readable lease: `timeout_s` (its owner may be paused, not dead). An empty
+  or unreadable one: two renewal periods, since a live owner writes a whole
+  lease within one of creating it and at every renewal.
+  """
+  if _parse(raw) is not None:
+    return timeout_s
+  return min(timeout_s, 2 * renew_period(timeout_s) + POLL_S)
+
+
+def waiting_line(run_dir: str, raw: Optional[bytes], timeout_s: float) -> str:
+  """What a chief or launcher says while it watches another's lease."""
+  holder = _parse(raw)
+  whose = (f'is held by the chief on {holder.describe()}' if holder
+           else f'is not free: {UNREADABLE}')
+  return (f'the run directory {run_dir} {whose}; watching it for up to '
+          f'{stale_after_s(raw, timeout_s):g} s: a live chief renews it every '
+          f'{renew_period(timeout_s):g} s and is left alone, an unchanged one is '
+          'taken over')
+
+
 class Observation(NamedTuple):
   """What watching a lease showed."""
 
@@ -207,13 +234,13 @@ def check_free(run_dir: str, timeout_s: float, clock: Clock = SYSTEM_CLOCK,
   `timeout_s`.
 
   Returns:
-    The holder of a lease that did not advance (None when there is none).
+    The observation (state 'free' or 'stale': the content it kept).
   """
   window = min(timeout_s, 2 * renew_period(timeout_s) + poll_s)
   seen = watch(lease_path(run_dir), window, clock, poll_s)
   if seen.state == 'live':
     raise errors.LeaseHeld(refusal(run_dir, seen.holder, timeout_s))
-  return seen.holder if seen.state == 'stale' else None
+  return seen
 
 
 class Lease:
@@ -289,17 +316,24 @@ class Lease:
       logging.info('lease of %s: resumed from the previous chief of this '
                    'launch (%s)', self.run_dir, previous.describe())
       return True
-    seen = watch(self.path, self.timeout_s, self._clock, self._poll_s)
+    raw = _read_raw(self.path)
+    logging.warning('lease: %s', waiting_line(self.run_dir, raw, self.timeout_s))
+    seen = watch(self.path, stale_after_s(raw, self.timeout_s), self._clock,
+                 self._poll_s)
     if seen.state == 'live':
       raise errors.LeaseHeld(refusal(self.run_dir, seen.holder, self.timeout_s))
     if seen.state == 'stale' and self._take_over(seen.raw):
       self.taken_from = seen.holder
-      logging.warning(
-          'lease of %s: taken over from the chief on %s, whose heartbeat '
-          'stopped (unchanged for run.lease_timeout_s=%g s; last heartbeat '
-          '%s by its clock)', self.run_dir, _describe(seen.holder),
-          self.timeout_s,
-          utc(seen.holder.heartbeat_at) if seen.holder else 'unknown')
+      if seen.holder is None:
+        logging.warning('lease of %s: taken over; %s and it stayed so for '
+                        '%g s', self.run_dir, UNREADABLE,
+                        stale_after_s(seen.raw, self.timeout_s))
+      else:
+        logging.warning(
+            'lease of %s: taken over from the chief on %s, whose heartbeat '
+            'stopped (unchanged for run.lease_timeout_s=%g s; last heartbeat '
+            '%s by its clock)', self.run_dir, seen.holder.describe(),
+            self.timeout_s, utc(seen.holder.heartbeat_at))
       return True
     return False
 

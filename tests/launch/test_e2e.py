@@ -264,6 +264,28 @@ def test_sigterm_checkpoints_then_stops_every_task(run_dir):
   assert counters['frames'] == int(stopped.group(1)) > 0
 
 
+@pytest.mark.parametrize('after_s', [2.0, 12.0])
+def test_sigterm_during_start_up_stops_cleanly_with_nothing_to_save(run_dir, after_s):
+  # While the tasks import TensorFlow, and while they connect and the chief
+  # builds its model: no task dies noisily, and the console says what happened.
+  launcher = Launcher(run_dir, '--set=run.max_frames=10000000')
+  launcher.wait_for(r'\[launcher\] started chief')
+  time.sleep(after_s)
+  if any(re.search(TRAINING, line) for line in launcher.lines):
+    pytest.skip('training had begun: not a start-up stop on this machine')
+  pids = launcher.pids()
+  launcher.proc.send_signal(signal.SIGTERM)
+  code, out = launcher.finish(timeout=180)
+  assert code == 130, out[-3000:]
+  time.sleep(1)
+  assert not [role for role, pid in pids.items() if alive(pid)]
+  for noise in ('Traceback', 'Fatal Python error', 'terminate called', 'error:'):
+    assert noise not in out, out[-3000:]
+  if not os.path.exists(os.path.join(run_dir, 'checkpoints', 'checkpoint')):
+    assert ('[launcher] stopped cleanly during start-up: nothing had been '
+            'trained, so there was nothing to save') in out
+
+
 def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_dir):
   launcher = Launcher(run_dir, '--set=faults.nan_after_updates=1500',
                       '--set=run.checkpoint_every_s=2',

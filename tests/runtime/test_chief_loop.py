@@ -153,6 +153,15 @@ def test_a_collapse_found_by_a_probe_stops_the_loop():
 def test_a_stop_ends_the_loop_with_a_last_checkpoint():
   cluster = FakeCluster(max_frames=10**9)
   stop = threading.Event()
+  cluster.count_actor_stats = lambda: (stop.set(), metrics.ActorStats())[1]
+  run_loop(cluster, make_config(), stop)
+  assert cluster.scheduled == 4 and cluster.saved_at == [16]
+
+
+def test_a_stop_before_any_update_saves_nothing_new():
+  # SIGTERM during start-up: nothing was trained, so nothing is written.
+  cluster = FakeCluster(max_frames=10**9)
+  stop = threading.Event()
   stop.set()
   run_loop(cluster, make_config(), stop)
-  assert cluster.scheduled == 0 and cluster.saved_at == [0]
+  assert cluster.scheduled == 0 and cluster.saved_at == []

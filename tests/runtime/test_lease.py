@@ -234,12 +234,13 @@ def test_the_heartbeat_thread_renews_and_release_stops_it(tmp_path):
 
 def test_check_free_writes_nothing_and_refuses_only_a_live_lease(tmp_path):
   missing = tmp_path / 'not-yet'
-  assert lease.check_free(str(missing), TIMEOUT_S, FakeClock()) is None
+  assert lease.check_free(str(missing), TIMEOUT_S, FakeClock()).state == 'free'
   assert not missing.exists()
   owner = make_lease(tmp_path, FakeClock())
   owner.acquire()
   clock = FakeClock()  # the owner is silent: not refused, left to the chief
-  assert lease.check_free(str(tmp_path), TIMEOUT_S, clock).pid == 111
+  seen = lease.check_free(str(tmp_path), TIMEOUT_S, clock)
+  assert seen.state == 'stale' and seen.holder.pid == 111
   # Watched for two renewal periods (5 s each), not the whole timeout.
   assert clock.now <= 2 * lease.renew_period(TIMEOUT_S) + lease.POLL_S < TIMEOUT_S
   clock = FakeClock(on_sleep=lambda: clock.now % 5 < 0.5 and owner.renew())
@@ -364,3 +365,31 @@ def test_a_lease_left_by_a_sigkilled_chief_is_taken_over_after_the_timeout(run_d
     second.proc.send_signal(signal.SIGTERM)
     code, out = second.finish(timeout=180)
   assert code == exit_codes.INTERRUPTED, out[-3000:]
+
+
+def test_an_empty_lease_is_taken_over_after_two_renewal_periods_saying_why(
+    tmp_path, caplog):
+  # What a chief that died between creating LEASE and writing it, or a full
+  # disk, leaves: no owner can be named, and a live one would have written
+  # a whole lease within one renewal period.
+  (tmp_path / 'LEASE').write_bytes(b'')
+  clock = FakeClock()
+  owner = make_lease(tmp_path, clock)
+  owner.acquire()
+  assert clock.now <= 2 * lease.renew_period(TIMEOUT_S) + 2 * lease.POLL_S < TIMEOUT_S
+  assert on_disk(tmp_path)['pid'] == 111
+  assert (f'the run directory {tmp_path} is not free: its LEASE is empty or '
+          'unreadable') in caplog.text
+  assert 'watching it for up to 10.5 s' in caplog.text
+  assert 'taken over; its LEASE is empty or unreadable' in caplog.text
+
+
+def test_a_readable_stale_lease_is_watched_for_the_whole_timeout_saying_whose(
+    tmp_path, caplog):
+  dead = make_lease(tmp_path, FakeClock(), pid=222)
+  dead.acquire()
+  clock = FakeClock()
+  make_lease(tmp_path, clock).acquire()
+  assert clock.now >= TIMEOUT_S
+  assert 'is held by the chief on host h1, pid 222' in caplog.text
+  assert f'watching it for up to {TIMEOUT_S:g} s' in caplog.text
