@@ -3,8 +3,10 @@
     ConfigError        2  bad input: a value, preset, flag, cluster spec, port,
                           run directory (a restart would not help)
     LeaseHeld          2  the run directory belongs to another live chief
-    CheckpointNotWritten 2  the run directory cannot take a checkpoint (full,
-                          read-only); the last good one is kept
+    CheckpointNotWritten 2  the run directory cannot take a checkpoint
+                          (read-only, gone); the last good one is kept
+    DiskFull           2  the run directory's disk is full: stopped, nothing
+                          lost; the same command resumes once there is space
     NumericalError     4  NaN/inf in a loss, gradient or parameter
     Collapsed          5  the Q-network collapsed (health.stop_on_collapse)
     Stuck              1  a task that cannot go on as it is, but would after a
@@ -39,6 +41,25 @@ class CheckpointNotWritten(GorilaError):
   """A checkpoint could not be written; the last good one is kept."""
 
   exit_status = exit_codes.BAD_INPUT
+
+
+class DiskFull(GorilaError):
+  """The run directory's disk is full: training stops, nothing is lost, and
+  the same command resumes once there is space (the message says how much)."""
+
+  exit_status = exit_codes.BAD_INPUT
+
+
+NO_SPACE_ERRNOS = (28, 122)  # ENOSPC, EDQUOT (Linux)
+NO_SPACE_TEXTS = ('No space left on device', 'Disk quota exceeded')
+
+
+def is_no_space(error: BaseException) -> bool:
+  """Whether `error` (an OSError, or one whose message quotes one) is a full
+  disk or an exhausted quota."""
+  if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
+    return True
+  return any(text in str(error) for text in NO_SPACE_TEXTS)
 
 
 class NumericalError(GorilaError, RuntimeError):

@@ -153,13 +153,25 @@ class TaskProcess:
     (launch/noise.py), which is counted there every few minutes instead."""
     for raw in process.stdout:
       line = raw.decode(errors='replace').rstrip('\n')
-      self._log.write(line + '\n')
-      self._log.flush()
+      self._write_log(line)
       if self._console_filter.shows(line):
         CONSOLE.log(f'[{self.role}] {line}')
       summary = self._console_filter.summary()
       if summary:
         say(summary)
+
+  def _write_log(self, line: str) -> None:
+    """Appends to the task's log; a full disk loses the log's lines (said
+    once), never the console's or the task."""
+    if self._log is None:
+      return
+    try:
+      self._log.write(line + '\n')
+      self._log.flush()
+    except OSError as e:
+      say(f'[launcher] cannot write {self._log.name} ({e.strerror}): '
+          f'{self.role}\'s lines go to the console only from now on')
+      self._log = None
 
   def poll(self) -> Optional[int]:
     return self.process.poll()
@@ -179,7 +191,11 @@ class TaskProcess:
   def close(self) -> None:
     for pump in self._pumps:
       pump.join(timeout=5)
-    self._log.close()
+    if self._log is not None:
+      try:
+        self._log.close()
+      except OSError:
+        pass  # its last lines did not fit on a full disk
     summary = self._console_filter.summary(force=True)
     if summary:
       say(summary)

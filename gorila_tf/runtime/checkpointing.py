@@ -97,6 +97,36 @@ def restore_newest_readable(manager: tf.train.CheckpointManager,
   return None
 
 
+def checkpoint_bytes(run_dir: str, latest: Optional[str]) -> int:
+  """Bytes one checkpoint takes: the newest model checkpoint's files and the
+  newest replay checkpoint of each bundle."""
+  total = 0
+  if latest:
+    folder, prefix = os.path.split(latest)
+    total += sum(os.path.getsize(os.path.join(folder, n))
+                 for n in os.listdir(folder) if n.startswith(prefix + '.'))
+  replay = os.path.join(run_dir, 'replay')
+  for bundle in (os.listdir(replay) if os.path.isdir(replay) else []):
+    versions = sorted(os.listdir(os.path.join(replay, bundle)))
+    if versions:
+      newest = os.path.join(replay, bundle, versions[-1])
+      total += sum(os.path.getsize(os.path.join(root, n))
+                   for root, _, names in os.walk(newest) for n in names)
+  return total
+
+
+def after_disk_full(what: str, run_dir: str, latest: Optional[str],
+                    min_free_mb: int) -> str:
+  """The one line a full run directory stops the run with."""
+  need_mb = max(min_free_mb, 2 * checkpoint_bytes(run_dir, latest) // (1 << 20) + 1)
+  kept = (f'the newest checkpoint {latest} is intact and the run resumes from '
+          'it' if latest else 'no checkpoint had been written yet, so the run '
+          'starts afresh')
+  return (f'{what}: training stopped and nothing was lost; free at least '
+          f'{need_mb} MB in {run_dir} (two checkpoints, or '
+          f'run.min_free_disk_mb) and run the same command again: {kept}')
+
+
 def all_finite(arrays) -> bool:
   """True if no array holds a NaN or an infinity."""
   return all(bool(np.all(np.isfinite(a))) for a in arrays)

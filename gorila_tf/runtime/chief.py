@@ -185,6 +185,9 @@ class Chief:
       path = self._writer.save(updates, values)
       checkpointing.record_signature(self._run_dir, self._signature)
     except (OSError, errors.CheckpointNotWritten) as e:
+      if errors.is_no_space(e):
+        raise errors.DiskFull(f'no space left writing checkpoint {updates} '
+                              f'({getattr(e, "strerror", None) or e})') from None
       raise errors.CheckpointNotWritten(
           f'cannot write a checkpoint in {self._run_dir}: '
           f'{getattr(e, "strerror", None) or e}; the last good checkpoint '
@@ -214,7 +217,12 @@ class Chief:
     self._summaries.hparams(bookkeeping.flatten(config_lib.to_dict(c)))
     self.publish()
     self._iterator = self.make_iterator()
-    TrainingLoop(c, self, float(self.model.wall_time_s.numpy())).run(stop)
+    try:
+      TrainingLoop(c, self, float(self.model.wall_time_s.numpy())).run(stop)
+    except errors.DiskFull as e:
+      raise errors.DiskFull(checkpointing.after_disk_full(
+          str(e), self._run_dir, self.latest_checkpoint(),
+          c.run.min_free_disk_mb)) from None
     self._replay_checkpoints.wait(timeout_s=c.run.bundle_timeout_s)
     logging.info('%s: %d frames, %d updates',
                  'frame budget reached' if self.budget_spent() else 'stopped',

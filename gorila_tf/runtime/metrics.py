@@ -9,6 +9,7 @@ scalars plus one JSON line per summary to `progress.jsonl` in the run dir.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import io
 import json
@@ -22,6 +23,7 @@ import reverb
 import tensorflow as tf
 from absl import logging
 
+from gorila_tf import errors
 from gorila_tf.runtime import deadlines
 
 STATS_TABLE = 'actor_stats'
@@ -208,35 +210,54 @@ class RateMeter:
     return rate
 
 
+@contextlib.contextmanager
+def disk_full_is_said(path: str):
+  """A full disk met inside (an OSError, or TensorFlow's summary writer's
+  ResourceExhaustedError) becomes errors.DiskFull naming `path`."""
+  try:
+    yield
+  except (OSError, tf.errors.OpError) as e:
+    if errors.is_no_space(e):
+      raise errors.DiskFull(f'no space left writing in {path} '
+                            '(No space left on device)') from None
+    raise
+
+
 class SummaryWriter:
-  """TensorBoard scalars plus a JSON-lines copy for scripts and tests."""
+  """TensorBoard scalars plus a JSON-lines copy for scripts and tests.
+
+  Every write raises errors.DiskFull when the disk is full.
+  """
 
   def __init__(self, run_dir: str, subdir: str = 'tb',
                progress_file: str = 'progress.jsonl'):
     self._writer = tf.summary.create_file_writer(os.path.join(run_dir, subdir))
     self._progress_path = os.path.join(run_dir, progress_file)
     self._lock = threading.Lock()
+    self._run_dir = run_dir
 
   def scalars(self, step: int, values: dict[str, float], **extra) -> None:
     """Writes `values` (tag -> number) at `step`; NaNs are left out."""
     clean = {k: float(v) for k, v in values.items()
              if v is not None and np.isfinite(v)}
-    with self._lock:
+    with self._lock, disk_full_is_said(self._run_dir):
       with self._writer.as_default(step=step):
         for tag, value in clean.items():
           tf.summary.scalar(tag, value)
       self._writer.flush()
+      line = json.dumps({'step': step, 'time': time.time(), **extra, **clean})
       with open(self._progress_path, 'a') as f:
-        f.write(json.dumps({'step': step, 'time': time.time(), **extra, **clean})
-                + '\n')
+        f.write(line + '\n')
 
   def text(self, tag: str, text: str, step: int = 0) -> None:
-    with self._lock, self._writer.as_default(step=step):
+    with (self._lock, disk_full_is_said(self._run_dir),
+          self._writer.as_default(step=step)):
       tf.summary.text(tag, text)
       self._writer.flush()
 
   def histograms(self, step: int, values: dict[str, list[float]]) -> None:
-    with self._lock, self._writer.as_default(step=step):
+    with (self._lock, disk_full_is_said(self._run_dir),
+          self._writer.as_default(step=step)):
       for tag, data in values.items():
         if len(data):
           tf.summary.histogram(tag, np.asarray(data, np.float64))
@@ -247,7 +268,8 @@ class SummaryWriter:
     from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
     clean = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
              for k, v in flat.items()}
-    with self._lock, self._writer.as_default(step=0):
+    with (self._lock, disk_full_is_said(self._run_dir),
+          self._writer.as_default(step=0)):
       hp.hparams(clean)
       self._writer.flush()
 
@@ -257,13 +279,17 @@ class SummaryWriter:
     from tensorboard.plugins.image import metadata as image_metadata  # pylint: disable=g-import-not-at-top
     metadata = image_metadata.create_summary_metadata(
         display_name=tag, description='an evaluation episode')
-    with self._lock, self._writer.as_default(step=step):
+    with (self._lock, disk_full_is_said(self._run_dir),
+          self._writer.as_default(step=step)):
       tf.summary.write(tag, tf.constant([str(width), str(height), gif]),
                        metadata=metadata)
       self._writer.flush()
 
   def close(self) -> None:
-    self._writer.close()
+    try:
+      self._writer.close()
+    except (OSError, tf.errors.OpError) as e:  # a full disk: said already
+      logging.warning('summaries of %s not flushed: %s', self._run_dir, e)
 
 
 def read_progress(run_dir: str, progress_file: str = 'progress.jsonl') -> list[dict]:
