@@ -6,8 +6,12 @@ Gorila (Nair et al. 2015) ran every game with one set of DQN hyperparameters
 Cluster sizes are the local launcher's defaults; a real cluster sets its own
 through TF_CONFIG.
 
-Two settings follow Nature DQN's released code (deepmind/dqn) rather than a
+Three settings follow Nature DQN's released code (deepmind/dqn) rather than a
 literal reading of the numbers:
+  * the initialisation: Torch7's default for its layers, every weight and
+    bias uniform in +-1/sqrt(fan_in) (network.init='torch', the package's
+    default); Glorot weights with zero biases let 44-97 % of the first conv
+    layer's channels die in 300k Pong frames (docs/learning.md);
   * the optimizer: centered RMSProp with epsilon 0.01 inside the square root,
     stated for Nature's batch-SUMMED gradient (dqn/NeuralQLearner.lua); this
     package averages the loss, so `optimizer_epsilon_units='summed_loss'` has

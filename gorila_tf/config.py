@@ -109,7 +109,7 @@ class NetworkConfig:
   kind: NetworkKind = 'nature_cnn'  # 'nature_cnn' (3 convs + 512 FC) or 'mlp'
   mlp_layers: tuple[int, ...] = (64, 64)  # hidden units per layer, used by 'mlp'
   dueling: bool = False  # dueling value/advantage head (Wang et al. 2016); paper: off
-  init: NetworkInit = 'glorot'  # 'torch': weights, biases in +-1/sqrt(fan_in)
+  init: NetworkInit = 'torch'  # 'torch': weights, biases in +-1/sqrt(fan_in)
   # (Nature DQN's Torch7 layers); 'glorot': Glorot weights, zero biases (Keras)
 
 

@@ -18,6 +18,8 @@ Sections (all on Pong with the Nature network and batch 32):
   faults    (only when asked for) time to recover from a SIGKILLed worker,
             ps and chief, and the updates each lost (bench_faults.py);
   memory    replay bytes per stored transition;
+  chaos     (only when asked for) random overlapping faults for
+            --chaos_minutes, invariants checked (bench_chaos.py);
   control   (only when asked for) closures/s per chief, applies and reads/s
             per ps at a CPU share, cost per parameter pull (bench_control.py);
   learning  (only when asked for) the preset trained on several seeds: does
@@ -55,6 +57,7 @@ from gorila_tf import config as config_lib
 from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf import launch
+from gorila_tf.lab import bench_chaos
 from gorila_tf.lab import bench_control
 from gorila_tf.lab import bench_faults
 from gorila_tf.lab import bench_learning
@@ -65,10 +68,10 @@ from gorila_tf.launch import topology
 
 FLAGS = flags.FLAGS
 SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults',
-            'scaling', 'control', 'learning')
+            'scaling', 'control', 'learning', 'chaos')
 # Asked for by name: faults takes ~6 more minutes, scaling ~15 (and root),
-# control ~4, learning ~12 per seed.
-DEFAULT_SECTIONS = SECTIONS[:-4]
+# control ~4, learning ~12 per seed, chaos its --chaos_minutes and more.
+DEFAULT_SECTIONS = SECTIONS[:-5]
 
 
 def define_flags():
@@ -91,6 +94,14 @@ def define_flags():
                     'directories instead of training new ones.')
   flags.DEFINE_string('learning_keep', None, 'learning: keep the runs in this '
                       'directory (default: a temporary one).')
+  flags.DEFINE_integer('chaos_seed', 0, 'chaos: the seed of the fault schedule.')
+  flags.DEFINE_float('chaos_minutes', 30.0, 'chaos: minutes of faults.')
+  flags.DEFINE_list('chaos_every_s', ['30', '60'], 'chaos: seconds between '
+                    'faults, drawn uniformly from this range.')
+  flags.DEFINE_integer('chaos_frames', 0, 'chaos: the frame budget (0: about '
+                       'what the run trains in its minutes of faults).')
+  flags.DEFINE_bool('chaos_hosts', False, 'chaos: tasks on emulated hosts '
+                    '(root), so that links can be cut too.')
   flags.DEFINE_string('peer_python', '.venv-bench/bin/python',
                       'Python of the Stable-Baselines3 virtualenv.')
 
@@ -406,6 +417,18 @@ def learning_seeds(texts: list[str]) -> list[int]:
   return [int(t) for t in texts]
 
 
+def every_range(texts: list[str]) -> tuple[float, float]:
+  """['30', '60'] -> (30.0, 60.0); ConfigError names a bad one."""
+  try:
+    low, high = (float(t) for t in texts)
+  except ValueError:
+    low = high = -1.0
+  if not 1 <= low <= high:
+    raise errors.ConfigError(f'--chaos_every_s={",".join(texts)} is not a range '
+                             'of seconds low,high with 1 <= low <= high')
+  return low, high
+
+
 def main(argv):
   del argv
   unknown = [s for s in FLAGS.sections if s not in SECTIONS]
@@ -416,6 +439,7 @@ def main(argv):
   config = config_lib.resolve(FLAGS.config, FLAGS.set)
   points = scaling_points(FLAGS.scaling_points)
   seeds = learning_seeds(FLAGS.learning_seeds)
+  chaos_every = every_range(FLAGS.chaos_every_s)
   if 'scaling' in FLAGS.sections:
     topology.check_emulation()
   results: dict[str, Any] = {
@@ -443,6 +467,11 @@ def main(argv):
                  steps_per_closure=config.learner.steps_per_closure),
              'control': lambda: bench_control.measure(FLAGS.config, FLAGS.set,
                                                       FLAGS.seconds),
+             'chaos': lambda: bench_chaos.measure(
+                 FLAGS.config, FLAGS.set, FLAGS.chaos_seed, FLAGS.chaos_minutes,
+                 chaos_every, FLAGS.chaos_frames or int(
+                     200 * 60 * FLAGS.chaos_minutes * config.env.frameskip),
+                 FLAGS.chaos_hosts),
              'learning': lambda: bench_learning.measure(
                  FLAGS.config, FLAGS.set, seeds, FLAGS.learning_frames,
                  FLAGS.learning_run_dirs, FLAGS.learning_keep)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gorila_tf.lab import bench_chaos
 from gorila_tf.lab import bench_control
 from gorila_tf.lab import bench_learning
 
@@ -99,6 +100,8 @@ def table(results: dict[str, Any]) -> str:
                 'cores', scaling_table(values['points'])]
     elif section == 'control' and isinstance(values, dict):
       lines += bench_control.report_lines(values)
+    elif section == 'chaos' and isinstance(values, dict) and 'invariants' in values:
+      lines.append(bench_chaos.table(values))
     elif section == 'learning' and isinstance(values, dict):
       lines.append(bench_learning.table(values))
     elif isinstance(values, dict):

@@ -219,6 +219,7 @@ class BundleHealth:
               'replay/sampled': sum(r.sampled for r in self.replay)}
     for i in range(len(self._addresses)):
       values[f'bundles/{i}/responsive'] = int(self.responsive[i])
+      values[f'bundles/{i}/replay_size'] = self.replay[i].size
       values[f'bundles/{i}/silent_s'] = self.silent_s(i)
       values[f'bundles/{i}/unresponsive_periods'] = self.unresponsive_periods[i]
       values[f'bundles/{i}/last_silence_s'] = self.last_silence_s[i]

@@ -35,6 +35,7 @@ import threading
 from typing import Callable, Sequence
 
 import numpy as np
+from absl import logging
 
 from gorila_tf import errors
 
@@ -74,6 +75,10 @@ def _serve(connection, directory: str, max_to_keep: int,
       connection.send(('error', why.splitlines()[0] if why else repr(e)))
 
 
+class WriterGone(errors.CheckpointNotWritten):
+  """The writer process is gone (killed or crashed)."""
+
+
 @contextlib.contextmanager
 def _ignoring_stop_signals():
   """SIGTERM and SIGINT ignored inside (main thread only: elsewhere, as is)."""
@@ -95,11 +100,16 @@ class CheckpointWriter:
   def __init__(self, directory: str, max_to_keep: int,
                build_plain_model: Callable):
     """Starts the writer; `build_plain_model()` must be picklable."""
+    self._args = (directory, max_to_keep, build_plain_model)
+    self.latest_checkpoint: str | None = None
+    self.restarts = 0
+    self._start()
+
+  def _start(self) -> None:
     context = multiprocessing.get_context('spawn')
     self._connection, child = context.Pipe()
-    self._process = context.Process(
-        target=_serve, args=(child, directory, max_to_keep, build_plain_model),
-        name='checkpoint-writer', daemon=True)
+    self._process = context.Process(target=_serve, args=(child, *self._args),
+                                    name='checkpoint-writer', daemon=True)
     # Started ignoring SIGTERM/SIGINT (inherited through exec): a stop that
     # comes while it is still importing TensorFlow, before _serve runs, must
     # not kill the writer of the chief's last checkpoint.
@@ -107,14 +117,36 @@ class CheckpointWriter:
       self._process.start()
     child.close()
     self._ready = False
-    self.latest_checkpoint: str | None = None
 
   def save(self, number: int, values: Sequence[np.ndarray]) -> str:
-    """Writes checkpoint `number` of the values; returns its path."""
-    if not self._ready:
-      self._answer(START_TIMEOUT_S, 'start')
-      self._ready = True
-    self._connection.send(('save', number, list(values)))
+    """Writes checkpoint `number` of the values; returns its path.
+
+    A writer that died (killed, crashed) is started again and asked once
+    more: what it was writing is left unfinished, which TensorFlow's
+    checkpoints survive (the index is written last).
+    """
+    try:
+      return self._save(number, values)
+    except WriterGone as e:
+      logging.warning('checkpoint writer: %s; starting a new one', e)
+      self.restarts += 1
+      self._process.join(timeout=5)
+      self._start()
+      return self._save(number, values)
+
+  @property
+  def pid(self) -> int | None:
+    """The writer process's pid (for fault injection and tests)."""
+    return self._process.pid
+
+  def _save(self, number: int, values: Sequence[np.ndarray]) -> str:
+    try:
+      if not self._ready:
+        self._answer(START_TIMEOUT_S, 'start')
+        self._ready = True
+      self._connection.send(('save', number, list(values)))
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+      raise WriterGone(f'the writer exited (status {self._process.exitcode})') from None
     path = self._answer(SAVE_TIMEOUT_S, 'save')
     self.latest_checkpoint = path
     return path
@@ -125,10 +157,9 @@ class CheckpointWriter:
                                         f'{timeout_s:.0f} s')
     try:
       kind, payload = self._connection.recv()
-    except EOFError:
-      raise errors.CheckpointNotWritten(
-          f'the checkpoint writer exited (status {self._process.exitcode})'
-      ) from None
+    except (EOFError, ConnectionResetError):
+      raise WriterGone(f'the writer exited (status {self._process.exitcode})'
+                       ) from None
     if kind == 'error':
       raise errors.CheckpointNotWritten(payload)
     return payload

@@ -3,6 +3,7 @@ checkpoints from values the chief read, in the model's own checkpoint layout."""
 
 import functools
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -73,3 +74,23 @@ def test_an_unwritable_directory_is_one_line_from_the_writer(tmp_path):
     writer.close()
   assert '\n' not in str(raised.value) and str(raised.value)
   assert not os.path.exists(blocked / 'checkpoints')
+
+
+@pytest.mark.cluster
+def test_a_killed_writer_is_started_again_and_the_checkpoint_written(tmp_path):
+  config, info = cartpole()
+  source = plain_model(config, info, seed_shift=0.25)
+  values = [v.numpy() for v in source.state_variables()]
+  writer = checkpoint_writer.CheckpointWriter(
+      str(tmp_path), max_to_keep=3, build_plain_model=functools.partial(
+          model_lib.build_plain_model, builder.DQNBuilder(config, info), 2,
+          source.part_shapes()))
+  try:
+    first = writer.save(1, values)
+    os.kill(writer.pid, signal.SIGKILL)  # a fault during the run
+    second = writer.save(2, values)
+  finally:
+    writer.close()
+  assert first.endswith('ckpt-1') and second.endswith('ckpt-2')
+  assert writer.restarts == 1
+  assert tf.train.latest_checkpoint(str(tmp_path)) == second

@@ -1,0 +1,448 @@
+r"""A chaos run: random, overlapping faults for D minutes, invariants checked.
+
+  python -m gorila_tf.lab.bench --sections=chaos --config=cartpole \
+      --chaos_minutes=30 --chaos_seed=1 --out=chaos.json
+
+Trains a cluster with the local launcher and injects a fault every
+`--chaos_every_s` (drawn uniformly from that range, from a seeded RNG: the
+schedule is printed and the same seed replays it) until the minutes are up,
+then lets the run reach its frame budget. The faults:
+
+  kill_<task>        SIGKILL a worker, a ps, the chief or the evaluator
+  pause_bundle       SIGSTOP a worker for 5-60 s, then SIGCONT
+  kill_writer        SIGKILL the chief's checkpoint writer (mid-save or not)
+  two_at_once        two of the above at the same moment
+  restart_launcher   SIGKILL the launcher (its tasks die with it) and start
+                     the same command again on the same run directory
+  corrupt_checkpoint truncate the newest checkpoint, then SIGKILL the chief
+  disk_full          fill the run directory's file system (a tmpfs the chaos
+                     run mounts, as root), wait for the run to stop, free it
+                     and start the same command again
+  cut_link           (emulated hosts) take a worker host's link down 5-60 s
+
+Invariants, sampled every 2 s and checked at the end (a table and JSON):
+  budget      the last launch reaches the frame budget and exits 0
+  counters    updates and frames never go backwards, except to a checkpoint
+              the chief resumed from; a ps or chief fault loses at most
+              1.5 checkpoint intervals of updates (2.5 for a corrupt one)
+  lease       never more than one chief process, and the LEASE names a live
+              one whenever a chief is running
+  replay      every bundle's replay holds transitions again at the end
+  console     no traceback, fatal error or abort on the console
+  leftovers   no process of the run, and no namespace of its hosts, after it
+  tensorboard the last summary's updates equal the final checkpoint's
+  learning    CartPole: the greedy evaluation of the final checkpoint >= 150
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import queue
+import random
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Any, Optional
+
+from gorila_tf import launch
+from gorila_tf.runtime import metrics
+
+STARTED = re.compile(r'\[launcher\] started (\w+) \(pid (\d+)\)')
+RESUMED = re.compile(r'\[chief\] .* resumed from \S+ at (\d+) updates')
+NOISE = ('Traceback (most recent call last)', 'Fatal Python error',
+         'terminate called')
+KILLABLE = ('worker0', 'worker1', 'ps0', 'ps1', 'chief', 'evaluator')
+SIMPLE = ('kill_task', 'pause_bundle', 'kill_writer')
+KINDS = (*SIMPLE, 'two_at_once', 'restart_launcher', 'corrupt_checkpoint',
+         'disk_full', 'cut_link')
+OVERRIDES = ('run.checkpoint_every_s=20', 'run.summary_every_s=2',
+             'run.lease_timeout_s=10', 'run.min_free_disk_mb=1')
+
+
+@dataclasses.dataclass
+class Fault:
+  at_s: float  # seconds after the first launch
+  kind: str
+  target: str = ''
+  duration_s: float = 0.0
+
+
+def schedule(seed: int, minutes: float, every_s: tuple[float, float],
+             kinds: tuple[str, ...]) -> list[Fault]:
+  """The seeded fault schedule (the same seed, the same faults)."""
+  rng = random.Random(seed)
+  faults, at = [], 60.0  # training first
+  while at < minutes * 60:
+    kind = rng.choice(kinds)
+    if kind == 'two_at_once':
+      for _ in range(2):
+        faults.append(_simple(rng, at, rng.choice(SIMPLE)))
+    else:
+      faults.append(_simple(rng, at, kind))
+    at += rng.uniform(*every_s)
+  return faults
+
+
+def _simple(rng: random.Random, at: float, kind: str) -> Fault:
+  if kind == 'kill_task':
+    return Fault(at, 'kill', rng.choice(KILLABLE))
+  if kind in ('pause_bundle', 'cut_link'):
+    return Fault(at, kind, rng.choice(('worker0', 'worker1')), rng.uniform(5, 60))
+  return Fault(at, kind)
+
+
+class Launch:
+  """The launcher running the chaos run's command; its output, parsed."""
+
+  def __init__(self, command: list[str], console: list[str]):
+    self.pids: dict[str, int] = {}
+    self.resumes: list[tuple[float, int]] = []  # (time, updates resumed at)
+    self._console = console
+    self.proc = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+    self._lines: queue.Queue = queue.Queue()
+    threading.Thread(target=self._pump, daemon=True).start()
+
+  def _pump(self) -> None:
+    for line in self.proc.stdout:
+      self._console.append(line)
+      if m := STARTED.search(line):
+        self.pids[m.group(1)] = int(m.group(2))
+      elif m := RESUMED.search(line):
+        self.resumes.append((time.monotonic(), int(m.group(1))))
+
+
+def children(pid: int) -> list[int]:
+  try:
+    with open(f'/proc/{pid}/task/{pid}/children') as f:
+      return [int(p) for p in f.read().split()]
+  except OSError:
+    return []
+
+
+def chief_processes(run_dir: str) -> list[int]:
+  """Pids of chief tasks of this run directory now."""
+  found = []
+  for environ in glob.glob('/proc/[0-9]*/environ'):
+    pid = int(environ.split('/')[2])
+    try:
+      with open(f'/proc/{pid}/cmdline', 'rb') as f:
+        cmdline = f.read().decode(errors='replace')
+      if 'gorila_tf.train' not in cmdline or run_dir not in cmdline:
+        continue
+      with open(environ, 'rb') as f:
+        if b'"type": "chief"' in f.read():
+          found.append(pid)
+    except OSError:
+      continue
+  return found
+
+
+def _cmdline(pid: int) -> str:
+  try:
+    with open(f'/proc/{pid}/cmdline', 'rb') as f:
+      return f.read().replace(b'\0', b' ').decode(errors='replace')
+  except OSError:
+    return ''
+
+
+def run_processes(run_dir: str) -> list[int]:
+  pids = []
+  for cmdline in glob.glob('/proc/[0-9]*/cmdline'):
+    try:
+      with open(cmdline, 'rb') as f:
+        if run_dir.encode() in f.read():
+          pids.append(int(cmdline.split('/')[2]))
+    except OSError:
+      continue
+  return pids
+
+
+class Chaos:
+  """Runs the schedule against a cluster and samples the invariants."""
+
+  def __init__(self, config_name: str, overrides, run_dir: str,
+               frames: int, disk: Optional[str], hosts: bool):
+    self.run_dir = run_dir
+    self.console: list[str] = []
+    self._disk = disk
+    flags = ['--progress=off', '--max_restarts=20', '--evaluator']
+    if hosts:
+      flags.append('--hosts=emulated')
+    self._command = launch.local_command(
+        config_name, run_dir, [*OVERRIDES, *overrides, f'run.max_frames={frames}'],
+        *flags)
+    self.launches: list[Launch] = []
+    self.samples: list[dict] = []
+    self.violations: list[str] = []
+    self.done: list[dict] = []
+    self._stop = threading.Event()
+
+  def start(self) -> Launch:
+    self.launches.append(Launch(self._command, self.console))
+    return self.launches[-1]
+
+  @property
+  def launch(self) -> Launch:
+    return self.launches[-1]
+
+  def sample_forever(self) -> None:
+    while not self._stop.wait(2.0):
+      chiefs = chief_processes(self.run_dir)
+      holder = None
+      try:
+        with open(os.path.join(self.run_dir, 'LEASE')) as f:
+          holder = json.load(f).get('pid')
+      except (OSError, ValueError):
+        pass
+      records = metrics.read_progress(self.run_dir)
+      last = next((r for r in reversed(records) if 'learners/updates' in r), {})
+      self.samples.append({'t': time.monotonic(), 'chiefs': len(chiefs),
+                           'lease_pid': holder, 'chief_pids': chiefs,
+                           'chief_cmdlines': [_cmdline(p)[:160] for p in chiefs]
+                           if len(chiefs) > 1 else [],
+                           'updates': last.get('learners/updates'),
+                           'frames': last.get('charts/frames')})
+
+  def inject(self, fault: Fault) -> None:
+    getattr(self, f'_{fault.kind}')(fault)
+    self.done.append({**dataclasses.asdict(fault), 'when': time.monotonic()})
+
+  def _kill(self, fault: Fault) -> None:
+    pid = self.launch.pids.get(fault.target)
+    if pid:
+      _signal(pid, signal.SIGKILL)
+
+  def _pause_bundle(self, fault: Fault) -> None:
+    pid = self.launch.pids.get(fault.target)
+    if pid:
+      _signal(pid, signal.SIGSTOP)
+      threading.Timer(fault.duration_s, _signal, (pid, signal.SIGCONT)).start()
+
+  def _kill_writer(self, fault: Fault) -> None:
+    """The chief's checkpoint writer: its child started by multiprocessing."""
+    for child in children(self.launch.pids.get('chief', 0)):
+      if 'spawn_main' in _cmdline(child):
+        _signal(child, signal.SIGKILL)
+
+  def _restart_launcher(self, fault: Fault) -> None:
+    del fault
+    self.launch.proc.kill()
+    self.launch.proc.wait()
+    time.sleep(2)  # its tasks die with it (PR_SET_PDEATHSIG)
+    self.start()
+
+  def _corrupt_checkpoint(self, fault: Fault) -> None:
+    newest = sorted(glob.glob(os.path.join(self.run_dir, 'checkpoints',
+                                           'ckpt-*.data-*')),
+                    key=os.path.getmtime)
+    if newest:
+      with open(newest[-1], 'r+b') as f:
+        f.truncate(16)
+    self._kill(Fault(fault.at_s, 'kill', 'chief'))
+
+  def _disk_full(self, fault: Fault) -> None:
+    del fault
+    if self._disk is None:
+      return
+    filler = os.path.join(self._disk, 'filler')
+    with open(filler, 'wb') as f:
+      try:
+        while True:
+          f.write(b'\0' * (1 << 20))
+          f.flush()
+      except OSError:
+        pass
+    try:
+      self.launch.proc.wait(timeout=180)  # stops: exit 2, one line
+    except subprocess.TimeoutExpired:
+      self.violations.append('disk_full: the run did not stop on a full disk')
+    os.remove(filler)
+    self.start()  # as a person would, once there is space
+
+  def _cut_link(self, fault: Fault) -> None:
+    path = os.path.join(self.run_dir, 'logs', 'hosts.json')
+    if not os.path.exists(path):
+      return
+    with open(path) as f:
+      hosts = json.load(f)
+    link = hosts['hosts'][fault.target]['fabric_link']
+    fabric = hosts['fabric_netns']
+    subprocess.run(['ip', '-n', fabric, 'link', 'set', link, 'down'], check=False)
+    threading.Timer(fault.duration_s, subprocess.run, (
+        ['ip', '-n', fabric, 'link', 'set', link, 'up'],), {'check': False}).start()
+
+  def stop_sampling(self) -> None:
+    self._stop.set()
+
+
+def _signal(pid: int, signum: int) -> None:
+  try:
+    os.kill(pid, signum)
+  except ProcessLookupError:
+    pass
+
+
+def check(chaos: Chaos, status: int, checkpoint_every_s: float,
+          eval_return: Optional[float], game: str) -> list[dict]:
+  """The invariants' table rows: name, checks made, violations, detail."""
+  rows = []
+
+  def row(name, checks, bad, detail=''):
+    rows.append({'invariant': name, 'checks': checks, 'violations': len(bad),
+                 'detail': detail or '; '.join(b.split('\n')[0] for b in bad[:3]),
+                 'examples': bad[:3]})
+
+  row('budget', 1, [] if status == 0 else [f'last launch exited {status}'])
+  resumes = sorted(u for launch_ in chaos.launches for _, u in launch_.resumes)
+  updates = [(s['t'], s['updates']) for s in chaos.samples if s['updates'] is not None]
+  rate = _rate(updates)
+  allowed = rate * checkpoint_every_s
+  bad = []
+  for (_, before), (_, after) in zip(updates, updates[1:]):
+    if after < before:
+      lost = before - after
+      ok = any(after >= r for r in resumes) and lost <= 2.5 * allowed + 1
+      if not ok:
+        bad.append(f'updates {before} -> {after} (allowed {2.5 * allowed:.0f})')
+  row('counters', max(len(updates) - 1, 0), bad,
+      f'{len(resumes)} resumes; at most {2.5 * allowed:.0f} updates lost each')
+  lease_bad = [f'{s["chiefs"]} chiefs at once: {s.get("chief_cmdlines")}'
+               for s in chaos.samples if s['chiefs'] > 1]
+  lease_bad += [f'lease names pid {s["lease_pid"]}, chief is {s["chief_pids"]}'
+                for s in chaos.samples if s['chiefs'] == 1 and s['lease_pid']
+                and s['lease_pid'] not in s['chief_pids']]
+  row('lease', len(chaos.samples), lease_bad)
+  last = next((r for r in reversed(metrics.read_progress(chaos.run_dir))
+               if 'replay/size' in r), {})
+  sizes = {k: v for k, v in last.items() if re.match(r'bundles/\d+/replay_size', k)}
+  row('replay', max(len(sizes), 1),
+      [k for k, v in sizes.items() if not v > 0] if sizes else
+      ([] if last.get('replay/size', 0) > 0 else ['replay empty at the end']))
+  noisy = ['\n'.join(l.strip()[:160] for l in chaos.console[i:i + 30])
+           for i, line in enumerate(chaos.console) if any(n in line for n in NOISE)]
+  row('console', len(chaos.console), noisy)
+  left = run_processes(chaos.run_dir)
+  namespaces = subprocess.run(['ip', 'netns', 'list'], capture_output=True,
+                              text=True).stdout if shutil.which('ip') else ''
+  leftovers = ([f'processes {left}'] if left else []) + (
+      [f'namespaces: {namespaces.strip()}'] if 'gorila-' in namespaces else [])
+  row('leftovers', 2, leftovers)
+  row('tensorboard', 1, _tensorboard_agrees(chaos.run_dir))
+  if game == 'CartPole-v1':
+    row('learning', 1, [] if eval_return is not None and eval_return >= 150
+        else [f'greedy evaluation {eval_return}'], f'greedy evaluation {eval_return}')
+  return rows
+
+
+def _rate(updates: list[tuple[float, int]]) -> float:
+  """Updates per second over the run (with its faults)."""
+  if len(updates) < 2 or updates[-1][0] <= updates[0][0]:
+    return 0.0
+  return max(u for _, u in updates) / (updates[-1][0] - updates[0][0])
+
+
+def _tensorboard_agrees(run_dir: str) -> list[str]:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
+  if not path:
+    return ['no checkpoint']
+  saved = int(tf.train.load_checkpoint(path).get_tensor(
+      'optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE'))
+  last = next((r for r in reversed(metrics.read_progress(run_dir))
+               if 'learners/updates' in r), {})
+  summarised = last.get('learners/updates')
+  return [] if summarised == saved else [
+      f'last summary {summarised} updates, final checkpoint {saved}']
+
+
+def _evaluate(run_dir: str) -> Optional[float]:
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import evaluator, run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  config = run_dir_lib.read_config(run_dir)
+  path = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
+  if config is None or path is None:
+    return None
+  info = environments.env_info(config.env)
+  q_net, _, _ = evaluator.restore_online_network(path, config, info)
+  greedy = dataclasses.replace(config, eval=dataclasses.replace(
+      config.eval, epsilon=0.0, episodes=10, parallel_envs=5, record_frames=0))
+  return evaluator.evaluate(q_net, greedy, info, seed=7).mean
+
+
+def _mount_disk(size_mb: int) -> Optional[str]:
+  """A tmpfs for the run directory (root), or None."""
+  if os.geteuid() != 0 or shutil.which('mount') is None:
+    return None
+  disk = tempfile.mkdtemp(prefix='gorila-chaos-disk-')
+  done = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size_mb}m',
+                         'tmpfs', disk], capture_output=True)
+  return disk if done.returncode == 0 else None
+
+
+def measure(config_name: str, overrides, seed: int, minutes: float,
+            every_s: tuple[float, float], frames: int,
+            hosts: bool = False) -> dict[str, Any]:
+  """One chaos run; its fault history, invariants and figures."""
+  from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.resolve(config_name, [*OVERRIDES, *overrides])
+  disk = _mount_disk(1024)
+  base = disk or tempfile.mkdtemp(prefix='gorila-chaos-')
+  run_dir = os.path.join(base, 'run')
+  kinds = tuple(k for k in KINDS if (k != 'disk_full' or disk)
+                and (k != 'cut_link' or hosts))
+  faults = schedule(seed, minutes, every_s, kinds)
+  chaos = Chaos(config_name, overrides, run_dir, frames, disk, hosts)
+  start = time.monotonic()
+  chaos.start()
+  sampler = threading.Thread(target=chaos.sample_forever, daemon=True)
+  sampler.start()
+  try:
+    for fault in faults:
+      time.sleep(max(0.0, start + fault.at_s - time.monotonic()))
+      print(f'[chaos] {time.monotonic() - start:6.0f} s  {fault.kind} '
+            f'{fault.target} {fault.duration_s:.0f}'.rstrip(), flush=True)
+      chaos.inject(fault)
+    status = chaos.launch.proc.wait(timeout=frames / 20 + 1800)
+  finally:
+    chaos.stop_sampling()
+    time.sleep(3)
+  eval_return = _evaluate(run_dir)
+  rows = check(chaos, status, config.run.checkpoint_every_s, eval_return,
+               config.env.id)
+  result = {'seed': seed, 'minutes': minutes, 'every_s': list(every_s),
+            'frames': frames, 'faults': [dataclasses.asdict(f) for f in faults],
+            'faults_by_kind': _count(f.kind for f in faults),
+            'launches': len(chaos.launches), 'wall_s': time.monotonic() - start,
+            'invariants': rows, 'violations': sum(r['violations'] for r in rows),
+            'eval_return': eval_return, 'run_dir': run_dir}
+  if disk:
+    subprocess.run(['umount', '-l', disk], check=False)
+  return result
+
+
+def _count(kinds) -> dict[str, int]:
+  counts: dict[str, int] = {}
+  for kind in kinds:
+    counts[kind] = counts.get(kind, 0) + 1
+  return counts
+
+
+def table(result: dict[str, Any]) -> str:
+  lines = [f'chaos run: seed {result["seed"]}, {result["minutes"]:g} min of '
+           f'faults every {result["every_s"][0]:g}-{result["every_s"][1]:g} s, '
+           f'{result["launches"]} launches, faults {result["faults_by_kind"]}',
+           '  invariant | checks | violations | detail']
+  for r in result['invariants']:
+    lines.append(f'  {r["invariant"]} | {r["checks"]} | {r["violations"]} | '
+                 f'{r["detail"]}')
+  lines.append(f'  {result["violations"]} violations')
+  return '\n'.join(lines)
