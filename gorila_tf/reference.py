@@ -86,6 +86,21 @@ def for_env_id(env_id: str) -> GameScores | None:
   return load().get(env_id)
 
 
+# Published learning curves to draw beside a run's, per emulator frame:
+# (label, frames, returns). Dopamine's DQN baseline on Pong (training
+# returns, the mean of its runs), as quoted in this project's notes
+# (../shared/ARCHITECTURE.md, "Learning: facts and anchors", 2026-12-03).
+LEARNING_CURVES = {
+    'Pong': ('Dopamine DQN (training returns)',
+             (1e6, 2e6, 3e6, 5e6, 10e6), (-20.3, -19.1, -17.6, -15.4, -4.9)),
+}
+
+
+def learning_curve(env_id: str):
+  """(label, frames, returns) of a published curve for the game, or None."""
+  return LEARNING_CURVES.get(_game_name(env_id))
+
+
 def human_normalized(score: float, random: float, human: float) -> float:
   """0 is random play, 1 is the human tester."""
   return (score - random) / (human - random)

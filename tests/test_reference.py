@@ -124,3 +124,10 @@ def test_packaged_files_are_the_shared_ones_byte_for_byte(name):
               name)
   with open(shared, 'rb') as f:
     assert packaged.read_bytes() == f.read()
+
+
+def test_pongs_published_curve_is_dopamines_dqn_per_frame():
+  label, frames, returns = reference.learning_curve('ALE/Pong-v5')
+  assert label.startswith('Dopamine DQN') and frames[0] == 1e6
+  assert returns == (-20.3, -19.1, -17.6, -15.4, -4.9)
+  assert reference.learning_curve('ALE/Breakout-v5') is None

@@ -77,6 +77,13 @@ def plot_game(env_id: str, runs: dict[str, dict], out_dir: str) -> list[str]:
     for run_name, c in runs.items():
       ax.plot(c[axis], c['scores'], marker='o', markersize=3,
               label=f'{run_name} — {c["kind"]}')
+    published = reference.learning_curve(env_id)
+    if published is not None and axis == 'frames':
+      label_, frames_, returns_ = published
+      ax.plot(frames_, returns_, color='tab:purple', linestyle='-', marker='s',
+              markersize=3, alpha=0.6, label=label_)
+      ax.set_xlim(0, max(max(c['frames'].max() if len(c['frames']) else 0
+                             for c in runs.values()) * 1.05, 1e6))
     if scores is not None:
       ax.axhline(scores.dqn_nature_noop, color='gray', linestyle='--',
                  label=f'DQN (Mnih et al. 2015) {scores.dqn_nature_noop:g}')
