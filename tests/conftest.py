@@ -27,6 +27,16 @@ def run_dir(tmp_path):
   return str(tmp_path / 'run')
 
 
+@pytest.fixture(autouse=True)
+def no_launcher_left_running():
+  # A launcher left by a failed or skipped end-to-end test would train on
+  # beside every later test (one did: 5 tasks on 2 cores for minutes).
+  yield
+  e2e = sys.modules.get('tests.launch.test_e2e')
+  if e2e is not None:
+    e2e.Launcher.stop_all()
+
+
 # What a test needs, as a marker: `make test-fast` runs the unit tests.
 #   unit     in this process: maths, parsing, fakes, real ALE and Reverb
 #   cluster  an in-process tf.distribute cluster or real servers (a child)

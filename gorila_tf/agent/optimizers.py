@@ -86,11 +86,12 @@ def fused_rmsprop_update(variable, gradient, ms, mg, scratch, learning_rate,
 
 
 def fused_adam_update(variable, gradient, m, v, step, learning_rate, epsilon,
-                      beta_1=ADAM_BETA_1, beta_2=ADAM_BETA_2):
+                      beta_1=ADAM_BETA_1, beta_2=ADAM_BETA_2, use_locking=True):
   """`adam_update` in one kernel (ResourceApplyAdam), bias-corrected by step.
 
   use_locking, as the RMSProp kernel: two learners' applies to one variable
-  are serialized (TF leaves unlocked concurrent applies undefined).
+  are serialized (TF leaves unlocked concurrent applies undefined; False is
+  only for the test that shows it).
   """
   step = tf.cast(step, tf.float32)
   return tf.raw_ops.ResourceApplyAdam(
@@ -98,7 +99,7 @@ def fused_adam_update(variable, gradient, m, v, step, learning_rate, epsilon,
       beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
       lr=tf.cast(learning_rate, tf.float32), beta1=tf.constant(beta_1),
       beta2=tf.constant(beta_2), epsilon=tf.cast(epsilon, tf.float32),
-      grad=gradient, use_locking=True)
+      grad=gradient, use_locking=use_locking)
 
 
 # The power of the gradient's scale that each rule's epsilon carries: RMSProp

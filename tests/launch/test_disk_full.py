@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import tensorflow as tf
 
+from gorila_tf.lab import bench_chaos
 from tests.launch.test_e2e import Launcher
 
 pytestmark = pytest.mark.e2e
@@ -29,24 +30,13 @@ def small_disk(tmp_path):
   subprocess.run(['umount', '-l', str(disk)], check=False)
 
 
-def fill(disk) -> None:
-  """Writes zeros until the file system is full."""
-  with open(disk / 'filler', 'wb') as f:
-    try:
-      while True:
-        f.write(b'\0' * (1 << 20))
-        f.flush()
-    except OSError:
-      pass
-
-
 def test_a_full_disk_stops_the_run_in_one_line_and_the_same_command_resumes(small_disk):
   run_dir = str(small_disk / 'run')
   flags = ('--set=run.max_frames=10000000', '--set=run.checkpoint_every_s=5',
            '--set=run.min_free_disk_mb=1')
   launcher = Launcher(run_dir, *flags)
   launcher.wait_for(r'checkpoint \S+/ckpt-\d+', timeout=240)
-  fill(small_disk)
+  bench_chaos.fill_disk(str(small_disk))
   code, out = launcher.finish(timeout=240)
   assert code == 2, out[-4000:]
   stopped = re.search(

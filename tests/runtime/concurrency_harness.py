@@ -39,15 +39,11 @@ CLOSURES = 16
 START = 10**6
 
 
-def unlocked_fused_adam(variable, gradient, m, v, step, learning_rate, epsilon,
-                        beta_1=optimizers.ADAM_BETA_1, beta_2=optimizers.ADAM_BETA_2):
-  step = tf.cast(step, tf.float32)
-  return tf.raw_ops.ResourceApplyAdam(
-      var=variable.handle, m=m.handle, v=v.handle,
-      beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-      lr=tf.cast(learning_rate, tf.float32), beta1=tf.constant(beta_1),
-      beta2=tf.constant(beta_2), epsilon=tf.cast(epsilon, tf.float32),
-      grad=gradient, use_locking=False)
+LOCKED_FUSED_ADAM = optimizers.fused_adam_update
+
+
+def unlocked_fused_adam(*args, **kwargs):
+  return LOCKED_FUSED_ADAM(*args, **kwargs, use_locking=False)
 
 
 def serial_applies(learner, applies: int):
