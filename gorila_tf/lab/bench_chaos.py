@@ -69,15 +69,18 @@ OVERRIDES = ('run.checkpoint_every_s=20', 'run.summary_every_s=2',
              'run.lease_timeout_s=10', 'run.min_free_disk_mb=1')
 
 
-def fill_disk(directory: str) -> None:
-  """Writes zeros into directory/filler until its file system is full."""
-  with open(os.path.join(directory, 'filler'), 'wb') as f:
+def fill_disk(directory: str) -> str:
+  """Writes zeros into directory/filler until its file system is full; the
+  filler's path, to free the space again."""
+  filler = os.path.join(directory, 'filler')
+  with open(filler, 'wb') as f:
     try:
       while True:
         f.write(b'\0' * (1 << 20))
         f.flush()
     except OSError:
       pass
+  return filler
 
 
 @dataclasses.dataclass
@@ -266,7 +269,7 @@ class Chaos:
     del fault
     if self._disk is None:
       return
-    fill_disk(self._disk)
+    filler = fill_disk(self._disk)
     try:
       self.launch.proc.wait(timeout=180)  # stops: exit 2, one line
     except subprocess.TimeoutExpired:

@@ -147,6 +147,9 @@ class Launcher:
          f'--run_dir={run_dir}', *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     Launcher.started.append(self)
+    self.lines = []
+    self._new = threading.Condition()
+    threading.Thread(target=self._read, daemon=True).start()
 
   @classmethod
   def stop_all(cls):
@@ -160,9 +163,6 @@ class Launcher:
           launcher.proc.kill()  # its tasks die with it (PR_SET_PDEATHSIG)
           launcher.proc.wait()
     cls.started.clear()
-    self.lines = []
-    self._new = threading.Condition()
-    threading.Thread(target=self._read, daemon=True).start()
 
   def _read(self):
     for line in self.proc.stdout:
