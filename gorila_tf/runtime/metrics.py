@@ -297,8 +297,16 @@ def read_progress(run_dir: str, progress_file: str = 'progress.jsonl') -> list[d
   path = os.path.join(run_dir, progress_file)
   if not os.path.exists(path):
     return []
+  records = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      try:
+        records.append(json.loads(line))
+      except ValueError:
+        # Blank, or cut short by a full disk or a kill mid-write (the next
+        # record then shares its line): that line's records are skipped.
+        pass
+  return records
 
 
 def mean_or_nan(total: float, count: int) -> float:
