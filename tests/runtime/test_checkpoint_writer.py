@@ -32,15 +32,21 @@ def plain_model(config, info, seed_shift=0.0):
   return model
 
 
+def writer_for(directory, config, info, source, max_to_keep):
+  """A checkpoint writer whose child builds plain models shaped as `source`."""
+  return checkpoint_writer.CheckpointWriter(
+      str(directory), max_to_keep=max_to_keep,
+      build_plain_model=functools.partial(
+          model_lib.build_plain_model, builder.DQNBuilder(config, info), 2,
+          source.part_shapes()))
+
+
 @pytest.mark.cluster
 def test_a_checkpoint_written_by_the_writer_restores_every_item_exactly(tmp_path):
   config, info = cartpole()
   source = plain_model(config, info, seed_shift=0.5)
   values = [v.numpy() for v in source.state_variables()]
-  writer = checkpoint_writer.CheckpointWriter(
-      str(tmp_path), max_to_keep=2, build_plain_model=functools.partial(
-          model_lib.build_plain_model, builder.DQNBuilder(config, info), 2,
-          source.part_shapes()))
+  writer = writer_for(tmp_path, config, info, source, max_to_keep=2)
   try:
     path = writer.save(42, values)
   finally:
@@ -62,11 +68,8 @@ def test_an_unwritable_directory_is_one_line_from_the_writer(tmp_path):
   source = plain_model(config, info)
   blocked = tmp_path / 'file'
   blocked.write_text('not a directory')
-  writer = checkpoint_writer.CheckpointWriter(
-      str(blocked / 'checkpoints'), max_to_keep=2,
-      build_plain_model=functools.partial(
-          model_lib.build_plain_model, builder.DQNBuilder(config, info), 2,
-          source.part_shapes()))
+  writer = writer_for(blocked / 'checkpoints', config, info, source,
+                      max_to_keep=2)
   try:
     with pytest.raises(errors.CheckpointNotWritten) as raised:
       writer.save(1, [v.numpy() for v in source.state_variables()])
@@ -81,10 +84,7 @@ def test_a_killed_writer_is_started_again_and_the_checkpoint_written(tmp_path):
   config, info = cartpole()
   source = plain_model(config, info, seed_shift=0.25)
   values = [v.numpy() for v in source.state_variables()]
-  writer = checkpoint_writer.CheckpointWriter(
-      str(tmp_path), max_to_keep=3, build_plain_model=functools.partial(
-          model_lib.build_plain_model, builder.DQNBuilder(config, info), 2,
-          source.part_shapes()))
+  writer = writer_for(tmp_path, config, info, source, max_to_keep=3)
   try:
     first = writer.save(1, values)
     os.kill(writer.pid, signal.SIGKILL)  # a fault during the run
