@@ -282,6 +282,8 @@ class FaultsConfig:
   nan_after_updates: int = setting(0, '>= 0 (0 = off)')  # losses NaN from here
   kill_units_at_update: int = setting(0, '>= 0 (0 = off)')  # every hidden unit
   # killed here (biases -1000): a planted collapse
+  end_replay_after_batches: int = setting(0, '>= 0 (0 = off)')  # every
+  # learner's replay stream ends after this many batches (as one cut by a fault)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,11 @@ closures on the workers. Its loop:
       every `run.checkpoint_every_s`: checkpoint (model + each bundle's replay)
     final checkpoint
 
+A learner's replay stream that ends (Reverb ends a stream whose sampler was
+cancelled, as when a network fault cuts a closure short) would end the run:
+the chief makes every worker's replay iterator again and goes on, once per
+update at least (`TrainingLoop.restart_replay_streams`).
+
 No bundle can stall it: the loop waits for no particular worker. Bundles are
 probed for an answer in threads of their own (bookkeeping.BundleHealth); a
 closure on a bundle silent for `run.bundle_timeout_s` stops counting against
@@ -117,6 +122,7 @@ class Chief:
     self._health_figures = None  # the newest probe, until it is summarised
     self._plant_collapse = faults.planted_collapse(config.faults, self.model.q_net)
     self._iterator = None  # each worker's replay iterator, made by run()
+    self._replay_streams_restarted = 0
 
   def _log_learner_setup(self) -> None:
     task, learner = self._task, self.learner
@@ -238,6 +244,19 @@ class Chief:
   def sync_target(self) -> None:
     self.learner.sync_target()
 
+  def restart_replay_streams(self) -> None:
+    """Every worker's replay iterator made again, after one ended.
+
+    The coordinator holds the error that ended it until it is raised once
+    more (it would fail the next schedule): taken here first.
+    """
+    try:
+      self.cluster_coordinator.done()
+    except (tf.errors.OutOfRangeError, tf.errors.CancelledError):
+      pass
+    self._iterator = self.make_iterator()
+    self._replay_streams_restarted += 1
+
   def publish(self) -> None:
     self._publisher.publish(self.updates, self.frames)
 
@@ -332,6 +351,7 @@ class Chief:
     values.update(self._bundles.summary())
     values.update(self._health.summary())  # with replay/size
     values['cluster/closures_overdue'] = window.overdue
+    values['cluster/replay_streams_restarted'] = self._replay_streams_restarted
     values.update(self._health_scalars(window))
     values.update(metrics.percentiles('learners/gradient_staleness',
                                       window.samples['staleness_by_step']))
@@ -381,6 +401,7 @@ class Cluster(Protocol):
 
   def budget_spent(self) -> bool: ...
   def schedule(self) -> Any: ...  # a learner closure's RemoteValue (.fetch())
+  def restart_replay_streams(self) -> None: ...  # after one ended
   def check_finite(self, result: dict) -> None: ...  # raises NumericalError
   def sync_target(self) -> None: ...
   def plant_faults(self, updates: int) -> None: ...
@@ -409,12 +430,17 @@ class TrainingLoop:
     window = bookkeeping.SummaryWindow(cluster.frames, cluster.updates)
     at_target = started_at = cluster.updates
     at_probe = cluster.updates - c.health.every_updates  # probe at once
+    restarted_at = None  # updates at the last restart of the replay streams
     while not cluster.budget_spent() and not stop.is_set():
-      while in_flight.waiting() < c.run.max_closures_in_flight:
-        in_flight.add(cluster.schedule())
-      for result in in_flight.wait_any(timeout_s=0.5):
-        window.add_learner(result)
-        cluster.check_finite(result)
+      try:
+        while in_flight.waiting() < c.run.max_closures_in_flight:
+          in_flight.add(cluster.schedule())
+        for result in in_flight.wait_any(timeout_s=0.5):
+          window.add_learner(result)
+          cluster.check_finite(result)
+      except tf.errors.OutOfRangeError:
+        restarted_at = self.restart_replay_streams(restarted_at)
+        in_flight = bookkeeping.InFlight(overdue_s=c.run.bundle_timeout_s)
       updates = cluster.updates
       if updates - at_target >= c.learner.target_update_period:
         cluster.sync_target()
@@ -430,8 +456,11 @@ class TrainingLoop:
       self._periodic_work(window)
     # Closures of silent bundles are left behind: their results would only
     # be discarded as stale.
-    for result in in_flight.wait_all(timeout_s=c.run.bundle_timeout_s):
-      window.add_learner(result)
+    try:
+      for result in in_flight.wait_all(timeout_s=c.run.bundle_timeout_s):
+        window.add_learner(result)
+    except tf.errors.OutOfRangeError:
+      pass  # a stream cut on the way out: those results are not summarised
     cluster.write_summaries(window)
     if cluster.updates == started_at and not cluster.budget_spent():
       # Stopped before any update (during start-up): the checkpoint on disk,
@@ -439,6 +468,27 @@ class TrainingLoop:
       logging.info('stopped before training began: nothing new to save')
       return
     cluster.save()
+
+  def restart_replay_streams(self, restarted_at: int | None) -> int:
+    """A learner's endless replay stream ended: every worker's is made again.
+
+    The coordinator cancelled every closure in flight when it took the error,
+    so the loop starts a new count of them. Streams that end again before
+    one more update was applied are not a cut-off stream but a replay that
+    cannot serve: errors.Stuck (the run restarts from its checkpoint).
+    Returns the updates at this restart.
+    """
+    updates = self._cluster.updates
+    if restarted_at is not None and updates == restarted_at:
+      raise errors.Stuck(
+          f'the learners\' replay streams ended again at update {updates}, '
+          'with no update since they were made again: stopping so that the '
+          'run restarts from its checkpoint')
+    logging.warning('a learner\'s replay stream ended at update %d (cut by a '
+                    'network fault): every worker\'s replay stream is made '
+                    'again and training goes on', updates)
+    self._cluster.restart_replay_streams()
+    return updates
 
   def _periodic_work(self, window: bookkeeping.SummaryWindow) -> None:
     c, cluster = self._config.run, self._cluster

@@ -9,6 +9,9 @@ makes, so the learner and the dataset carry no test hooks.
                              each batch (a slow learner; stale gradients)
   faults.kill_units_at_update  planted_collapse: the chief sets every hidden
                              layer's biases to -1000 (a dead network)
+  faults.end_replay_after_batches  end_replay_stream: every learner's replay
+                             stream ends after that many batches, as Reverb ends
+                             one whose sampler a network fault cancelled
 """
 
 from __future__ import annotations
@@ -46,6 +49,14 @@ def learner_class(faults: config_lib.FaultsConfig):
 def batch_delay_ms(faults: config_lib.FaultsConfig, worker: tf.Tensor) -> tf.Tensor:
   """Milliseconds worker `worker`'s dataset waits before each batch."""
   return tf.where(worker == faults.slow_worker, faults.slow_ms, 0)
+
+
+def end_replay_stream(faults: config_lib.FaultsConfig,
+                      dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """The learner's dataset, ending after faults.end_replay_after_batches."""
+  if not faults.end_replay_after_batches:
+    return dataset
+  return dataset.take(faults.end_replay_after_batches)
 
 
 def planted_collapse(faults: config_lib.FaultsConfig,

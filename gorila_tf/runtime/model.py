@@ -187,13 +187,15 @@ def make_dataset_fn(task: cluster_lib.Task, builder: builder_lib.DQNBuilder):
   """The dataset function for `ClusterCoordinator.create_per_worker_dataset`.
 
   Each worker's dataset yields batches of `learner.batch_size` transitions
-  from `per_worker_replay` (faults.batch_delay_ms: a test-only slow worker).
+  from `per_worker_replay` (faults.batch_delay_ms: a test-only slow worker;
+  faults.end_replay_stream: a test-only stream that ends).
   """
 
   def dataset_fn() -> tf.data.Dataset:
     worker = tf.distribute.coordinator.experimental_get_current_worker_index()
     delay_ms = faults.batch_delay_ms(builder.config.faults, worker)
     addresses, indices = per_worker_replay(task, builder.config)
-    return builder.make_dataset(addresses, indices, delay_ms)
+    return faults.end_replay_stream(
+        builder.config.faults, builder.make_dataset(addresses, indices, delay_ms))
 
   return dataset_fn

@@ -319,6 +319,26 @@ def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_dir):
       assert np.isfinite(reader.get_tensor(name)).all(), name
 
 
+def test_an_ended_replay_stream_is_made_again_without_a_restart(run_dir):
+  # Reverb ends a stream whose sampler a network fault cancelled (seen on
+  # emulated hosts after a cut link: the chief died on the OutOfRangeError).
+  # Planted here: every learner's stream ends after 150 batches.
+  launcher = Launcher(run_dir, '--set=faults.end_replay_after_batches=150',
+                      '--set=run.max_frames=12000', '--set=run.summary_every_s=1')
+  code, out = launcher.finish(timeout=300)
+  assert code == 0, out[-4000:]
+  assert 'restarting' not in out and 'Traceback' not in out, out[-4000:]
+  chief_log = open(os.path.join(run_dir, 'logs', 'chief.log')).read()
+  ended = [int(u) for u in re.findall(
+      r"a learner's replay stream ended at update (\d+) \(cut by a network "
+      r"fault\): every worker's replay stream is made again", chief_log)]
+  # Each restart gives every worker 150 batches more: updates between them.
+  assert len(ended) >= 2 and ended == sorted(set(ended)), ended
+  records = metrics.read_progress(run_dir)
+  assert records[-1]['cluster/replay_streams_restarted'] == len(ended)
+  assert checkpoint_counters(run_dir)['updates'] > ended[-1]
+
+
 def test_a_planted_collapse_is_reported_and_stops_the_run(run_dir):
   # Every hidden unit killed at update 1500; probes every 200 updates, two
   # flat ones make a collapse. Reported within 2 probe periods, each up to

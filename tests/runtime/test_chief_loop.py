@@ -5,6 +5,7 @@ how it stops (chief.TrainingLoop)."""
 import threading
 
 import pytest
+import tensorflow as tf
 
 from gorila_tf import config as config_lib
 from gorila_tf import errors
@@ -28,8 +29,12 @@ class FakeCluster:
   """Every closure applies STEPS updates at once; every drain of the actors'
   stats reports 16 env steps (64 frames); time moves 0.1 s per schedule."""
 
-  def __init__(self, max_frames, nan_at=None, collapse_at=None):
+  def __init__(self, max_frames, nan_at=None, collapse_at=None, streams_end=()):
     self.updates = self.frames = 0
+    # The schedule() calls (1, 2, ...) at which a replay stream has ended:
+    # the coordinator raises the error there, having applied nothing.
+    self.streams_end = set(streams_end)
+    self.streams_restarted_at = []
     self.max_frames = max_frames
     self.now = 0.0
     self.nan_at, self.collapse_at = nan_at, collapse_at
@@ -42,11 +47,16 @@ class FakeCluster:
 
   def schedule(self):
     self.scheduled += 1
+    if self.scheduled in self.streams_end:
+      raise tf.errors.OutOfRangeError(None, None, 'End of sequence')
     self.updates += STEPS
     self.now += 0.1
     nonfinite = int(self.nan_at is not None and self.updates >= self.nan_at)
     return Done({'loss': 0.5, 'mean_q': 1.0, 'applied': STEPS,
                  'nonfinite': nonfinite})
+
+  def restart_replay_streams(self):
+    self.streams_restarted_at.append(self.updates)
 
   def check_finite(self, result):
     if result['nonfinite']:
@@ -165,3 +175,19 @@ def test_a_stop_before_any_update_saves_nothing_new():
   stop.set()
   run_loop(cluster, make_config(), stop)
   assert cluster.scheduled == 0 and cluster.saved_at == []
+
+
+def test_an_ended_replay_stream_is_made_again_and_training_goes_on():
+  cluster = FakeCluster(max_frames=1280, streams_end={10, 30})
+  run_loop(cluster, make_config())
+  assert len(cluster.streams_restarted_at) == 2
+  assert cluster.frames == 1280 and cluster.saved_at[-1] == cluster.updates
+
+
+def test_streams_that_end_again_before_any_update_stop_the_run_as_stuck():
+  # The 10th closure's stream ended, and the first after the restart too.
+  cluster = FakeCluster(max_frames=10**9, streams_end={10, 11})
+  with pytest.raises(errors.Stuck, match='ended again at update 36, with no '
+                     'update since'):
+    run_loop(cluster, make_config())
+  assert cluster.streams_restarted_at == [36]
