@@ -9,8 +9,11 @@ every slot and the variable bit for bit as the serial applies; so did fused
 ApplyAdam with use_locking=False here, but TensorFlow leaves unlocked
 concurrent applies undefined, so it locks as the RMSProp kernel always did.
 The written-out rules read and write the slots in separate ops, so two
-applies interleave: Adam lost 1.4-19 % of its slot updates in different
-runs. A tf.CriticalSection per variable made them exact in this harness but
+applies can interleave: Adam lost 1.4-19 % of its slot updates in different
+runs here, and none in one CI run (RMSProp's variable was off by 1.2e-4
+there): it is a race, so it is reported, not asserted. That the measure sees
+a lost update is checked on a planted one (the serial reference makes one
+apply more). A tf.CriticalSection per variable made them exact in this harness but
 deadlocked the learner's closure on the 2-ps cluster, so they stay unlocked
 and the chief warns when they are used with several learners.
 """
@@ -43,7 +46,21 @@ def test_concurrent_fused_applies_lose_no_update(result, arm):
   assert outcome['slot_error'] < 1e-6, outcome
 
 
-def test_concurrent_written_out_applies_lose_updates(result):
-  # What the test sees when updates are lost: it can fail.
-  assert result['adam written_out']['slot_error'] > 1e-4
-  assert result['adam written_out']['iterations'] == 800
+def test_the_measure_sees_one_lost_update_in_800(result):
+  # What the test sees when updates are lost, planted: the serial reference
+  # made one apply more than the cluster. Measured 7.9e-4 (variable) and
+  # 8.1e-4 (slots), so the fused arms' 1e-6 bound leaves it no room.
+  outcome = result['adam fused, 1 update lost (planted)']
+  assert outcome['applies'] == outcome['iterations'] + 1 == 801
+  assert outcome['variable_error'] > 1e-4, outcome
+  assert outcome['slot_error'] > 1e-4, outcome
+
+
+@pytest.mark.parametrize('arm', ['adam written_out', 'rmsprop written_out'])
+def test_concurrent_written_out_applies_all_run(result, arm):
+  # Whether they lose updates is a race (see the module's docstring), so it
+  # is reported, not asserted: every apply ran and counted its step.
+  outcome = result[arm]
+  print(arm, outcome)
+  assert outcome['iterations'] == outcome['applies'] == 800
+  assert outcome['variable_error'] < 1.0, outcome
