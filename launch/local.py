@@ -71,8 +71,9 @@ def define_flags():
                     'workers and chief as processes of their own; single: the '
                     'agent in this one process (actors, replay and learner; no '
                     'servers but its replay table), to debug or take a quick look.')
-  flags.DEFINE_float('max_wall_s', None, 'Stop everything after this many seconds '
-                     '(exit status 3).')
+  flags.DEFINE_float('max_wall_s', None, 'Stop training after this many seconds '
+                     '(exit status 3); an evaluator then scores the last '
+                     'checkpoint before the launcher exits (Ctrl-C skips it).')
   flags.DEFINE_integer('max_restarts', 5, 'Restarts allowed per task before the '
                        'run is stopped.')
   flags.DEFINE_enum('progress', 'auto', progress.MODES, 'Progress line: live '
@@ -221,6 +222,24 @@ def stop_all(tasks: Sequence[TaskProcess]) -> None:
         t.kill_and_wait()
   for t in tasks:
     t.close()
+
+
+def evaluate_last_checkpoint(tasks: Sequence[TaskProcess],
+                             stop: threading.Event) -> None:
+  """After --max_wall_s: stops training, then lets the evaluator score the
+  checkpoint the chief wrote on its way out (without its CPU budget: nothing
+  else runs now) and waits for it; Ctrl-C or SIGTERM skips it."""
+  evaluator = next((t for t in tasks if t.task_type == 'evaluator'
+                    and t.poll() is None), None)
+  if evaluator is None:
+    return
+  stop_all([t for t in tasks if t is not evaluator])
+  say('[launcher] training stopped; the evaluator scores the last checkpoint '
+      '(Ctrl-C skips it)')
+  # To the evaluator alone, not its process group.
+  os.kill(evaluator.process.pid, run_dir_lib.FINAL_EVALUATION_SIGNAL)
+  while evaluator.poll() is None and not stop.wait(0.5):
+    pass
 
 
 def start_cluster(config: config_lib.GorilaConfig, run_dir: str,
@@ -439,6 +458,8 @@ def run_cluster(config: config_lib.GorilaConfig, run_dir: str,
     reporter.start()
   try:
     status = Supervisor(tasks, FLAGS.max_restarts).run(stop, FLAGS.max_wall_s)
+    if status == exit_codes.WALL:
+      evaluate_last_checkpoint(tasks, stop)
   finally:
     reporter_stop.set()
     stop_all(tasks)

@@ -14,6 +14,11 @@ the agent plays well and the episodes grow long. It writes
 (tb/eval/, eval.jsonl) only under its chief's lease on the run directory:
 while that lease is live, or once the chief has finished and released it
 (the final evaluation); see lease.Tenant.
+
+A run stopped by the launcher's --max_wall_s is not done, but its newest
+checkpoint is the result its user waits for: the launcher stops training,
+then sends run_dir.FINAL_EVALUATION_SIGNAL, and the evaluator scores that
+checkpoint without the CPU budget (nothing else runs now) and exits.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 from typing import Optional
 
@@ -67,17 +74,19 @@ class CpuBudget:
   `spend()` after each piece of work sleeps as long as the CPU used since
   the budget was made is ahead of `cores` x the wall time since then. A
   budget is made per evaluation, so idle time between evaluations is not
-  saved up. `cores` 0: no budget.
+  saved up. `cores` 0: no budget; nor once `lifted` is set.
   """
 
   def __init__(self, cores: float, clock=time.monotonic,
-               cpu_time=time.process_time, sleep=time.sleep):
+               cpu_time=time.process_time, sleep=time.sleep,
+               lifted: Optional[threading.Event] = None):
     self._cores, self._clock, self._cpu, self._sleep = cores, clock, cpu_time, sleep
+    self._lifted = lifted
     self._start, self._cpu_start = clock(), cpu_time()
     self.slept_s = 0.0
 
   def spend(self) -> None:
-    if self._cores <= 0:
+    if self._cores <= 0 or (self._lifted is not None and self._lifted.is_set()):
       return
     used = self._cpu() - self._cpu_start
     ahead = used / self._cores - (self._clock() - self._start)
@@ -87,11 +96,12 @@ class CpuBudget:
 
 
 def evaluate(q_net: tf.Module, config: config_lib.GorilaConfig,
-             info: environments.EnvInfo, seed: int) -> EvalResult:
+             info: environments.EnvInfo, seed: int,
+             unbudgeted: Optional[threading.Event] = None) -> EvalResult:
   """Plays `eval.episodes` episodes with the evaluation protocol, within
-  `eval.cpu_cores` of CPU."""
+  `eval.cpu_cores` of CPU until `unbudgeted` is set."""
   e = config.eval
-  budget = CpuBudget(e.cpu_cores)
+  budget = CpuBudget(e.cpu_cores, lifted=unbudgeted)
   env = environments.VectorEnv(config.env, e.parallel_envs, seed,
                                noop_max=e.noop_max,
                                max_episode_frames=e.max_episode_frames,
@@ -151,14 +161,17 @@ def restore_online_network(checkpoint_path: str, config: config_lib.GorilaConfig
 
 
 def evaluate_checkpoint(checkpoint_path: str, config: config_lib.GorilaConfig,
-                        info: environments.EnvInfo) -> tuple[dict, tuple]:
-  """Restores and evaluates one checkpoint.
+                        info: environments.EnvInfo,
+                        unbudgeted: Optional[threading.Event] = None
+                        ) -> tuple[dict, tuple]:
+  """Restores and evaluates one checkpoint (see `evaluate`).
 
   Returns:
     (its results-table row, the recorded pictures of one episode).
   """
   q_net, updates, frames = restore_online_network(checkpoint_path, config, info)
-  result = evaluate(q_net, config, info, seed=config.run.seed + updates)
+  result = evaluate(q_net, config, info, seed=config.run.seed + updates,
+                    unbudgeted=unbudgeted)
   row = reference.table_row(config.env.id, result.mean, result.stderr,
                             len(result.returns), protocol='noop', frames=frames)
   row.update(updates=updates, checkpoint=checkpoint_path)
@@ -182,8 +195,11 @@ def _write_row(writer: metrics.SummaryWriter, row: dict, pictures: tuple) -> Non
 LEASE_POLL_S = 1.0  # seconds between looks at the chief's lease
 
 
-def wait_for_lease(tenant: lease_lib.Tenant, run_dir: str) -> None:
-  """Returns once the chief's lease is live, or the run is done and released.
+def wait_for_lease(tenant: lease_lib.Tenant, run_dir: str,
+                   stopped: Optional[threading.Event] = None) -> None:
+  """Returns once the chief's lease is live; or the run is done and the
+  lease released; or training was `stopped` by the launcher and no other
+  launch's chief holds the lease.
 
   Raises:
     errors.LeaseHeld: another launch's chief took the run directory over.
@@ -191,6 +207,12 @@ def wait_for_lease(tenant: lease_lib.Tenant, run_dir: str) -> None:
   waited = 0.0
   while not tenant.owner_live():
     if run_dir_lib.is_done(run_dir) and tenant.released():
+      return
+    # The launcher stopped our chief (gone now, even if killed before it
+    # released its lease): the directory is ours unless another launch's
+    # chief has taken it.
+    if (stopped is not None and stopped.is_set()
+        and not tenant.held_by_another_launch()):
       return
     if waited and waited % 60 < LEASE_POLL_S:
       logging.info('evaluator: waiting for the chief\'s lease on %s (%.0f s)',
@@ -206,19 +228,25 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
   if config.eval.cpu_cores > 0:
     os.nice(10)  # below training; its budget caps it when CPU is free too
   tenant = lease_lib.Tenant(run_dir, config.run.lease_timeout_s)
-  wait_for_lease(tenant, run_dir)  # before tb/eval/ is created
+  stopped = threading.Event()  # training stopped short of its budget
+  signal.signal(run_dir_lib.FINAL_EVALUATION_SIGNAL, lambda *_: stopped.set())
+  wait_for_lease(tenant, run_dir, stopped)  # before tb/eval/ is created
   writer = metrics.SummaryWriter(run_dir, subdir=os.path.join('tb', 'eval'),
                                  progress_file='eval.jsonl')
   checkpoint_dir = os.path.join(run_dir, 'checkpoints')
-  evaluated, last_eval = None, 0.0
+  evaluated, last_eval = None, float('-inf')  # the first checkpoint is due
   while True:
-    done = run_dir_lib.is_done(run_dir)  # read before the checkpoint: no race
+    # Read before the checkpoint: no race (training has ended when either is).
+    done = run_dir_lib.is_done(run_dir) or stopped.is_set()
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     due = time.monotonic() - last_eval >= config.eval.every_s or done
     if latest and latest != evaluated and due:
+      if stopped.is_set():
+        logging.info('evaluator: training stopped before its frame budget; '
+                     'scoring %s without the CPU budget', latest)
       started = time.monotonic()
-      row, pictures = evaluate_checkpoint(latest, config, info)
-      wait_for_lease(tenant, run_dir)
+      row, pictures = evaluate_checkpoint(latest, config, info, stopped)
+      wait_for_lease(tenant, run_dir, stopped)
       _write_row(writer, row, pictures)
       logging.info('eval of %s: %s (%.0f s)', latest, reference.format_row(row),
                    time.monotonic() - started)

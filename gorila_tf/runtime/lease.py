@@ -517,3 +517,9 @@ class Tenant:
   def released(self) -> bool:
     """True when there is no lease (the chief finished, or none started)."""
     return _read_raw(self._path) is None
+
+  def held_by_another_launch(self) -> bool:
+    """True when the lease names a chief of another launch than this
+    tenant's (False without a launch token: nothing to tell them apart)."""
+    holder = _parse(_read_raw(self._path))
+    return holder is not None and bool(self._token) and holder.token != self._token

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import shutil
 import tempfile
 import time
@@ -92,6 +93,12 @@ def mark_done(run_dir: str) -> None:
 
 def is_done(run_dir: str) -> bool:
   return os.path.exists(os.path.join(run_dir, DONE_FILE))
+
+
+# The launcher's word to the evaluator that training stopped short of its
+# budget (--max_wall_s): score the newest checkpoint, then exit. (SIGUSR1
+# is taken: every task writes its threads' stacks on it.)
+FINAL_EVALUATION_SIGNAL = signal.SIGUSR2
 
 
 def resolve_checkpoint(run_dir: str | None, checkpoint: str | None,

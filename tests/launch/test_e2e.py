@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from gorila_tf import exit_codes
 from gorila_tf.launch import isolation
 from gorila_tf.runtime import metrics
 from tests.conftest import REPO, run_module
@@ -70,6 +71,32 @@ def test_cartpole_learns_through_the_real_cluster(run_dir):
   assert len(probes) >= 5 and min(
       r['health/q_spread_relative'] for r in probes) > 1e-4
   assert 'health:' not in proc.stdout
+
+
+def test_a_run_stopped_by_max_wall_s_has_its_last_checkpoint_evaluated(run_dir):
+  # The wall clock stops training long before the frame budget; the chief
+  # checkpoints on its way out and the evaluator scores that checkpoint
+  # (without its CPU budget) before the launcher exits with status 3.
+  proc = run_module('gorila_tf.launch.local', '--config=cartpole',
+                    f'--run_dir={run_dir}', '--evaluator', '--max_wall_s=45',
+                    '--set=run.max_frames=10000000', '--set=run.checkpoint_every_s=10',
+                    # Only the first checkpoint is due for a periodic evaluation.
+                    '--set=eval.every_s=3600',
+                    '--set=eval.episodes=4', '--set=eval.parallel_envs=2',
+                    '--progress=off', timeout=300)
+  assert proc.returncode == exit_codes.WALL, proc.stdout[-5000:]
+  assert ('[launcher] training stopped; the evaluator scores the last '
+          'checkpoint') in proc.stdout
+  assert 'Traceback' not in proc.stdout
+  final = checkpoint_counters(run_dir)
+  evals = metrics.read_progress(run_dir, 'eval.jsonl')
+  assert evals and evals[-1]['updates'] == final['updates'] > 0, (evals, final)
+  assert evals[-1]['step'] == final['frames']  # eval rows are at frames
+  # Once: the periodic evaluation took only the first checkpoint.
+  assert [r['updates'] for r in evals].count(final['updates']) == 1, evals
+  with open(os.path.join(run_dir, 'logs', 'evaluator.log')) as f:
+    assert 'without the CPU budget' in f.read()
+  assert not os.path.exists(os.path.join(run_dir, 'DONE'))  # it can go on
 
 
 def test_stale_gradients_of_a_delayed_worker_are_discarded_and_training_goes_on(

@@ -1,5 +1,7 @@
 """The evaluation protocol on real Pong: frame cap, episode split, the row."""
 
+import threading
+
 import pytest
 
 from gorila_tf import config as config_lib
@@ -65,6 +67,20 @@ def test_the_cpu_budget_sleeps_off_what_was_used_beyond_its_cores():
   t.now += 1.0  # idle since: nothing to sleep
   budget.spend()
   assert budget.slept_s == 3.0
+
+
+def test_a_lifted_cpu_budget_no_longer_sleeps():
+  # Training stopped (--max_wall_s): the final evaluation runs at full speed.
+  t, lifted = FakeTime(), threading.Event()
+  budget = evaluator.CpuBudget(0.25, clock=lambda: t.now, cpu_time=lambda: t.cpu,
+                               sleep=t.sleep, lifted=lifted)
+  t.cpu += 1.0
+  budget.spend()
+  assert budget.slept_s == 4.0
+  lifted.set()
+  t.cpu += 1.0
+  budget.spend()
+  assert budget.slept_s == 4.0
 
 
 def test_no_cpu_budget_never_sleeps():

@@ -20,6 +20,7 @@ import pytest
 from gorila_tf import config as config_lib
 from gorila_tf import errors
 from gorila_tf import exit_codes
+from gorila_tf.runtime import evaluator
 from gorila_tf.runtime import lease
 from tests.conftest import REPO
 from tests.launch.test_e2e import TRAINING, Launcher, alive
@@ -267,6 +268,29 @@ def test_a_tenant_writes_only_while_its_chiefs_lease_advances(tmp_path):
   make_lease(tmp_path, FakeClock(), token='o' * 32, host='h3').acquire()
   with pytest.raises(errors.LeaseHeld, match='now belongs to the chief on host h3'):
     tenant.owner_live()
+
+
+def test_a_stopped_launchs_evaluator_writes_unless_another_launch_holds_the_run(
+    tmp_path, monkeypatch):
+  # After --max_wall_s the launcher stopped our chief (it may have been killed
+  # before it released its lease) and asked for the final evaluation.
+  monkeypatch.setattr(evaluator, 'LEASE_POLL_S', 0.0)
+  clock = FakeClock()
+  tenant = lease.Tenant(str(tmp_path), TIMEOUT_S, token='t' * 32, clock=clock)
+  stopped = threading.Event()
+  stopped.set()
+  evaluator.wait_for_lease(tenant, str(tmp_path), stopped)  # no lease: ours
+  make_lease(tmp_path, FakeClock(), token='t' * 32).acquire()
+  assert tenant.owner_live()  # our chief's, just taken
+  clock.now += TIMEOUT_S + 1  # and then killed: left stale
+  assert not tenant.owner_live() and not tenant.held_by_another_launch()
+  evaluator.wait_for_lease(tenant, str(tmp_path), stopped)
+  make_lease(tmp_path, FakeClock(), token='o' * 32, host='h3').acquire()
+  assert tenant.held_by_another_launch()
+  with pytest.raises(errors.LeaseHeld, match='now belongs to the chief on host h3'):
+    evaluator.wait_for_lease(tenant, str(tmp_path), stopped)
+  # Without a launch token nothing tells launches apart.
+  assert not lease.Tenant(str(tmp_path), TIMEOUT_S, token='').held_by_another_launch()
 
 
 def test_the_timeout_is_a_config_field_with_bounds():
