@@ -185,7 +185,8 @@ class LearnerConfig:
       MAX_N_STEP, 'each replay item holds frame_stack + n frames'))  # paper: 1
   double_dqn: bool = False  # double-DQN targets (option); the paper: off
   fused_update: bool = True  # TF's fused, locked update kernels; false: the
-  # written-out rules, which can lose updates with several learners
+  # written-out rules, which can lose updates (or make centered RMSProp NaN)
+  # with several learners
   transfer_dtype: TransferDtype = 'float32'  # what replica reads and gradients
   # cross the network as ('bfloat16': half the bytes); the paper: float32
   xla: bool = False  # compile each step's forward and backward pass with XLA

@@ -131,7 +131,9 @@ class Chief:
     if not self._config.learner.fused_update and task.num_workers > 1:
       logging.warning('learner.fused_update=false: the written-out update rules '
                       'are not atomic; %d learners applying at once can lose '
-                      'updates (tests/runtime/test_concurrency.py)', task.num_workers)
+                      'updates, and centered RMSProp\'s can make a parameter '
+                      'NaN (stopping the run, exit 4); see '
+                      'tests/runtime/test_concurrency.py', task.num_workers)
     if learner.compute_device:
       logging.info('learners compute on the workers\' %s', learner.compute_device)
 
