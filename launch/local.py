@@ -238,8 +238,7 @@ def evaluate_last_checkpoint(tasks: Sequence[TaskProcess],
       '(Ctrl-C skips it)')
   # To the evaluator alone, not its process group.
   os.kill(evaluator.process.pid, run_dir_lib.FINAL_EVALUATION_SIGNAL)
-  while evaluator.poll() is None and not stop.wait(0.5):
-    pass
+  wait_unless_stopped(evaluator, stop)
 
 
 def start_cluster(config: config_lib.GorilaConfig, run_dir: str,
@@ -276,6 +275,12 @@ def make_placement(config: config_lib.GorilaConfig,
   return placement
 
 
+def wait_unless_stopped(task: TaskProcess, stop: threading.Event) -> None:
+  """Returns when `task` has exited, or at once when `stop` is set."""
+  while task.poll() is None and not stop.wait(0.5):
+    pass
+
+
 class Supervisor:
   """Watches the tasks, restarts the failed ones, decides when the run ends."""
 
@@ -306,8 +311,7 @@ class Supervisor:
   def _finish(self, stop: threading.Event) -> int:
     if self._evaluator is not None:
       say('[launcher] training done; waiting for the final evaluation')
-      while self._evaluator.poll() is None and not stop.wait(0.5):
-        pass
+      wait_unless_stopped(self._evaluator, stop)
     say('[launcher] training done')
     return exit_codes.OK
 

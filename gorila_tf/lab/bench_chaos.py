@@ -67,14 +67,14 @@ KILLABLE = ('worker0', 'worker1', 'ps0', 'ps1', 'chief', 'evaluator')
 SIMPLE = ('kill_task', 'pause_bundle', 'kill_writer')
 KINDS = (*SIMPLE, 'two_at_once', 'restart_launcher', 'corrupt_checkpoint',
          'disk_full', 'cut_link')
-OVERRIDES = ('run.checkpoint_every_s=20', 'run.summary_every_s=2',
-             'run.lease_timeout_s=10', 'run.min_free_disk_mb=1',
-             'run.keep_checkpoints=5')
 # The learning invariant (CartPole): the best greedy score of the newest
 # checkpoints. 10x what an untrained or reset network scores (9.4), and
 # below the noisy scores of trained ones (see the module's docstring).
 LEARNED_NEWEST = 5
 LEARNED_RETURN = 100.0
+OVERRIDES = ('run.checkpoint_every_s=20', 'run.summary_every_s=2',
+             'run.lease_timeout_s=10', 'run.min_free_disk_mb=1',
+             f'run.keep_checkpoints={LEARNED_NEWEST}')
 
 
 def fill_disk(directory: str) -> str:

@@ -505,7 +505,7 @@ class Tenant:
     holder = _parse(raw)
     if holder is None:
       return False
-    if self._token and holder.token != self._token:
+    if self._of_another_launch(holder):
       if self._seen_ours:
         raise errors.LeaseHeld(f'run directory {self._run_dir} now belongs to the '
                                f'chief on {holder.describe()}; this task\'s chief '
@@ -522,4 +522,7 @@ class Tenant:
     """True when the lease names a chief of another launch than this
     tenant's (False without a launch token: nothing to tell them apart)."""
     holder = _parse(_read_raw(self._path))
-    return holder is not None and bool(self._token) and holder.token != self._token
+    return holder is not None and self._of_another_launch(holder)
+
+  def _of_another_launch(self, holder) -> bool:
+    return bool(self._token) and holder.token != self._token
