@@ -363,7 +363,12 @@ def test_an_ended_replay_stream_is_made_again_without_a_restart(run_dir):
   assert len(ended) >= 2 and ended == sorted(set(ended)), ended
   records = metrics.read_progress(run_dir)
   assert records[-1]['cluster/replay_streams_restarted'] == len(ended)
-  assert checkpoint_counters(run_dir)['updates'] > ended[-1]
+  # Training went on after each restart: after the last one until the frame
+  # budget, which the actors may reach at that very moment (seen once: the
+  # last restart at update 2461, then 12,036 frames and the final checkpoint).
+  final = checkpoint_counters(run_dir)
+  assert final['updates'] > ended[-1] or (
+      final['updates'] == ended[-1] and final['frames'] >= 12000), (final, ended)
 
 
 def test_a_planted_collapse_is_reported_and_stops_the_run(run_dir):
