@@ -24,6 +24,7 @@ import dataclasses
 import difflib
 import importlib
 import json
+import math
 import pkgutil
 import re
 import typing
@@ -42,6 +43,7 @@ EpsilonUnits = Literal['mean_loss', 'summed_loss']  # optimizer_epsilon for the
 TransferDtype = Literal['float32', 'bfloat16']  # what crosses the network
 NetworkInit = Literal['torch', 'glorot']  # see NetworkConfig.init
 PictureView = Literal['screen', 'agent']  # the emulator's colour screen; the 84x84 input
+ComputeDtype = Literal['float32', 'bfloat16']  # what the network computes in
 
 
 def check_choice(key: str, value: Any, choices: Any) -> None:
@@ -111,6 +113,10 @@ class NetworkConfig:
   dueling: bool = False  # dueling value/advantage head (Wang et al. 2016); paper: off
   init: NetworkInit = 'torch'  # 'torch': weights, biases in +-1/sqrt(fan_in)
   # (Nature DQN's Torch7 layers); 'glorot': Glorot weights, zero biases (Keras)
+  compute_dtype: ComputeDtype = 'float32'  # the layers' arithmetic: 'bfloat16'
+  # runs convolutions and matrix products in bfloat16 (oneDNN's AVX-512 BF16
+  # kernels where the CPU has them) on float32 parameters, Q-values and loss,
+  # in learners, actors and the evaluator alike; the paper: float32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +211,10 @@ class EvalConfig:
   parallel_envs: int = setting(5, at_most=(
       MAX_EVAL_PARALLEL_ENVS, 'each is an emulator in the evaluator'))  # envs
   # stepped together, the episodes split evenly between them
+  quick_episodes: int = setting(0, '>= 0 (0 = off)')  # episodes of the
+  # periodic evaluations when > 0 (a score on record sooner, at a third of
+  # the CPU for 10 of 30); the final evaluation and the one that confirms
+  # run.stop_at_eval_return always play eval.episodes
   every_s: float = setting(60.0, '> 0')  # seconds between evaluations
   cpu_cores: float = setting(0.2, '>= 0 (0 = no budget)')  # the evaluator's CPU
   # budget, cores (it sleeps to stay within it, at a lower priority)
@@ -219,6 +229,9 @@ class RunConfig:
   """Budget, seeds and the chief's periodic work."""
 
   max_frames: int = setting(10_000_000, '>= 1')  # frame budget of all actors
+  stop_at_eval_return: Optional[float] = None  # training ends, done,
+  # once an evaluation scores at least this; its checkpoint is exported as a
+  # SavedModel in <run_dir>/policy (needs the evaluator)
   seed: int = setting(0, '>= 0')
   checkpoint_every_s: float = setting(300.0, '> 0')  # seconds between checkpoints
   keep_checkpoints: int = setting(3, '>= 1', at_most=(
@@ -350,8 +363,28 @@ def apply_overrides(config: GorilaConfig,
   return config
 
 
+def _optional_of(hint: Any) -> Any:
+  """X for Optional[X], else None."""
+  args = typing.get_args(hint)
+  if typing.get_origin(hint) is typing.Union and type(None) in args:
+    return next(a for a in args if a is not type(None))
+  return None
+
+
+NONE_WORDS = ('none', 'off', 'null')  # what turns an optional setting off
+
+
 def _parse_value(text: str, hint: Any, key: str) -> Any:
   """Converts override text to the field's type, or raises ConfigError."""
+  inner = _optional_of(hint)
+  if inner is not None:
+    if text.lower() in NONE_WORDS:
+      return None
+    try:
+      return _parse_value(text, inner, key)
+    except ConfigError:
+      raise ConfigError(f'{key}={text!r} is not a valid '
+                        f'{_type_name(hint)}') from None
   if typing.get_origin(hint) is Literal:
     check_choice(key, text, hint)
     return text
@@ -369,7 +402,10 @@ def _parse_value(text: str, hint: Any, key: str) -> Any:
         raise ValueError
       return int(number)
     if hint is float:
-      return float(text)
+      value = float(text)
+      if not math.isfinite(value):  # inf passes '> 0' and breaks the run
+        raise ValueError
+      return value
     if hint is str:
       return text
     if typing.get_origin(hint) is tuple:
@@ -381,9 +417,12 @@ def _parse_value(text: str, hint: Any, key: str) -> Any:
 
 
 def _type_name(hint: Any) -> str:
+  inner = _optional_of(hint)
+  if inner is not None:
+    return f'{_type_name(inner)} or none'
   if typing.get_origin(hint) is tuple:
     return 'comma-separated list of integers'
-  return {bool: 'boolean (true/false)', int: 'integer', float: 'number',
+  return {bool: 'boolean (true/false)', int: 'integer', float: 'finite number',
           str: 'string'}.get(hint, str(hint))
 
 
@@ -409,10 +448,16 @@ _RANGE = re.compile(r'(>=|>|<=) (-?[\d.e+-]+)|in ([\[(])(-?[\d.e+-]+), '
 
 
 def in_range(value: float, allowed: str) -> bool:
-  """Whether `value` is in `allowed` ('>= 1', 'in [0, 1)', ... + a note)."""
+  """Whether `value` is in `allowed` ('>= 1', 'in [0, 1)', ... + a note).
+
+  NaN and the infinities are in no range: a learning rate of inf passes
+  '> 0' but makes the first update non-finite.
+  """
   m = _RANGE.match(allowed)
   if m is None:
     raise ValueError(f'not a range: {allowed!r}')
+  if not math.isfinite(value):
+    return False
   if m.group(1):
     bound = float(m.group(2))
     return {'>=': value >= bound, '>': value > bound, '<=': value <= bound}[m.group(1)]
@@ -427,9 +472,17 @@ def _declared_ranges(c: GorilaConfig) -> list[tuple[str, bool, str]]:
   rows = []
   for section_name in _SECTIONS:
     section = getattr(c, section_name)
+    hints = typing.get_type_hints(type(section))
     for f in dataclasses.fields(section):
       value = getattr(section, f.name)
       key = f'{section_name}.{f.name}'
+      if value is None:  # an optional setting, off
+        if _optional_of(hints[f.name]) is None:
+          rows.append((key, False, 'a value (this setting cannot be none)'))
+        continue
+      if isinstance(value, float) and not math.isfinite(value):
+        rows.append((key, False, 'a finite number'))
+        continue
       if f.metadata.get('allowed'):
         rows.append((key, in_range(value, f.metadata['allowed']),
                      f.metadata['allowed']))
@@ -467,6 +520,10 @@ def _relations(c: GorilaConfig) -> list[tuple[str, bool, str]]:
        f'in [1, replay.capacity={c.replay.capacity}]'),
       ('eval.parallel_envs', 1 <= c.eval.parallel_envs <= c.eval.episodes,
        f'in [1, eval.episodes={c.eval.episodes}]'),
+      ('eval.quick_episodes', c.eval.quick_episodes == 0 or
+       c.eval.parallel_envs <= c.eval.quick_episodes <= c.eval.episodes,
+       f'0 (off) or in [eval.parallel_envs={c.eval.parallel_envs}, '
+       f'eval.episodes={c.eval.episodes}]'),
       ('run.learner_stall_s',
        c.run.learner_stall_s == 0 or c.run.learner_stall_s >= 10,
        '0 (never) or >= 10 (seconds)'),

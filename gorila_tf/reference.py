@@ -101,6 +101,27 @@ def learning_curve(env_id: str):
   return LEARNING_CURVES.get(_game_name(env_id))
 
 
+# When other DQN recipes reached a score, as their projects report it (read
+# from their own files; ../shared/reference/PONG_ANCHORS.md has the sources
+# and how each figure was derived). Frames are agent steps x 4; updates are
+# theirs, of the batch the label names; minutes on their (GPU) hardware.
+ANCHORS = {
+    'Pong': (
+        {'label': 'Tianshou DQN +18 (batch 64, laptop GPU)', 'score': 18.0,
+         'frames': 2.7e6, 'updates': 67e3, 'minutes': 30.0},
+        {'label': 'RLlib Ape-X ~20 (batch 64, V100 + 8 vCPU)', 'score': 20.0,
+         'frames': 8.0e6, 'updates': 94e3, 'minutes': 50.0},
+        {'label': 'CleanRL dqn_atari +18 (batch 32, GPU)', 'score': 18.0,
+         'frames': 12.4e6, 'updates': 755e3, 'minutes': 90.0},
+    ),
+}
+
+
+def anchors(env_id: str) -> tuple[dict, ...]:
+  """Published (score, frames, updates, minutes) points of other recipes."""
+  return ANCHORS.get(_game_name(env_id), ())
+
+
 def human_normalized(score: float, random: float, human: float) -> float:
   """0 is random play, 1 is the human tester."""
   return (score - random) / (human - random)

@@ -275,6 +275,18 @@ def make_placement(config: config_lib.GorilaConfig,
   return placement
 
 
+def plays_line(row: dict) -> str:
+  """The closing line of a run that reached run.stop_at_eval_return."""
+  minutes = row.get('wall_time_s')
+  when = f', {minutes / 60:.1f} min of training' if minutes is not None else ''
+  policy = row.get('policy', '')
+  return (f'[launcher] the agent plays: evaluation {row["mean"]:+.1f} +- '
+          f'{row["stderr"] or 0:.1f} over {row["episodes"]} episodes at '
+          f'{row["frames"]:,} frames, {row["updates"]:,} updates{when}; its '
+          f'policy is in {policy}; watch it: gorila-play --policy={policy} '
+          f'--out=play.gif')
+
+
 def wait_unless_stopped(task: TaskProcess, stop: threading.Event) -> None:
   """Returns when `task` has exited, or at once when `stop` is set."""
   while task.poll() is None and not stop.wait(0.5):
@@ -284,8 +296,10 @@ def wait_unless_stopped(task: TaskProcess, stop: threading.Event) -> None:
 class Supervisor:
   """Watches the tasks, restarts the failed ones, decides when the run ends."""
 
-  def __init__(self, tasks: Sequence[TaskProcess], max_restarts: int):
+  def __init__(self, tasks: Sequence[TaskProcess], max_restarts: int,
+               run_dir: str):
     self._tasks = list(tasks)
+    self._run_dir = run_dir
     self._max_restarts = max_restarts
     self._chief = next(t for t in tasks if t.task_type == 'chief')
     self._evaluator = next((t for t in tasks if t.task_type == 'evaluator'), None)
@@ -312,7 +326,8 @@ class Supervisor:
     if self._evaluator is not None:
       say('[launcher] training done; waiting for the final evaluation')
       wait_unless_stopped(self._evaluator, stop)
-    say('[launcher] training done')
+    plays = run_dir_lib.read_plays(self._run_dir)
+    say(plays_line(plays) if plays else '[launcher] training done')
     return exit_codes.OK
 
   def _handle_exit(self, task: TaskProcess, code: int) -> Optional[int]:
@@ -461,7 +476,8 @@ def run_cluster(config: config_lib.GorilaConfig, run_dir: str,
                                          every_s, reporter_stop)
     reporter.start()
   try:
-    status = Supervisor(tasks, FLAGS.max_restarts).run(stop, FLAGS.max_wall_s)
+    status = Supervisor(tasks, FLAGS.max_restarts, run_dir).run(
+        stop, FLAGS.max_wall_s)
     if status == exit_codes.WALL:
       evaluate_last_checkpoint(tasks, stop)
   finally:

@@ -33,6 +33,20 @@ def _finite(value) -> Optional[float]:
   return None if value is None or not math.isfinite(value) else float(value)
 
 
+def _frames_short(frames: float) -> str:
+  return f'{frames / 1e6:.2f}M' if frames >= 1e6 else f'{frames / 1e3:.0f}k'
+
+
+def _eval_text(eval_record: Optional[dict]) -> str:
+  """The newest evaluation and the frames of its checkpoint: a score stays
+  on the line until the next one, so it says how old it is."""
+  score = _finite((eval_record or {}).get('eval/episodic_return'))
+  if score is None:
+    return '-'
+  frames = eval_record.get('step')
+  return f'{score:.1f}' + (f' @{_frames_short(frames)}' if frames else '')
+
+
 def format_line(record: dict, eval_record: Optional[dict], max_frames: int,
                 elapsed_s: float, average_fps: Optional[float] = None) -> str:
   """One line from the latest progress and evaluation records.
@@ -51,8 +65,7 @@ def format_line(record: dict, eval_record: Optional[dict], max_frames: int,
   episode_return = _finite(record.get('charts/episodic_return'))
   parts.append('return ' + ('-' if episode_return is None
                             else f'{episode_return:.1f}'))
-  score = _finite((eval_record or {}).get('eval/episodic_return'))
-  parts.append('eval ' + ('-' if score is None else f'{score:.1f}'))
+  parts.append('eval ' + _eval_text(eval_record))
   parts.append(f'elapsed {_duration(elapsed_s)}')
   left = max(0, max_frames - frames)
   rate = average_fps if average_fps else fps

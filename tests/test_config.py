@@ -56,6 +56,27 @@ def test_overrides_convert_to_field_types():
   assert c.run.max_frames == 1000
 
 
+def test_an_optional_setting_takes_a_number_or_none():
+  assert config_lib.resolve('pong').run.stop_at_eval_return is None
+  c = config_lib.resolve('pong', ['run.stop_at_eval_return=18'])
+  assert c.run.stop_at_eval_return == 18.0
+  c = config_lib.resolve('pong', ['run.stop_at_eval_return=18',
+                                  'run.stop_at_eval_return=none'])
+  assert c.run.stop_at_eval_return is None
+
+
+def test_a_non_finite_value_in_a_config_is_out_of_every_range():
+  # A config.json edited by hand reaches validate without the parser.
+  c = config_lib.resolve('pong')
+  bad = dataclasses.replace(c, learner=dataclasses.replace(
+      c.learner, learning_rate=float('inf')))
+  with pytest.raises(config_lib.ConfigError,
+                     match='learner.learning_rate=inf is out of range; allowed: '
+                           'a finite number'):
+    config_lib.validate(bad)
+  assert not config_lib.in_range(float('nan'), 'in [0, 1]')
+
+
 def test_override_accepts_integral_scientific_notation():
   c = config_lib.resolve('pong', ['run.max_frames=2e6'])
   assert c.run.max_frames == 2_000_000
@@ -68,6 +89,12 @@ def test_override_accepts_integral_scientific_notation():
     ('learner.batch_size=abc', "learner.batch_size='abc' is not a valid integer"),
     ('learner.batch_size=2.5', "learner.batch_size='2.5' is not a valid integer"),
     ('launch.evaluator=maybe', 'is not a valid boolean'),
+    # inf passed '> 0' once, and the first update was non-finite.
+    ('learner.learning_rate=inf', "learner.learning_rate='inf' is not a valid "
+     'finite number'),
+    ('learner.learning_rate=nan', 'is not a valid finite number'),
+    ('run.stop_at_eval_return=-inf', 'is not a valid finite number or none'),
+    ('run.stop_at_eval_return=soon', 'is not a valid finite number or none'),
 ])
 def test_bad_overrides_name_the_bad_value(override, message):
   with pytest.raises(errors.ConfigError, match=message) as e:

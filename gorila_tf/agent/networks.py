@@ -46,6 +46,7 @@ class NetworkSpec:
   hidden: tuple[int, ...]  # MLP hidden sizes, or (512,) for nature_cnn
   dueling: bool = False
   init: str = 'torch'  # config.NetworkInit: how initial_values draws
+  compute_dtype: str = 'float32'  # config.ComputeDtype: the layers' arithmetic
 
 
 def make_spec(network: config_lib.NetworkConfig,
@@ -54,9 +55,11 @@ def make_spec(network: config_lib.NetworkConfig,
   hidden = (NATURE_FC_UNITS,) if network.kind == 'nature_cnn' else tuple(
       network.mlp_layers)
   config_lib.check_choice('network.init', network.init, config_lib.NetworkInit)
+  config_lib.check_choice('network.compute_dtype', network.compute_dtype,
+                          config_lib.ComputeDtype)
   return NetworkSpec(network.kind, tuple(info.observation_shape),
                      np.dtype(info.frame_dtype).name, info.num_actions, hidden,
-                     network.dueling, network.init)
+                     network.dueling, network.init, network.compute_dtype)
 
 
 def _conv_output_size(observation_shape: Sequence[int]) -> int:
@@ -160,10 +163,19 @@ def activations(spec: NetworkSpec, params: Sequence[tf.Tensor],
 def _forward(spec: NetworkSpec, params: Sequence[tf.Tensor],
                            observations: tf.Tensor,
                            hidden: dict | None) -> tf.Tensor:
-  """`apply`, also filling `hidden` (if not None) as `activations` describes."""
+  """`apply`, also filling `hidden` (if not None) as `activations` describes.
+
+  In `spec.compute_dtype` bfloat16 the parameters are cast on the way in
+  (their gradients come back float32 through the casts) and the Q-values
+  leave as float32, so targets, loss and optimizer stay float32.
+  """
+  dtype = tf.as_dtype(spec.compute_dtype)
+  if dtype != tf.float32:
+    params = [tf.cast(p, dtype) for p in params]
   if spec.kind == 'nature_cnn':
     # [B, stack, H, W] uint8 -> [B, H, W, stack] in [0, 1]: CPU convs need NHWC.
     x = tf.transpose(tf.cast(observations, tf.float32) / 255.0, [0, 2, 3, 1])
+    x = tf.cast(x, dtype)
     for i, (_, _, stride) in enumerate(NATURE_CONV_LAYERS):
       x = tf.nn.conv2d(x, params[2 * i], stride, 'VALID') + params[2 * i + 1]
       x = tf.nn.relu(x)
@@ -171,15 +183,15 @@ def _forward(spec: NetworkSpec, params: Sequence[tf.Tensor],
         hidden[f'conv_{i}'] = x
     trunk = 2 * len(NATURE_CONV_LAYERS)
   else:
-    x = tf.cast(observations, tf.float32)
+    x = tf.cast(observations, dtype)
     trunk = 0
   x = tf.reshape(x, [tf.shape(x)[0], -1])
   head = params[trunk:]
   if not spec.dueling:
-    return _mlp(head, x, '', hidden)
+    return tf.cast(_mlp(head, x, '', hidden), tf.float32)
   stream = len(head) // 2  # value and advantage streams have the same depth
-  value = _mlp(head[:stream], x, 'value_', hidden)
-  advantage = _mlp(head[stream:], x, 'advantage_', hidden)
+  value = tf.cast(_mlp(head[:stream], x, 'value_', hidden), tf.float32)
+  advantage = tf.cast(_mlp(head[stream:], x, 'advantage_', hidden), tf.float32)
   return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
 
 

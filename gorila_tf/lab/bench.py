@@ -22,6 +22,9 @@ Sections (all on Pong with the Nature network and batch 32):
             --chaos_minutes, invariants checked (bench_chaos.py);
   control   (only when asked for) closures/s per chief, applies and reads/s
             per ps at a CPU share, cost per parameter pull (bench_control.py);
+  limit     (only when asked for) the one-process update in float32 and
+            bfloat16 compute at batch 32, 64 and 128, and the oneDNN kernels
+            that ran (bench_limit.py);
   learning  (only when asked for) the preset trained on several seeds: does
             each learn or collapse (bench_learning.py; --learning_seeds,
             --learning_frames, --learning_run_dirs);
@@ -61,6 +64,7 @@ from gorila_tf.lab import bench_chaos
 from gorila_tf.lab import bench_control
 from gorila_tf.lab import bench_faults
 from gorila_tf.lab import bench_learning
+from gorila_tf.lab import bench_limit
 from gorila_tf.lab import bench_report
 from gorila_tf.lab import bench_scaling
 from gorila_tf.launch import hosts as hosts_lib
@@ -68,10 +72,11 @@ from gorila_tf.launch import topology
 
 FLAGS = flags.FLAGS
 SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults',
-            'scaling', 'control', 'learning', 'chaos')
+            'scaling', 'control', 'limit', 'learning', 'chaos')
 # Asked for by name: faults takes ~6 more minutes, scaling ~15 (and root),
-# control ~4, learning ~12 per seed, chaos its --chaos_minutes and more.
-DEFAULT_SECTIONS = SECTIONS[:-5]
+# control ~4, limit ~6 x (--seconds + 20 s), learning ~12 per seed, chaos
+# its --chaos_minutes and more.
+DEFAULT_SECTIONS = SECTIONS[:-6]
 
 
 def define_flags():
@@ -212,7 +217,7 @@ def prefilled_replay(config, info, transitions: int, port: int | None = None):
   return filler.server
 
 
-def _single_process_learner(config, seconds: float, queue) -> None:
+def single_process_learner(config, seconds: float, queue) -> None:
   """The learner round of the one-process mode (single.py) on a filled replay."""
   from gorila_tf.runtime import single  # pylint: disable=g-import-not-at-top
   agent = single.SingleProcessAgent(config)
@@ -272,7 +277,7 @@ def _pss_learner(config, seconds: float, queue) -> None:
 
 
 def bench_learner(config, seconds: float) -> dict[str, Any]:
-  single = processes.in_child(_single_process_learner, config, seconds)
+  single = processes.in_child(single_process_learner, config, seconds)
   pss = processes.in_child(_pss_learner, config, seconds)
   return {'single_process_updates_per_s': single['updates_per_s'],
           'pss_updates_per_s': pss['updates_per_s'],
@@ -467,6 +472,9 @@ def main(argv):
                  steps_per_closure=config.learner.steps_per_closure),
              'control': lambda: bench_control.measure(FLAGS.config, FLAGS.set,
                                                       FLAGS.seconds),
+             'limit': lambda: bench_limit.measure(
+                 FLAGS.config, FLAGS.set, FLAGS.seconds, single_process_learner,
+                 prefilled_replay),
              'chaos': lambda: bench_chaos.measure(
                  FLAGS.config, FLAGS.set, FLAGS.chaos_seed, FLAGS.chaos_minutes,
                  chaos_every, FLAGS.chaos_frames or int(

@@ -12,6 +12,7 @@ from typing import Any
 from gorila_tf.lab import bench_chaos
 from gorila_tf.lab import bench_control
 from gorila_tf.lab import bench_learning
+from gorila_tf.lab import bench_limit
 
 
 def machine_limit(results: dict[str, Any]) -> float | None:
@@ -102,6 +103,8 @@ def table(results: dict[str, Any]) -> str:
       lines += bench_control.report_lines(values)
     elif section == 'chaos' and isinstance(values, dict) and 'invariants' in values:
       lines.append(bench_chaos.table(values))
+    elif section == 'limit' and isinstance(values, dict) and 'rows' in values:
+      lines.append(bench_limit.table(values))
     elif section == 'learning' and isinstance(values, dict):
       lines.append(bench_learning.table(values))
     elif isinstance(values, dict):

@@ -546,12 +546,52 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    target = config.run.stop_at_eval_return
+    if run_dir_lib.plays_at(run_dir, target):
+      logging.info('the agent of %s already scored run.stop_at_eval_return=%g '
+                   '(%s): nothing to train', run_dir, target, run_dir_lib.PLAYS_FILE)
+      run_dir_lib.mark_done(run_dir)
+      return
+    plays = PlaysWatch(run_dir, target, stop)
     chief = Chief(task, config, run_dir)
     try:
       chief.run(stop)
     finally:
+      plays.close()
       chief.close()
-    if chief.budget_spent():
+    if chief.budget_spent() or plays.reached:
       run_dir_lib.mark_done(run_dir)
   finally:
     lease.release()  # after the last write, DONE included
+
+
+class PlaysWatch:
+  """Stops training once the evaluator recorded a score at the target
+  (run.stop_at_eval_return): it exported that checkpoint's policy and wrote
+  run_dir.PLAYS_FILE. Polls the file in a thread of its own."""
+
+  POLL_S = 2.0
+
+  def __init__(self, run_dir: str, target: float | None,
+               stop: threading.Event):
+    self.reached = False
+    self._closed = threading.Event()
+    if target is None:
+      return
+    self._run_dir, self._target, self._stop = run_dir, target, stop
+    threading.Thread(target=self._watch, daemon=True,
+                     name='plays-watch').start()
+
+  def _watch(self) -> None:
+    while not self._closed.wait(self.POLL_S):
+      row = run_dir_lib.plays_at(self._run_dir, self._target)
+      if row is not None:
+        logging.info('the agent plays: evaluation %.1f of %s reached '
+                     'run.stop_at_eval_return=%g; checkpointing and stopping',
+                     row['mean'], row.get('checkpoint'), self._target)
+        self.reached = True
+        self._stop.set()
+        return
+
+  def close(self) -> None:
+    self._closed.set()

@@ -8,9 +8,14 @@ mean over `eval.episodes` (30) episodes. Rewards are not clipped and a lost
 life does not end the episode.
 
 The evaluator reads checkpoints only: a sharded checkpoint restores into the
-plain, unsharded network built here. It runs at a lower priority and within
-a CPU budget (`eval.cpu_cores`), so that training does not slow down when
-the agent plays well and the episodes grow long. It writes
+plain, unsharded network built here. It runs within a CPU budget
+(`eval.cpu_cores`), so that training does not slow down when the agent
+plays well and the episodes grow long; at the same priority as training,
+because below it (it once ran at nice 10) a machine that training keeps
+busy gives it far less than its budget, and a late Pong evaluation (30
+games of up to 18,000 frames) took 20 minutes to reach the record.
+`eval.quick_episodes` plays fewer episodes in the periodic evaluations; the
+last checkpoint's, and the one that would stop the run, play them all. It writes
 (tb/eval/, eval.jsonl) only under its chief's lease on the run directory:
 while that lease is live, or once the chief has finished and released it
 (the final evaluation); see lease.Tenant.
@@ -18,7 +23,18 @@ while that lease is live, or once the chief has finished and released it
 A run stopped by the launcher's --max_wall_s is not done, but its newest
 checkpoint is the result its user waits for: the launcher stops training,
 then sends run_dir.FINAL_EVALUATION_SIGNAL, and the evaluator scores that
-checkpoint without the CPU budget (nothing else runs now) and exits.
+checkpoint without the CPU budget (nothing else runs now) and exits. That
+row, like the one of a run's last checkpoint, is marked `final`.
+
+Each row carries `wall_time_s`, the seconds of training at which its
+checkpoint was written (summed over restarts and resumes; the time a run
+stood stopped is not counted), so a score's time can be read beside its
+frames and updates.
+
+With `run.stop_at_eval_return`, the first row at or above it ends the run:
+the evaluator exports that checkpoint's greedy policy as a SavedModel in
+<run_dir>/policy, then records the row in <run_dir>/PLAYS.json, on which
+the chief stops training (done) and the launcher says how long it took.
 """
 
 from __future__ import annotations
@@ -42,6 +58,7 @@ from gorila_tf.agent import environments
 from gorila_tf.agent import networks
 from gorila_tf.runtime import lease as lease_lib
 from gorila_tf.runtime import metrics
+from gorila_tf.runtime import policy as policy_lib
 from gorila_tf.runtime import run_dir as run_dir_lib
 
 
@@ -175,7 +192,31 @@ def evaluate_checkpoint(checkpoint_path: str, config: config_lib.GorilaConfig,
   row = reference.table_row(config.env.id, result.mean, result.stderr,
                             len(result.returns), protocol='noop', frames=frames)
   row.update(updates=updates, checkpoint=checkpoint_path)
+  wall_time_s = checkpoint_wall_time_s(checkpoint_path)
+  if wall_time_s is not None:
+    row['wall_time_s'] = round(wall_time_s, 1)
   return row, result.pictures
+
+
+def checkpoint_wall_time_s(checkpoint_path: str) -> Optional[float]:
+  """The seconds of training a chief's checkpoint was written at (None for
+  a checkpoint without the counter)."""
+  try:
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    return float(reader.get_tensor('wall_time_s/.ATTRIBUTES/VARIABLE_VALUE'))
+  except (tf.errors.NotFoundError, ValueError):
+    return None
+
+
+def export_winner(row: dict, config: config_lib.GorilaConfig,
+                  info: environments.EnvInfo, run_dir: str) -> str:
+  """Exports the greedy policy of `row`'s checkpoint to <run_dir>/policy,
+  then records the row in PLAYS.json; returns the policy's directory."""
+  q_net, _, _ = restore_online_network(row['checkpoint'], config, info)
+  out = os.path.join(run_dir, run_dir_lib.POLICY_DIR)
+  policy_lib.export(q_net, out, config)
+  run_dir_lib.mark_plays(run_dir, {**row, 'policy': out})
+  return out
 
 
 def _write_row(writer: metrics.SummaryWriter, row: dict, pictures: tuple) -> None:
@@ -188,8 +229,9 @@ def _write_row(writer: metrics.SummaryWriter, row: dict, pictures: tuple) -> Non
             'eval/human_normalized_score': row['human_normalized'],
             'eval/dqn_published': row['dqn'],
             'eval/gorila_published': row['gorila']}
+  extra = {k: row[k] for k in ('wall_time_s', 'final') if k in row}
   writer.scalars(row['frames'], values, updates=row['updates'],
-                 episodes=row['episodes'], checkpoint=row['checkpoint'])
+                 episodes=row['episodes'], checkpoint=row['checkpoint'], **extra)
 
 
 LEASE_POLL_S = 1.0  # seconds between looks at the chief's lease
@@ -221,12 +263,32 @@ def wait_for_lease(tenant: lease_lib.Tenant, run_dir: str,
     waited += LEASE_POLL_S
 
 
+def score(checkpoint: str, config: config_lib.GorilaConfig,
+          info: environments.EnvInfo, run_dir: str,
+          writer: metrics.SummaryWriter, tenant: lease_lib.Tenant,
+          stopped: threading.Event, episodes: int, final: bool) -> dict:
+  """Evaluates `checkpoint` over `episodes` episodes and writes its row
+  (marked `final` for a run's last checkpoint) under the chief's lease."""
+  if stopped.is_set():
+    logging.info('evaluator: training stopped before its frame budget; '
+                 'scoring %s without the CPU budget', checkpoint)
+  started = time.monotonic()
+  config = dataclasses.replace(
+      config, eval=dataclasses.replace(config.eval, episodes=episodes))
+  row, pictures = evaluate_checkpoint(checkpoint, config, info, stopped)
+  if final:
+    row['final'] = True  # training had ended: its last checkpoint
+  wait_for_lease(tenant, run_dir, stopped)
+  _write_row(writer, row, pictures)
+  logging.info('eval of %s: %s (%.0f s)', checkpoint, reference.format_row(row),
+               time.monotonic() - started)
+  return row
+
+
 def run(config: config_lib.GorilaConfig, run_dir: str,
         poll_s: Optional[float] = None) -> None:
   """The evaluator role: evaluate each new checkpoint until the run is done."""
   info = environments.env_info(config.env)
-  if config.eval.cpu_cores > 0:
-    os.nice(10)  # below training; its budget caps it when CPU is free too
   tenant = lease_lib.Tenant(run_dir, config.run.lease_timeout_s)
   stopped = threading.Event()  # training stopped short of its budget
   signal.signal(run_dir_lib.FINAL_EVALUATION_SIGNAL, lambda *_: stopped.set())
@@ -241,16 +303,21 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     due = time.monotonic() - last_eval >= config.eval.every_s or done
     if latest and latest != evaluated and due:
-      if stopped.is_set():
-        logging.info('evaluator: training stopped before its frame budget; '
-                     'scoring %s without the CPU budget', latest)
-      started = time.monotonic()
-      row, pictures = evaluate_checkpoint(latest, config, info, stopped)
-      wait_for_lease(tenant, run_dir, stopped)
-      _write_row(writer, row, pictures)
-      logging.info('eval of %s: %s (%.0f s)', latest, reference.format_row(row),
-                   time.monotonic() - started)
+      quick = config.eval.quick_episodes if not done else 0
+      row = score(latest, config, info, run_dir, writer, tenant, stopped,
+                  episodes=quick or config.eval.episodes, final=done)
+      target = config.run.stop_at_eval_return
+      if quick and target is not None and row['mean'] >= target:
+        # The quick score says the agent may play: the protocol decides.
+        row = score(latest, config, info, run_dir, writer, tenant, stopped,
+                    episodes=config.eval.episodes, final=False)
       evaluated, last_eval = latest, time.monotonic()
+      if target is not None and row['mean'] >= target and not done:
+        policy = export_winner(row, config, info, run_dir)
+        logging.info('evaluation %.1f reached run.stop_at_eval_return=%g: '
+                     'policy exported to %s; training stops', row['mean'],
+                     target, policy)
+        break
     elif done and latest == evaluated:
       break
     else:

@@ -5,7 +5,10 @@
     <run_dir>/tb/               TensorBoard events (chief; evaluator in tb/eval)
     <run_dir>/progress.jsonl    one JSON line per summary
     <run_dir>/logs/             one log per task (local launcher)
-    <run_dir>/DONE              written when the frame budget is reached
+    <run_dir>/DONE              written when the frame budget is reached, or
+                                the agent reached run.stop_at_eval_return
+    <run_dir>/PLAYS.json        the evaluation that reached that return
+    <run_dir>/policy/           its checkpoint's greedy policy (SavedModel)
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from gorila_tf import errors
 
 CONFIG_FILE = 'config.json'
 DONE_FILE = 'DONE'
+PLAYS_FILE = 'PLAYS.json'
+POLICY_DIR = 'policy'
 
 
 def default_run_dir(config: config_lib.GorilaConfig, base: str = 'runs') -> str:
@@ -93,6 +98,30 @@ def mark_done(run_dir: str) -> None:
 
 def is_done(run_dir: str) -> bool:
   return os.path.exists(os.path.join(run_dir, DONE_FILE))
+
+
+def mark_plays(run_dir: str, row: dict) -> None:
+  """Records the evaluation row that reached run.stop_at_eval_return (the
+  evaluator writes it once the policy is exported; the chief stops on it)."""
+  write_json_atomic(os.path.join(run_dir, PLAYS_FILE), row)
+
+
+def read_plays(run_dir: str) -> dict | None:
+  """The evaluation row that reached the target return, if one did."""
+  try:
+    with open(os.path.join(run_dir, PLAYS_FILE)) as f:
+      return json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None
+
+
+def plays_at(run_dir: str, target: float | None) -> dict | None:
+  """The recorded row if it reached `target` (a resume with a higher
+  target trains on); None when there is no target or no such row."""
+  row = read_plays(run_dir)
+  if target is None or row is None or row.get('mean', float('-inf')) < target:
+    return None
+  return row
 
 
 # The launcher's word to the evaluator that training stopped short of its

@@ -6,7 +6,9 @@ The SavedModel holds plain (unsharded) variables and two functions:
 `action(observations) -> int32 actions` (the default serving signature) and
 `q_values(observations) -> [B, num_actions]`. Observations are
 [B, frame_stack, *frame] as the actors see them (uint8 84x84 frames for
-Atari). It loads with `tf.saved_model.load` alone, without gorila_tf:
+Atari). The run's config is written beside it (gorila_config.json), so
+gorila-eval and gorila-play take it with --policy. It loads with
+`tf.saved_model.load` alone, without gorila_tf:
 
   policy = tf.saved_model.load('exported/pong_policy')
   actions = policy.action(observations)
@@ -35,39 +37,6 @@ def define_flags():
   flags.DEFINE_string('out', None, 'Directory to write the SavedModel to.')
 
 
-def make_policy_module(q_net):
-  """A tf.Module whose functions close over copies of the parameters."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from gorila_tf.agent import networks  # pylint: disable=g-import-not-at-top
-  spec = q_net.spec
-  signature = [tf.TensorSpec((None,) + tuple(spec.observation_shape),
-                             tf.as_dtype(spec.observation_dtype), 'observations')]
-
-  class GreedyPolicy(tf.Module):
-
-    def __init__(self):
-      super().__init__(name='greedy_policy')
-      self.params = [tf.Variable(p, trainable=False) for p in q_net.read()]
-      self.num_actions = tf.constant(spec.num_actions)
-
-    @tf.function(input_signature=signature)
-    def q_values(self, observations):
-      return networks.apply(spec, self.params, observations)
-
-    @tf.function(input_signature=signature)
-    def action(self, observations):
-      return tf.argmax(self.q_values(observations), axis=-1, output_type=tf.int32)
-
-  return GreedyPolicy()
-
-
-def export(q_net, out: str) -> None:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  policy = make_policy_module(q_net)
-  tf.saved_model.save(policy, out, signatures={'serving_default': policy.action,
-                                               'q_values': policy.q_values})
-
-
 def main(argv):
   del argv
   from gorila_tf.runtime import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
@@ -78,8 +47,9 @@ def main(argv):
   from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
   from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
+  from gorila_tf.runtime import policy  # pylint: disable=g-import-not-at-top
   q_net, updates, frames = evaluator.restore_online_network(checkpoint, config, info)
-  export(q_net, FLAGS.out)
+  policy.export(q_net, FLAGS.out, config)
   print(f'exported the greedy policy of {checkpoint} ({updates} updates, '
         f'{frames} frames) to {FLAGS.out}')
   return exit_codes.OK

@@ -2,6 +2,7 @@ r"""Watch an agent: play a checkpoint and write a GIF.
 
   python -m gorila_tf.tools.play --run_dir=runs/pong1 --episodes=2 --out=pong.gif
   python -m gorila_tf.tools.play --checkpoint=runs/pong1/checkpoints/ckpt-1200 --out=a.gif
+  python -m gorila_tf.tools.play --policy=runs/pong1/policy --out=pong.gif
 
 Atari GIFs show the game as it looks, the emulator's 210x160 colour screen
 (--view=screen, the default), or what the agent sees, the newest 84x84 gray
@@ -37,6 +38,8 @@ def define_flags():
   """Defines the command's flags, at run time: importing registers none."""
   flags.DEFINE_string('run_dir', None, 'Run directory (newest checkpoint).')
   flags.DEFINE_string('checkpoint', None, 'A checkpoint path (ckpt-N prefix).')
+  flags.DEFINE_string('policy', None, 'An exported policy (SavedModel directory '
+                      'of gorila-export, or a run\'s policy/).')
   flags.DEFINE_string('config', None, 'Preset, for a checkpoint without run dir.')
   flags.DEFINE_multi_string('set', [], 'Override, section.field=value (repeatable).')
   flags.DEFINE_integer('episodes', 1, 'Episodes to play.')
@@ -78,24 +81,40 @@ def play(q_net, config: config_lib.GorilaConfig, info, episodes: int,
   return pictures, returns
 
 
+def load_agent(run_dir, checkpoint, policy, preset, overrides):
+  """(Q-function, config, what it is) from the flags; raises ConfigError."""
+  from gorila_tf.runtime import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
+  if policy:
+    if run_dir or checkpoint or preset:
+      raise errors.ConfigError('--policy is played on its own: give it '
+                               'without --run_dir, --checkpoint or --config')
+    from gorila_tf.runtime import policy as policy_lib  # pylint: disable=g-import-not-at-top
+    q_values, config = policy_lib.load_policy(policy, overrides)
+    return q_values, config, f'policy {policy}'
+  checkpoint, config = run_dir_lib.resolve_checkpoint(
+      run_dir, checkpoint, preset, overrides)
+  from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
+  q_net, updates, _ = evaluator.restore_online_network(
+      checkpoint, config, environments.env_info(config.env))
+  return q_net, config, f'{updates} updates'
+
+
 def main(argv):
   del argv
-  from gorila_tf.runtime import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
-  checkpoint, config = run_dir_lib.resolve_checkpoint(
-      FLAGS.run_dir, FLAGS.checkpoint, FLAGS.config, FLAGS.set)
   if FLAGS.episodes < 1:
     raise errors.ConfigError(f'--episodes={FLAGS.episodes} is out of range; '
                              'allowed: >= 1')
+  q_net, config, what = load_agent(FLAGS.run_dir, FLAGS.checkpoint, FLAGS.policy,
+                                   FLAGS.config, FLAGS.set)
   from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
-  from gorila_tf.runtime import evaluator  # pylint: disable=g-import-not-at-top
   info = environments.env_info(config.env)
-  q_net, updates, _ = evaluator.restore_online_network(checkpoint, config, info)
   pictures, returns = play(q_net, config, info, FLAGS.episodes, FLAGS.max_frames,
                            view=FLAGS.view)
   with open(FLAGS.out, 'wb') as f:
     f.write(metrics.gif_bytes(pictures, FLAGS.fps))
-  print(f'{FLAGS.out}: {len(pictures)} frames, {len(returns)} episode(s) at '
-        f'{updates} updates, returns {", ".join(f"{r:g}" for r in returns)}')
+  print(f'{FLAGS.out}: {len(pictures)} frames, {len(returns)} episode(s) of '
+        f'{what}, returns {", ".join(f"{r:g}" for r in returns)}')
   return exit_codes.OK
 
 

@@ -3,17 +3,22 @@ r"""Learning curves and a results table from runs' own files.
   python -m gorila_tf.tools.plot --run_dirs=runs/pong1,runs/pong2 --out=plots/
 
 writes, for each game among the runs:
-  <out>/<game>_frames.png  evaluation score against training frames
-  <out>/<game>_wall.png    evaluation score against wall-clock hours
+  <out>/<game>_frames.png   evaluation score against training frames
+  <out>/<game>_updates.png  evaluation score against learner updates
+  <out>/<game>_wall.png     evaluation score against minutes of training
 with the published DQN and Gorila scores (no-op starts) as reference lines,
-and across all runs `<out>/results.csv` and `results.md` (each run's last
+other recipes' published points (reference.ANCHORS: when Tianshou's,
+RLlib's and CleanRL's DQNs reached their Pong scores) on each axis, and
+across all runs `<out>/results.csv` and `results.md` (each run's last
 evaluation, human-normalized, next to the paper's numbers), and with
-`--scores=-10,0,10,18` `<out>/time_to_score.md`: the frames and wall time at
-which each run's evaluation first reached each score.
+`--scores=-10,0,10,18` `<out>/time_to_score.md`: the frames, updates and
+minutes at which each run's evaluation first reached each score.
 
-Reads `eval.jsonl` (the evaluator's scores) and `progress.jsonl` (the chief's
-wall time per frame); a run without evaluations is plotted from its training
-returns, labelled as such.
+Reads `eval.jsonl` (the evaluator's scores; each row's `wall_time_s` is the
+seconds of training at which its checkpoint was written) and
+`progress.jsonl` (the chief's wall time per frame, for rows without it); a
+run without evaluations is plotted from its training returns, labelled as
+such.
 """
 
 from __future__ import annotations
@@ -43,36 +48,50 @@ def define_flags():
 
 
 def curve(run_dir: str) -> dict:
-  """A run's score curve: frames, wall hours, scores, and what they are."""
+  """A run's score curve: frames, updates, minutes of training, scores."""
   progress = metrics.read_progress(run_dir)
   evals = metrics.read_progress(run_dir, 'eval.jsonl')
   frames_axis = np.array([r['step'] for r in progress], float)
-  hours_axis = np.array([r.get('wall_time_s', 0.0) for r in progress]) / 3600
+  minutes_axis = np.array([r.get('wall_time_s', 0.0) for r in progress]) / 60
+  updates_axis = np.array([r.get('learners/updates', np.nan) for r in progress],
+                          float)
   if evals:
-    frames = np.array([r['step'] for r in evals], float)
+    rows = evals
     scores = np.array([r['eval/episodic_return'] for r in evals], float)
     kind = 'evaluation (no-op starts, ε=0.05)'
   else:
     rows = [r for r in progress if 'charts/episodic_return' in r]
-    frames = np.array([r['step'] for r in rows], float)
     scores = np.array([r['charts/episodic_return'] for r in rows], float)
     kind = 'training episodes (ε-greedy)'
-  hours = (np.interp(frames, frames_axis, hours_axis) if len(frames_axis)
-           else np.zeros_like(frames))
-  return {'frames': frames, 'hours': hours, 'scores': scores, 'kind': kind,
+  frames = np.array([r['step'] for r in rows], float)
+
+  def along(axis, key, scale=1.0):
+    """Each row's own value, else the chief's at that frame."""
+    read = (np.interp(frames, frames_axis, axis) if len(frames_axis)
+            else np.full_like(frames, np.nan))
+    own = np.array([r.get(key, np.nan) for r in rows], float) / scale
+    return np.where(np.isnan(own), read, own)
+
+  return {'frames': frames, 'scores': scores, 'kind': kind,
+          'minutes': along(minutes_axis, 'wall_time_s', 60.0),
+          'updates': along(updates_axis, 'updates'),
           'last_eval': evals[-1] if evals else None}
 
 
+AXES = (('frames', 'training frames', 'frames'),
+        ('updates', 'learner updates (batch 32 unless said)', 'updates'),
+        ('minutes', 'minutes of training', 'wall'))
+
+
 def plot_game(env_id: str, runs: dict[str, dict], out_dir: str) -> list[str]:
-  """The two PNGs of one game; returns their paths."""
+  """The three PNGs of one game; returns their paths."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   scores = reference.for_env_id(env_id)
   stem = env_id.removeprefix('ALE/').replace('/', '_')
   paths = []
-  for axis, label, name in (('frames', 'training frames', 'frames'),
-                            ('hours', 'wall-clock hours', 'wall')):
+  for axis, label, name in AXES:
     figure, ax = plt.subplots(figsize=(7, 4.5))
     for run_name, c in runs.items():
       ax.plot(c[axis], c['scores'], marker='o', markersize=3,
@@ -84,6 +103,11 @@ def plot_game(env_id: str, runs: dict[str, dict], out_dir: str) -> list[str]:
               markersize=3, alpha=0.6, label=label_)
       ax.set_xlim(0, max(max(c['frames'].max() if len(c['frames']) else 0
                              for c in runs.values()) * 1.05, 1e6))
+    for anchor in reference.anchors(env_id):
+      x = anchor.get(axis)
+      if x is not None:
+        ax.plot([x], [anchor['score']], marker='*', markersize=9,
+                linestyle='none', label=f'{anchor["label"]}')
     if scores is not None:
       ax.axhline(scores.dqn_nature_noop, color='gray', linestyle='--',
                  label=f'DQN (Mnih et al. 2015) {scores.dqn_nature_noop:g}')
@@ -105,14 +129,15 @@ def plot_game(env_id: str, runs: dict[str, dict], out_dir: str) -> list[str]:
 
 
 def time_to_scores(c: dict, targets: list[float]) -> list[dict]:
-  """Per target: the frames and wall hours of the first score >= it, or None."""
+  """Per target: the frames, updates and minutes of the first score >= it
+  (None where it was not reached)."""
   rows = []
   for target in targets:
     reached = np.flatnonzero(c['scores'] >= target)
     first = int(reached[0]) if len(reached) else None
-    rows.append({'score': target,
-                 'frames': None if first is None else float(c['frames'][first]),
-                 'hours': None if first is None else float(c['hours'][first])})
+    rows.append({'score': target, **{
+        key: None if first is None else float(c[key][first])
+        for key in ('frames', 'updates', 'minutes')}})
   return rows
 
 
@@ -123,7 +148,8 @@ def time_to_score_table(runs: dict[str, dict], targets: list[float]) -> str:
   for name, c in runs.items():
     cells = [('not reached (best %g)' % max(c['scores'], default=float('nan'))
               if r['frames'] is None else
-              f'{r["frames"] / 1e6:.2f}M frames, {r["hours"] * 60:.0f} min')
+              f'{r["frames"] / 1e6:.2f}M frames, {r["updates"] / 1e3:.0f}k '
+              f'updates, {r["minutes"]:.0f} min')
              for r in time_to_scores(c, targets)]
     lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'

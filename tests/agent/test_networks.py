@@ -99,3 +99,27 @@ def test_a_bfloat16_read_is_the_float32_parameters_rounded_to_bfloat16():
     np.testing.assert_array_equal(
         h.numpy(), tf.cast(tf.cast(p, tf.bfloat16), tf.float32).numpy())
     assert np.max(np.abs(h.numpy() - p.numpy())) <= np.max(np.abs(p.numpy())) / 128
+
+
+def test_bfloat16_compute_keeps_float32_parameters_q_values_and_gradients():
+  # The same parameters computed in bfloat16: Q within bfloat16's rounding
+  # (8 bits of mantissa, ~0.4 % per op) of float32's, and the gradients
+  # come back float32 through the casts, for the float32 optimizer.
+  config = config_lib.NetworkConfig(kind='nature_cnn')
+  spec32 = networks.make_spec(config, PONG)
+  spec16 = networks.make_spec(config_lib.NetworkConfig(
+      kind='nature_cnn', compute_dtype='bfloat16'), PONG)
+  params = [tf.constant(v) for v in networks.initial_values(spec32, 0)]
+  frames = tf.constant(np.random.default_rng(0).integers(
+      0, 256, (8, 4, 84, 84)), tf.uint8)
+  q32 = networks.apply(spec32, params, frames)
+  with tf.GradientTape() as tape:
+    tape.watch(params)
+    q16 = networks.apply(spec16, params, frames)
+    loss = tf.reduce_sum(q16)
+  gradients = tape.gradient(loss, params)
+  assert q16.dtype == tf.float32
+  assert all(g.dtype == tf.float32 for g in gradients)
+  spread = float(tf.reduce_max(q32) - tf.reduce_min(q32))
+  np.testing.assert_allclose(q16, q32, atol=0.05 * spread)
+  assert not np.allclose(q16, q32, rtol=0, atol=1e-7)  # it did compute in bf16

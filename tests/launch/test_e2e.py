@@ -18,6 +18,7 @@ import tensorflow as tf
 from gorila_tf import exit_codes
 from gorila_tf.launch import isolation
 from gorila_tf.runtime import metrics
+from gorila_tf.runtime import run_dir as run_dir_lib
 from tests.conftest import REPO, run_module
 
 
@@ -97,6 +98,66 @@ def test_a_run_stopped_by_max_wall_s_has_its_last_checkpoint_evaluated(run_dir):
   with open(os.path.join(run_dir, 'logs', 'evaluator.log')) as f:
     assert 'without the CPU budget' in f.read()
   assert not os.path.exists(os.path.join(run_dir, 'DONE'))  # it can go on
+
+
+def test_a_run_stops_when_its_agent_plays_and_leaves_a_policy(run_dir):
+  # run.stop_at_eval_return: the first evaluation at the target ends
+  # training (done, exit 0) long before the frame budget; that checkpoint's
+  # greedy policy is a SavedModel in the run directory, and the launcher's
+  # last line says the score, the time it took and how to watch it.
+  proc = run_module('gorila_tf.launch.local', '--config=cartpole',
+                    f'--run_dir={run_dir}', '--evaluator', '--max_wall_s=400',
+                    '--set=run.stop_at_eval_return=100',
+                    '--set=run.max_frames=1000000',
+                    '--set=run.checkpoint_every_s=10', '--set=eval.every_s=5',
+                    '--set=eval.quick_episodes=5',
+                    # the winner is still on disk when the test reads it
+                    '--set=run.keep_checkpoints=50',
+                    '--progress=off', timeout=500)
+  assert proc.returncode == 0, proc.stdout[-5000:]
+  assert 'Traceback' not in proc.stdout
+  evals = metrics.read_progress(run_dir, 'eval.jsonl')
+  winner = run_dir_lib.read_plays(run_dir)
+  assert winner['mean'] >= 100 and evals[-1]['updates'] == winner['updates']
+  # Periodic evaluations play the 5 quick episodes; the one that stops the
+  # run plays the protocol's 10, on the checkpoint a quick one found >= 100.
+  assert winner['episodes'] == evals[-1]['episodes'] == 10
+  # A quick score >= 100 is always followed by the full evaluation of the
+  # same checkpoint, and only a full one at 100 stopped the run.
+  for before, row in zip(evals, evals[1:]):
+    quick_pass = before['episodes'] == 5 and before['eval/episodic_return'] >= 100
+    confirming = row['episodes'] == 10
+    assert quick_pass == confirming, evals
+    if confirming:
+      assert row['updates'] == before['updates'], evals
+  assert all(r['eval/episodic_return'] < 100 for r in evals[:-1]
+             if r['episodes'] == 10)
+  # Every row says when its checkpoint was written, in seconds of training.
+  times = [r['wall_time_s'] for r in evals]
+  assert times == sorted(times) and 0 < times[-1] < 400
+  closing = [line for line in proc.stdout.splitlines() if 'the agent plays' in line]
+  assert closing and closing[-1].startswith('[launcher] the agent plays: '
+                                            f'evaluation {winner["mean"]:+.1f}')
+  assert f'gorila-play --policy={run_dir}/policy' in closing[-1]
+  assert f'{winner["wall_time_s"] / 60:.1f} min of training' in closing[-1]
+  assert os.path.exists(os.path.join(run_dir, 'DONE'))
+  assert checkpoint_counters(run_dir)['frames'] < 1_000_000
+  # The exported policy is that checkpoint's network: the same Q-values.
+  policy = tf.saved_model.load(os.path.join(run_dir, 'policy'))
+  observations = np.random.default_rng(0).normal(size=(8, 1, 4)).astype(np.float32)
+  reader = tf.train.load_checkpoint(winner['checkpoint'])
+  kernel = reader.get_tensor('q_network/params/0/.ATTRIBUTES/VARIABLE_VALUE')
+  assert np.allclose(policy.params[0].numpy(), kernel)
+  assert policy.q_values(observations).shape == (8, 2)
+  # The same command again: the agent already plays, nothing is trained.
+  before = checkpoint_counters(run_dir)
+  again = run_module('gorila_tf.launch.local', '--config=cartpole',
+                     f'--run_dir={run_dir}', '--evaluator',
+                     '--set=run.stop_at_eval_return=100', '--progress=off',
+                     timeout=300)
+  assert again.returncode == 0, again.stdout[-3000:]
+  assert 'already scored run.stop_at_eval_return=100' in again.stdout
+  assert checkpoint_counters(run_dir) == before
 
 
 def test_stale_gradients_of_a_delayed_worker_are_discarded_and_training_goes_on(

@@ -15,12 +15,17 @@ RECORD = {'step': 50_000, 'charts/frames': 50_000.0,
 
 
 def test_line_has_counts_speeds_returns_and_eta():
-  line = progress.format_line(RECORD, {'eval/episodic_return': -20.5},
+  line = progress.format_line(RECORD, {'eval/episodic_return': -20.5,
+                                       'step': 40_000},
                               max_frames=200_000, elapsed_s=3725)
-  # 150,000 frames to go at 250 frames/s: 600 s.
+  # 150,000 frames to go at 250 frames/s: 600 s. The evaluation says the
+  # frames of its checkpoint (it stays on the line until the next one).
   assert line == ('frames 50,000/200,000 (25%) | updates 3,125 | 250 fps | '
-                  '15.6 ups | return -19.2 | eval -20.5 | elapsed 1:02:05 | '
+                  '15.6 ups | return -19.2 | eval -20.5 @40k | elapsed 1:02:05 | '
                   'ETA 0:10:00')
+  later = progress.format_line(RECORD, {'eval/episodic_return': 18.25,
+                                        'step': 2_712_000}, 200_000, 0)
+  assert '| eval 18.2 @2.71M |' in later
 
 
 def test_eta_uses_the_average_rate_when_there_is_one():

@@ -47,7 +47,7 @@ def test_play_writes_an_animated_gif(cartpole_run, tmp_path):
   proc = run_module('gorila_tf.tools.play', f'--run_dir={run_dir}', '--episodes=2',
                     f'--out={out}', timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert '2 episode(s) at 77 updates' in proc.stdout
+  assert '2 episode(s) of 77 updates' in proc.stdout
   image = Image.open(out)
   assert image.format == 'GIF' and image.n_frames > 10
 
@@ -89,7 +89,7 @@ def test_play_records_the_game_in_colour_unless_asked_for_the_agents_view(
   proc = run_module('gorila_tf.tools.play', *args,
                     *([f'--view={view}'] if view else []), timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert '1 episode(s) at 5 updates' in proc.stdout
+  assert '1 episode(s) of 5 updates' in proc.stdout
   frames = gif_frames(out)
   assert len(frames) > 40 and frames[0].shape == size + (3,)
   channels_differ = any((f[..., 0] != f[..., 1]).any() and
@@ -130,13 +130,43 @@ def test_exported_policy_loads_and_acts_without_gorila_tf(cartpole_run, tmp_path
 
 
 @pytest.mark.e2e
+def test_an_exported_policy_is_scored_and_played_by_its_own_game(cartpole_run,
+                                                                 tmp_path):
+  # The SavedModel carries its run's config: gorila-eval and gorila-play
+  # need nothing else to score it with the protocol and to watch it.
+  run_dir, _ = cartpole_run
+  out = tmp_path / 'policy'
+  assert run_module('gorila_tf.tools.export', f'--run_dir={run_dir}',
+                    f'--out={out}', timeout=300).returncode == 0
+  scored = run_module('gorila_tf.tools.evaluate', f'--policy={out}',
+                      '--set=eval.episodes=3', '--set=eval.parallel_envs=3',
+                      timeout=300)
+  assert scored.returncode == 0, scored.stderr[-2000:]
+  row = json.loads(scored.stdout.strip().splitlines()[-1])
+  assert row['env_id'] == 'CartPole-v1' and row['episodes'] == 3
+  assert row['mean'] >= 8  # a CartPole episode lasts at least 8 steps
+  gif = tmp_path / 'p.gif'
+  played = run_module('gorila_tf.tools.play', f'--policy={out}', f'--out={gif}',
+                      timeout=300)
+  assert played.returncode == 0, played.stderr[-2000:]
+  assert f'1 episode(s) of policy {out}' in played.stdout
+  # Not a policy: one line that says what to give.
+  refused = run_module('gorila_tf.tools.evaluate', f'--policy={run_dir}',
+                       timeout=300)
+  assert refused.returncode == 2
+  assert 'is not a SavedModel directory' in refused.stderr
+  assert 'Traceback' not in refused.stderr
+
+
+@pytest.mark.e2e
 def test_plot_writes_curves_and_a_results_table(cartpole_run, tmp_path):
   run_dir, _ = cartpole_run
   proc = run_module('gorila_tf.tools.plot', f'--run_dirs={run_dir}', f'--out={tmp_path}',
                     '--scores=50,1000', timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert 'not reached (best 90)' in (tmp_path / 'time_to_score.md').read_text()
-  for name in ('CartPole-v1_frames.png', 'CartPole-v1_wall.png'):
+  for name in ('CartPole-v1_frames.png', 'CartPole-v1_updates.png',
+               'CartPole-v1_wall.png'):
     image = Image.open(tmp_path / name)
     assert image.format == 'PNG' and image.size[0] > 300
   table = (tmp_path / 'results.md').read_text()
@@ -145,13 +175,32 @@ def test_plot_writes_curves_and_a_results_table(cartpole_run, tmp_path):
 
 def test_time_to_score_is_the_first_evaluation_at_or_above_each_score():
   from gorila_tf.tools import plot  # pylint: disable=g-import-not-at-top
-  c = {'frames': np.array([1e5, 2e5, 3e5, 4e5]), 'hours': np.array([.1, .2, .3, .4]),
+  c = {'frames': np.array([1e5, 2e5, 3e5, 4e5]),
+       'updates': np.array([2e3, 4e3, 6e3, 8e3]),
+       'minutes': np.array([6.0, 12.0, 18.0, 24.0]),
        'scores': np.array([-21.0, -9.0, -12.0, 1.0])}
   rows = plot.time_to_scores(c, [-10, 0, 18])
-  assert [(r['frames'], r['hours']) for r in rows] == [(2e5, .2), (4e5, .4), (None, None)]
+  assert [(r['frames'], r['updates'], r['minutes']) for r in rows] == [
+      (2e5, 4e3, 12.0), (4e5, 8e3, 24.0), (None, None, None)]
   table = plot.time_to_score_table({'pong': c}, [-10, 18])
-  assert table.splitlines()[2] == ('| pong | 0.20M frames, 12 min | '
+  assert table.splitlines()[2] == ('| pong | 0.20M frames, 4k updates, 12 min | '
                                    'not reached (best 1) |')
+
+
+def test_an_evaluation_row_s_own_wall_time_and_updates_are_its_axes(tmp_path):
+  # Rows with wall_time_s / updates use them; a row without them is placed
+  # by the chief's progress at its frames.
+  from gorila_tf.tools import plot  # pylint: disable=g-import-not-at-top
+  (tmp_path / 'progress.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in (
+      {'step': 0, 'wall_time_s': 0.0, 'learners/updates': 0},
+      {'step': 1000, 'wall_time_s': 600.0, 'learners/updates': 100})))
+  (tmp_path / 'eval.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in (
+      {'step': 500, 'eval/episodic_return': 1.0},
+      {'step': 1000, 'eval/episodic_return': 2.0, 'wall_time_s': 590.0,
+       'updates': 99})))
+  c = plot.curve(str(tmp_path))
+  assert c['minutes'].tolist() == [5.0, 590.0 / 60]
+  assert c['updates'].tolist() == [50.0, 99.0]
 
 
 @pytest.mark.e2e
