@@ -1,5 +1,6 @@
 # gorila_tf: the two commands a fresh machine needs.
-#   make run    start a local Gorila cluster training Pong (Ctrl-C stops it)
+#   make run    a local Gorila cluster trains Pong until its agent plays (+18;
+#               Ctrl-C stops it); make run CONFIG=pong: the paper's settings
 #   make test   run the test suite (make test-fast: the unit tests, a few minutes)
 # Both create .venv and install the pinned stack (requirements.lock) on first use.
 #
@@ -12,7 +13,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-CONFIG ?= pong
+CONFIG ?= pong_fast
 ARGS ?=
 
 PYTHON_NEEDED := 3.11

@@ -20,8 +20,13 @@ then lets the run reach its frame budget. The faults:
                      and start the same command again
   cut_link           (emulated hosts) take a worker host's link down 5-60 s
 
-Invariants, sampled every 2 s and checked at the end (a table and JSON):
+Every fault records what it hit (a pid, a file, a link); a task being
+restarted after an earlier fault is waited for, up to 30 s. Invariants,
+sampled every 2 s and checked at the end (a table and JSON):
   budget      the last launch reaches the frame budget and exits 0
+  injected    every scheduled fault hit its target (a fault that found no
+              process, checkpoint, writer or link is a violation)
+  disk_full   the run stopped on each full disk
   counters    updates and frames never go backwards, except to a checkpoint
               the chief resumed from; a ps or chief fault loses at most
               1.5 checkpoint intervals of updates (2.5 for a corrupt one)
@@ -89,6 +94,13 @@ def fill_disk(directory: str) -> str:
     except OSError:
       pass
   return filler
+
+
+TARGET_WAIT_S = 30.0  # how long a fault waits for its target to be there
+
+
+class NotInjected(Exception):
+  """A scheduled fault found nothing to hit (its message says why)."""
 
 
 @dataclasses.dataclass
@@ -197,7 +209,7 @@ class Chaos:
                frames: int, disk: Optional[str], hosts: bool):
     self.run_dir = run_dir
     self.console: list[str] = []
-    self._disk = disk
+    self.disk = disk
     flags = ['--progress=off', '--max_restarts=20', '--evaluator']
     if hosts:
       flags.append('--hosts=emulated')
@@ -206,8 +218,9 @@ class Chaos:
         *flags)
     self.launches: list[Launch] = []
     self.samples: list[dict] = []
-    self.violations: list[str] = []
-    self.done: list[dict] = []
+    self.violations: list[str] = []  # the run's, seen while injecting
+    self.not_injected: list[str] = []  # scheduled faults that hit nothing
+    self.done: list[dict] = []  # each fault: what it hit, or that it did not
     self._stop = threading.Event()
 
   def start(self) -> Launch:
@@ -237,68 +250,122 @@ class Chaos:
                            'frames': last.get('charts/frames')})
 
   def inject(self, fault: Fault) -> None:
-    getattr(self, f'_{fault.kind}')(fault)
-    self.done.append({**dataclasses.asdict(fault), 'when': time.monotonic()})
+    """Injects `fault` and records what it hit; one that found nothing to
+    hit is recorded as not injected, a violation of its own."""
+    try:
+      hit = getattr(self, f'_{fault.kind}')(fault)
+    except NotInjected as e:
+      hit = None
+      self.not_injected.append(f'{fault.kind} {fault.target} at '
+                               f'{fault.at_s:.0f} s: not injected ({e})'.replace(
+                                   '  ', ' '))
+    self.done.append({**dataclasses.asdict(fault), 'when': time.monotonic(),
+                      'injected': hit is not None, 'hit': hit})
 
-  def _kill(self, fault: Fault) -> None:
-    pid = self.launch.pids.get(fault.target)
-    if pid:
-      _signal(pid, signal.SIGKILL)
+  def _live_pid(self, role: str) -> int:
+    """The pid of `role`'s live process: a task being restarted after an
+    earlier fault is waited for (the launcher restarts it within seconds),
+    up to TARGET_WAIT_S."""
+    wait_s = TARGET_WAIT_S
+    deadline = time.monotonic() + wait_s
+    while True:
+      pid = self.launch.pids.get(role)
+      if pid and _alive(pid):
+        return pid
+      if time.monotonic() > deadline:
+        raise NotInjected(f'no live {role} process in {wait_s:.0f} s')
+      time.sleep(0.5)
 
-  def _pause_bundle(self, fault: Fault) -> None:
-    pid = self.launch.pids.get(fault.target)
-    if pid:
-      _signal(pid, signal.SIGSTOP)
-      threading.Timer(fault.duration_s, _signal, (pid, signal.SIGCONT)).start()
+  def _kill(self, fault: Fault) -> str:
+    pid = self._live_pid(fault.target)
+    _signal(pid, signal.SIGKILL)
+    return f'SIGKILL {fault.target} pid {pid}'
 
-  def _kill_writer(self, fault: Fault) -> None:
+  def _pause_bundle(self, fault: Fault) -> str:
+    pid = self._live_pid(fault.target)
+    _signal(pid, signal.SIGSTOP)
+    threading.Timer(fault.duration_s, _signal, (pid, signal.SIGCONT)).start()
+    return f'SIGSTOP {fault.target} pid {pid} for {fault.duration_s:.0f} s'
+
+  def _kill_writer(self, fault: Fault) -> str:
     """The chief's checkpoint writer: its child started by multiprocessing."""
-    for child in children(self.launch.pids.get('chief', 0)):
-      if 'spawn_main' in _cmdline(child):
-        _signal(child, signal.SIGKILL)
-
-  def _restart_launcher(self, fault: Fault) -> None:
     del fault
+    deadline = time.monotonic() + TARGET_WAIT_S
+    while True:
+      chief = self._live_pid('chief')
+      writers = [c for c in children(chief) if 'spawn_main' in _cmdline(c)]
+      if writers:
+        _signal(writers[0], signal.SIGKILL)
+        return f'SIGKILL checkpoint writer pid {writers[0]} (chief {chief})'
+      if time.monotonic() > deadline:
+        raise NotInjected(f'the chief (pid {chief}) has no checkpoint writer')
+      time.sleep(0.5)
+
+  def _restart_launcher(self, fault: Fault) -> str:
+    del fault
+    pid = self.launch.proc.pid
+    if self.launch.proc.poll() is not None:
+      raise NotInjected(f'the launcher (pid {pid}) had already exited')
     self.launch.proc.kill()
     self.launch.proc.wait()
     time.sleep(2)  # its tasks die with it (PR_SET_PDEATHSIG)
     self.start()
+    return f'SIGKILL launcher pid {pid}; started again (pid {self.launch.proc.pid})'
 
-  def _corrupt_checkpoint(self, fault: Fault) -> None:
+  def _corrupt_checkpoint(self, fault: Fault) -> str:
     newest = sorted(glob.glob(os.path.join(self.run_dir, 'checkpoints',
                                            'ckpt-*.data-*')),
                     key=os.path.getmtime)
-    if newest:
-      with open(newest[-1], 'r+b') as f:
-        f.truncate(16)
-    self._kill(Fault(fault.at_s, 'kill', 'chief'))
+    if not newest:
+      raise NotInjected('no checkpoint to corrupt')
+    with open(newest[-1], 'r+b') as f:
+      f.truncate(16)
+    killed = self._kill(Fault(fault.at_s, 'kill', 'chief'))
+    return f'truncated {os.path.basename(newest[-1])}; {killed}'
 
-  def _disk_full(self, fault: Fault) -> None:
+  def _disk_full(self, fault: Fault) -> str:
     del fault
-    if self._disk is None:
-      return
-    filler = fill_disk(self._disk)
+    if self.disk is None:
+      raise NotInjected('the run directory is not on a disk of its own')
+    filler = fill_disk(self.disk)
     try:
       self.launch.proc.wait(timeout=180)  # stops: exit 2, one line
+      stopped = True
     except subprocess.TimeoutExpired:
+      stopped = False
       self.violations.append('disk_full: the run did not stop on a full disk')
     os.remove(filler)
     self.start()  # as a person would, once there is space
+    return (f'filled {self.disk}; the run '
+            f'{"stopped" if stopped else "did NOT stop"}; freed and started again')
 
-  def _cut_link(self, fault: Fault) -> None:
+  def _cut_link(self, fault: Fault) -> str:
     path = os.path.join(self.run_dir, 'logs', 'hosts.json')
     if not os.path.exists(path):
-      return
+      raise NotInjected('no emulated hosts (logs/hosts.json)')
     with open(path) as f:
       hosts = json.load(f)
     link = hosts['hosts'][fault.target]['fabric_link']
     fabric = hosts['fabric_netns']
-    subprocess.run(['ip', '-n', fabric, 'link', 'set', link, 'down'], check=False)
+    done = subprocess.run(['ip', '-n', fabric, 'link', 'set', link, 'down'],
+                          check=False, capture_output=True, text=True)
+    if done.returncode:
+      raise NotInjected(f'ip link set {link} down: {done.stderr.strip()}')
     threading.Timer(fault.duration_s, subprocess.run, (
         ['ip', '-n', fabric, 'link', 'set', link, 'up'],), {'check': False}).start()
+    return f'link {link} of {fault.target} down for {fault.duration_s:.0f} s'
 
   def stop_sampling(self) -> None:
     self._stop.set()
+
+
+def _alive(pid: int) -> bool:
+  """Whether `pid` is a process that has not exited (zombies count as gone)."""
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except (OSError, IndexError):
+    return False
 
 
 def _signal(pid: int, signum: int) -> None:
@@ -319,6 +386,13 @@ def check(chaos: Chaos, status: int, checkpoint_every_s: float,
                  'examples': bad[:3]})
 
   row('budget', 1, [] if status == 0 else [f'last launch exited {status}'])
+  injected = sum(1 for d in chaos.done if d['injected'])
+  row('injected', len(chaos.done), chaos.not_injected,
+      f'{injected} of {len(chaos.done)} scheduled faults hit their target')
+  stops = sum(1 for d in chaos.done if d['kind'] == 'disk_full')
+  row('disk_full', stops, chaos.violations,
+      f'{stops} full disks; the run stopped on each' if not chaos.violations
+      else '')
   resumes = sorted(u for launch_ in chaos.launches for _, u in launch_.resumes)
   updates = [(s['t'], s['updates']) for s in chaos.samples if s['updates'] is not None]
   rate = _rate(updates)
@@ -447,7 +521,10 @@ def measure(config_name: str, overrides, seed: int, minutes: float,
                config.env.id)
   result = {'seed': seed, 'minutes': minutes, 'every_s': list(every_s),
             'frames': frames, 'faults': [dataclasses.asdict(f) for f in faults],
-            'faults_by_kind': _count(f.kind for f in faults),
+            'history': [{**d, 'when': d['when'] - start} for d in chaos.done],
+            'scheduled_by_kind': _count(f.kind for f in faults),
+            'faults_by_kind': _count(d['kind'] for d in chaos.done
+                                     if d['injected']),
             'launches': len(chaos.launches), 'wall_s': time.monotonic() - start,
             'invariants': rows, 'violations': sum(r['violations'] for r in rows),
             'eval_return': eval_return, 'eval_returns': eval_returns,

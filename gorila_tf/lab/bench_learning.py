@@ -111,7 +111,8 @@ def run_seed(config_name: str, overrides: Sequence[str], seed: int,
   command = launch.local_command(
       config_name, run_dir,
       [*overrides, f'run.seed={seed}', f'run.max_frames={frames}'],
-      f'--max_wall_s={wall}', '--progress=off')
+      # Judged from its checkpoints, not by an evaluator (pong_fast has one).
+      f'--max_wall_s={wall}', '--progress=off', '--noevaluator')
   with open(os.path.join(os.path.dirname(run_dir),
                          os.path.basename(run_dir) + '.console'), 'w') as log:
     return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode

@@ -14,7 +14,9 @@ the cluster manager); the chief decides when training is over.
 A bundle writes into the run directory only its replay checkpoints, and only
 when the chief asks its Reverb server for one: the chief holds the run
 directory's lease (lease.py) whenever it asks, so a bundle of a refused
-second launch writes nothing there.
+second launch writes nothing there. At its start it may rename its own
+replay checkpoint directory, when that cannot be read (Reverb's server
+would fail at every start: checkpointing.set_aside_unreadable_replay).
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ def start_replay_server(task: cluster_lib.Task, builder: builder_lib.DQNBuilder,
   if run_dir:
     checkpointing.check_compatible(run_dir, checkpointing.model_signature(
         builder.config, builder.info, task.num_ps))
+  set_aside = checkpointing.set_aside_unreadable_replay(run_dir, task.index)
+  if set_aside:
+    logging.warning('%s', set_aside)
   _, port = cluster_lib.split_address(address)
   return reverb.Server(tables=[builder.make_replay_table()], port=port,
                        checkpointer=checkpointing.replay_checkpointer(

@@ -11,7 +11,10 @@
   a run with a different one is refused with the differences named.
 * Replay: each bundle's Reverb server checkpoints its table under
   `<run_dir>/replay/bundle_<i>/` when the chief checkpoints, and loads the
-  newest one when it starts.
+  newest one when it starts. One that cannot be read (a garbled or
+  truncated file) would make Reverb's server fail at every start, so it is
+  read through first; an unreadable one is moved aside, untouched, and the
+  bundle starts with an empty replay, saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from typing import Any, Optional
 
 import numpy as np
@@ -134,6 +138,77 @@ def all_finite(arrays) -> bool:
 
 def replay_checkpoint_dir(run_dir: str, bundle: int) -> str:
   return os.path.join(run_dir, REPLAY_DIR, f'bundle_{bundle}')
+
+
+REPLAY_FILES = ('tables.tfrecord', 'chunks.tfrecord', 'items.tfrecord')
+
+
+def newest_replay_checkpoint(directory: str) -> Optional[str]:
+  """The checkpoint Reverb loads from `directory`: its newest complete one
+  (a timestamped subdirectory holding DONE), or None."""
+  if not os.path.isdir(directory):
+    return None
+  done = sorted(name for name in os.listdir(directory)
+                if os.path.exists(os.path.join(directory, name, 'DONE')))
+  return os.path.join(directory, done[-1]) if done else None
+
+
+def _zlib_problem(path: str) -> Optional[str]:
+  """Why `path` is not one whole ZLIB stream, or None. (TensorFlow's
+  reader takes a stream cut short, even to nothing, for fewer records;
+  Reverb's refuses it.)"""
+  stream = zlib.decompressobj()
+  try:
+    with open(path, 'rb') as f:
+      while block := f.read(1 << 20):
+        while block:  # what one call leaves unread, in bounded pieces
+          stream.decompress(block, 1 << 24)
+          block = stream.unconsumed_tail
+  except zlib.error as e:
+    return f'not a ZLIB stream ({e})'
+  return None if stream.eof else 'cut short'
+
+
+def replay_checkpoint_problem(checkpoint: str) -> Optional[str]:
+  """Why Reverb could not load `checkpoint`, or None when each of its files
+  is one whole ZLIB stream (as Reverb writes them) whose records all pass
+  their checksums."""
+  for name in REPLAY_FILES:
+    path = os.path.join(checkpoint, name)
+    if not os.path.exists(path):
+      return f'{name} is missing'
+    problem = _zlib_problem(path)
+    if problem:
+      return f'{name} cannot be read ({problem})'
+    try:
+      records = sum(1 for _ in tf.data.TFRecordDataset(path, 'ZLIB'))
+    except tf.errors.OpError as e:
+      return f'{name} cannot be read ({e.message.splitlines()[0][:120]})'
+    if name == 'tables.tfrecord' and records == 0:
+      return f'{name} holds no table'
+  return None
+
+
+def set_aside_unreadable_replay(run_dir: Optional[str], bundle: int) -> Optional[str]:
+  """Moves bundle `bundle`'s replay checkpoint aside if it cannot be read,
+  so that its server starts (empty) instead of failing at every restart.
+
+  Returns the line that says what was done, or None when there was nothing
+  to do. The files are kept, renamed, for whoever wants to look at them.
+  """
+  if not run_dir:
+    return None
+  directory = replay_checkpoint_dir(run_dir, bundle)
+  checkpoint = newest_replay_checkpoint(directory)
+  problem = checkpoint and replay_checkpoint_problem(checkpoint)
+  if not problem:
+    return None
+  aside = f'{directory}.unreadable-{time.strftime("%Y%m%d-%H%M%S")}'
+  os.rename(directory, aside)
+  return (f'bundle {bundle}: the replay checkpoint {checkpoint} cannot be '
+          f'loaded: {problem}; moved, as it was, to {aside}; this bundle starts '
+          'with an empty replay (its learner waits for replay.min_size '
+          'transitions again); the model checkpoints are not affected')
 
 
 def replay_checkpointer(run_dir: Optional[str], bundle: int):

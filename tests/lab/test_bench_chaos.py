@@ -28,10 +28,12 @@ def test_the_same_seed_replays_the_same_faults():
 class Planted(bench_chaos.Chaos):
   """A chaos run's record, planted: no cluster."""
 
-  def __init__(self, run_dir, samples, resumes=(), console=()):
+  def __init__(self, run_dir, samples, resumes=(), console=(), pids=None):
     self.run_dir, self.samples, self.console = run_dir, samples, list(console)
-    launch = type('L', (), {'resumes': list(resumes)})()
+    launch = type('L', (), {'resumes': list(resumes), 'pids': pids or {}})()
     self.launches = [launch]
+    self.done, self.not_injected, self.violations = [], [], []
+    self.disk = None
 
 
 def sample(t, updates, chiefs=1, lease=10, pids=(10,)):
@@ -72,6 +74,66 @@ def test_a_traceback_on_the_console_and_a_failed_budget_are_violations(tmp_path)
   assert rows['learning']['violations'] == 1  # 99 < 100
 
 
+def test_a_fault_that_finds_nothing_to_hit_is_a_violation(tmp_path, monkeypatch):
+  # The harness once recorded every scheduled fault as done: a kill whose
+  # task had no pid, a link cut without emulated hosts, a corrupt checkpoint
+  # with none on disk did nothing and said nothing.
+  monkeypatch.setattr(bench_chaos, 'TARGET_WAIT_S', 0.2)
+  chaos = Planted(str(tmp_path), [sample(0, 0)], pids={'worker0': 2 ** 22 + 7})
+  for fault in (bench_chaos.Fault(60, 'kill', 'worker0'),  # that pid is gone
+                bench_chaos.Fault(70, 'kill', 'ps1'),  # no pid at all
+                bench_chaos.Fault(80, 'cut_link', 'worker1', 5.0),
+                bench_chaos.Fault(90, 'corrupt_checkpoint')):
+    chaos.inject(fault)
+  assert [d['injected'] for d in chaos.done] == [False] * 4
+  rows = by_name(bench_chaos.check(chaos, 0, 20.0, 200.0, 'CartPole-v1'))
+  assert rows['injected']['violations'] == 4
+  assert 'kill worker0 at 60 s: not injected (no live worker0 process' in (
+      rows['injected']['examples'][0])
+  assert 'cut_link worker1 at 80 s: not injected (no emulated hosts' in (
+      rows['injected']['examples'][2])
+
+
+def test_a_live_target_is_hit_and_said(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+  chaos = Planted(str(tmp_path), [sample(0, 0)], pids={'worker1': sleeper.pid})
+  chaos.inject(bench_chaos.Fault(60, 'kill', 'worker1'))
+  assert sleeper.wait(timeout=10) == -9
+  assert chaos.done[0]['injected']
+  assert chaos.done[0]['hit'] == f'SIGKILL worker1 pid {sleeper.pid}'
+  rows = by_name(bench_chaos.check(chaos, 0, 20.0, 200.0, 'CartPole-v1'))
+  assert rows['injected']['violations'] == 0
+
+
+def test_a_run_that_ignores_a_full_disk_is_a_violation(tmp_path, monkeypatch):
+  # Planted: the filler is a small file, and the launcher never stops.
+  import subprocess  # pylint: disable=g-import-not-at-top
+
+  class NeverStops:
+    pid = 1
+
+    def wait(self, timeout=None):
+      raise subprocess.TimeoutExpired('launcher', timeout)
+
+  def small_filler(directory):
+    path = os.path.join(directory, 'filler')
+    with open(path, 'wb') as f:
+      f.write(b'\0' * 1024)
+    return path
+
+  monkeypatch.setattr(bench_chaos, 'fill_disk', small_filler)
+  chaos = Planted(str(tmp_path), [sample(0, 0)])
+  chaos.launches[0].proc = NeverStops()
+  chaos.disk = str(tmp_path)
+  monkeypatch.setattr(chaos, 'start', lambda: None)
+  chaos.inject(bench_chaos.Fault(60, 'disk_full'))
+  rows = by_name(bench_chaos.check(chaos, 0, 20.0, 200.0, 'CartPole-v1'))
+  assert rows['disk_full']['violations'] == 1
+  assert 'did not stop on a full disk' in rows['disk_full']['examples'][0]
+
+
 @pytest.mark.e2e
 def test_a_short_chaos_run_keeps_every_invariant(tmp_path):
   out = tmp_path / 'chaos.json'
@@ -80,6 +142,8 @@ def test_a_short_chaos_run_keeps_every_invariant(tmp_path):
                     '--chaos_frames=60000', f'--out={out}', timeout=1500)
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(out.read_text())['chaos']
-  assert len(result['faults']) >= 5
+  # Counted from what was hit, not from the schedule.
+  assert sum(result['faults_by_kind'].values()) == len(result['history']) >= 5
+  assert all(h['injected'] and h['hit'] for h in result['history'])
   assert result['violations'] == 0, bench_chaos.table(result)
   assert 'chaos run: seed 2' in proc.stdout

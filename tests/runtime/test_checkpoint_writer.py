@@ -94,3 +94,71 @@ def test_a_killed_writer_is_started_again_and_the_checkpoint_written(tmp_path):
   assert first.endswith('ckpt-1') and second.endswith('ckpt-2')
   assert writer.restarts == 1
   assert tf.train.latest_checkpoint(str(tmp_path)) == second
+
+
+def _replay_checkpoint(run_dir, bundle=0, items=40):
+  """A real Reverb checkpoint of a small table under run_dir's replay/."""
+  import reverb  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import checkpointing  # pylint: disable=g-import-not-at-top
+  table = lambda: reverb.Table('t', reverb.selectors.Uniform(),
+                               reverb.selectors.Fifo(), 1000,
+                               reverb.rate_limiters.MinSize(1))
+  server = reverb.Server([table()], checkpointer=checkpointing.replay_checkpointer(
+      run_dir, bundle))
+  client = reverb.Client(f'localhost:{server.port}')
+  for i in range(items):
+    client.insert([np.full(64, i, np.int32)], {'t': 1.0})
+  client.checkpoint()
+  server.stop()
+  return table
+
+
+def test_an_unreadable_replay_checkpoint_is_set_aside_and_the_bundle_starts_empty(
+    tmp_path):
+  # Reverb's server fails at every start on a garbled checkpoint ("corrupted
+  # record at 0"): a worker restarted until --max_restarts gave up, and the
+  # run could not be resumed. Read through first, it is moved aside, kept.
+  import reverb  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import checkpointing  # pylint: disable=g-import-not-at-top
+  run_dir = str(tmp_path)
+  table = _replay_checkpoint(run_dir)
+  assert checkpointing.set_aside_unreadable_replay(run_dir, 0) is None  # intact
+  newest = checkpointing.newest_replay_checkpoint(
+      checkpointing.replay_checkpoint_dir(run_dir, 0))
+  chunks = os.path.join(newest, 'chunks.tfrecord')
+  data = open(chunks, 'rb').read()
+  with open(chunks, 'wb') as f:
+    f.write(data[:20] + b'garbage!' + data[28:])
+  line = checkpointing.set_aside_unreadable_replay(run_dir, 0)
+  assert line.startswith(f'bundle 0: the replay checkpoint {newest} cannot be '
+                         'loaded: chunks.tfrecord cannot be read')
+  assert 'starts with an empty replay' in line
+  aside = [d for d in os.listdir(os.path.join(run_dir, 'replay'))
+           if d.startswith('bundle_0.unreadable-')]
+  assert len(aside) == 1  # kept as it was
+  moved = os.path.join(run_dir, 'replay', aside[0], os.path.basename(newest),
+                       'chunks.tfrecord')
+  assert open(moved, 'rb').read() == data[:20] + b'garbage!' + data[28:]
+  server = reverb.Server([table()], checkpointer=checkpointing.replay_checkpointer(
+      run_dir, 0))  # starts: nothing left to load
+  assert server.localhost_client().server_info()['t'].current_size == 0
+  server.stop()
+
+
+def test_a_truncated_replay_file_is_unreadable_too(tmp_path):
+  from gorila_tf.runtime import checkpointing  # pylint: disable=g-import-not-at-top
+  _replay_checkpoint(str(tmp_path))
+  newest = checkpointing.newest_replay_checkpoint(
+      checkpointing.replay_checkpoint_dir(str(tmp_path), 0))
+  # Each of these made Reverb's server fail to start ("corrupted record at
+  # 0"), though TensorFlow's reader takes all but the last for fewer records.
+  for name, size in (('items.tfrecord', 7), ('items.tfrecord', -4),
+                     ('chunks.tfrecord', -1), ('tables.tfrecord', 0)):
+    path = os.path.join(newest, name)
+    data = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+      f.write(data[:size])
+    assert checkpointing.replay_checkpoint_problem(newest).startswith(name)
+    with open(path, 'wb') as f:
+      f.write(data)
+  assert checkpointing.replay_checkpoint_problem(newest) is None
