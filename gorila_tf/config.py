@@ -572,8 +572,38 @@ def from_dict(data: dict[str, Any]) -> GorilaConfig:
     unknown = set(values) - set(hints)
     if unknown:
       raise ConfigError(f'unknown keys {sorted(unknown)} in section {f.name!r}')
+    for key, value in values.items():
+      values[key] = _typed(f'{f.name}.{key}', value, hints[key])
     sections[f.name] = cls(**values)
   return GorilaConfig(name=data.get('name', 'custom'), **sections)
+
+
+def _typed(key: str, value: Any, hint: Any) -> Any:
+  """`value` read from JSON as the field's type; ConfigError naming it if it
+  is not one (a config.json edited by hand)."""
+  inner = _optional_of(hint)
+  if inner is not None:
+    if value is None:
+      return None
+    try:
+      return _typed(key, value, inner)
+    except ConfigError:
+      raise ConfigError(f'{key}={value!r} in config.json is not a valid '
+                        f'{_type_name(hint)}') from None
+  ok = {bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str)}
+  if typing.get_origin(hint) is Literal:
+    fits = isinstance(value, str)
+  elif typing.get_origin(hint) is tuple:
+    fits = isinstance(value, (list, tuple)) and all(ok[int](v) for v in value)
+  else:
+    fits = hint in ok and ok[hint](value)
+  if not fits:
+    raise ConfigError(f'{key}={value!r} in config.json is not a valid '
+                      f'{_type_name(hint)}')
+  return float(value) if hint is float else value
 
 
 # Keys that config.json files written by earlier versions hold elsewhere.

@@ -84,9 +84,9 @@ def main(argv):
   if not FLAGS.run_dir and task.type in ('chief', 'evaluator'):
     raise errors.ConfigError('--run_dir is required for the chief and the '
                              'evaluator')
-  if task.type == 'chief':
-    logging.info('config %s:\n%s', config.name, config_lib.to_json(config))
-  logging.info('task %s:%d, config %s', task.type, task.index, config.name)
+  # One line: the whole config is in <run_dir>/config.json and TensorBoard.
+  logging.info('task %s:%d, config %s%s', task.type, task.index, config.name,
+               f' with {" ".join(FLAGS.set)}' if FLAGS.set else '')
   run_task(task, config, FLAGS.run_dir)
   return exit_codes.OK
 

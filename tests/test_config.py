@@ -1,6 +1,7 @@
 """Presets, overrides and range checks of the run configuration."""
 
 import dataclasses
+import re
 import typing
 
 import pytest
@@ -54,6 +55,23 @@ def test_overrides_convert_to_field_types():
   assert c.network.mlp_layers == (32, 16)
   assert c.launch.evaluator is True
   assert c.run.max_frames == 1000
+
+
+@pytest.mark.parametrize('section, key, value, message', [
+    ('learner', 'batch_size', '32', "learner.batch_size='32' in config.json is "
+     'not a valid integer'),
+    ('learner', 'double_dqn', 1, 'learner.double_dqn=1 in config.json is not a '
+     'valid boolean'),
+    ('run', 'stop_at_eval_return', 'high', "run.stop_at_eval_return='high' in "
+     'config.json is not a valid finite number or none'),
+    ('network', 'mlp_layers', [64, 'x'], 'network.mlp_layers='),
+])
+def test_a_hand_edited_config_json_of_the_wrong_type_is_one_line(section, key,
+                                                                  value, message):
+  data = config_lib.to_dict(config_lib.resolve('pong'))
+  data[section][key] = value
+  with pytest.raises(errors.ConfigError, match=re.escape(message)):
+    config_lib.from_dict(data)
 
 
 def test_an_optional_setting_takes_a_number_or_none():

@@ -71,8 +71,14 @@ def load_policy(directory: str, overrides=()):
   if not os.path.exists(config_path):
     raise errors.ConfigError(f'--policy={directory!r} has no {CONFIG_FILE} (the '
                              'game it plays); export it again with gorila-export')
+  game_changes = [o for o in overrides if o.strip().startswith('env.')]
   with open(config_path) as f:
     config = config_lib.from_dict(json.load(f))
+  if game_changes:
+    raise errors.ConfigError(
+        f'--set={game_changes[0]}: a policy plays the game it was trained on, '
+        f'{config.env.id}, as its network sees it; the env section cannot be '
+        'changed (eval.* can)')
   config = config_lib.validate(config_lib.apply_overrides(config, overrides))
   policy = tf.saved_model.load(directory)
   return policy.q_values, config

@@ -27,6 +27,14 @@ CLUSTER = {'chief': ['127.0.0.1:1'], 'ps': ['127.0.0.1:3'], 'worker': ['127.0.0.
      "error: unknown game env.id='ALE/Pongg-v5'; closest: ALE/Pong-v5"),
     (['--config=cartpole', '--num_workers=-2'],
      'error: launch.num_workers=-2 is out of range'),
+    # inf passed the range check ('> 0') once; the first update was NaN.
+    (['--config=pong', '--set=learner.learning_rate=inf'],
+     "error: learner.learning_rate='inf' is not a valid finite number"),
+    (['--config=pong_fast', '--set=run.stop_at_eval_return=nan'],
+     "error: run.stop_at_eval_return='nan' is not a valid finite number or none"),
+    (['--config=pong_fast', '--set=eval.quick_episodes=3'],
+     'error: eval.quick_episodes=3 is out of range; allowed: 0 (off) or in '
+     '[eval.parallel_envs=5, eval.episodes=30]'),
 ])
 def test_launcher_refuses_bad_input_with_one_line(tmp_path, args, message):
   run_dir = tmp_path / 'run'

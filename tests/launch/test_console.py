@@ -76,8 +76,6 @@ def test_a_pong_cluster_keeps_reverb_warnings_off_the_console_and_in_its_logs(
   proc = launch_pong(run_dir, seconds=100)
   assert proc.returncode == exit_codes.WALL, proc.stdout[-3000:]
   console = proc.stdout.splitlines()
-  warnings = [l for l in console if 'pending items is alarmingly high' in l]
-  assert len(warnings) <= 3, warnings[:5]
   assert not [l for l in console if 'Gym has been unmaintained' in l]
   trained = [int(m.group(1)) for m in
              (re.search(r'\[chief\].* updates (\d+) return', l) for l in console) if m]
@@ -94,6 +92,12 @@ def test_a_pong_cluster_keeps_reverb_warnings_off_the_console_and_in_its_logs(
                   if s.startswith(f'[launcher] {role}: ')
                   for k in re.findall(r'([\d,]+) [A-Z]', s))
     assert counted == len(left_out), role
+  # The replay writers stay under Reverb's pending-items threshold: its
+  # warning would land in the workers' logs (the console leaves it out, so
+  # counting it there, as this test once did, could not fail).
+  pending = [l for role in ('worker0', 'worker1') for l in logs[role]
+             if 'pending items is alarmingly high' in l]
+  assert len(pending) <= 3, pending[:5]
   assert any('Sampler and server are owned' in l for l in logs['chief'])
   assert not any('Sampler and server are owned' in l for l in console)
   per_minute = len(console) / (100 / 60)

@@ -363,8 +363,11 @@ def test_a_second_launch_on_a_training_run_directory_is_refused_and_writes_nothi
 @pytest.mark.e2e
 def test_a_lease_left_by_a_sigkilled_chief_is_taken_over_after_the_timeout(run_dir):
   short = '--set=run.lease_timeout_s=5'
-  first = Launcher(run_dir, '--set=run.max_frames=10000000', short, '--progress=off')
+  first = Launcher(run_dir, '--set=run.max_frames=10000000', short, '--progress=off',
+                   '--set=run.checkpoint_every_s=5')
   first.wait_for(TRAINING)
+  # A checkpoint to resume from: the take-over must continue the run.
+  saved = first.wait_for(r'\[chief\].* checkpoint \S+ckpt-(\d+) \((\d+) updates')
   chief_pid = first.pids()['chief']
   first.proc.kill()  # its tasks die with it (PR_SET_PDEATHSIG); the lease stays
   first.finish(timeout=60)
@@ -381,7 +384,8 @@ def test_a_lease_left_by_a_sigkilled_chief_is_taken_over_after_the_timeout(run_d
     second.wait_for(rf'\[chief\] W.* lease of {re.escape(run_dir)}: taken over '
                     rf'from {old}, whose heartbeat stopped \(unchanged for '
                     r'run.lease_timeout_s=5 s')
-    second.wait_for(r'resumed from .*ckpt-|initialised a new run')
+    resumed = second.wait_for(r'resumed from \S+ckpt-(\d+) at (\d+) updates')
+    assert int(resumed.group(2)) >= int(saved.group(2)) > 0
     mark = len(second.lines)
     second.wait_for(TRAINING, after=mark)
     assert lease.read(run_dir).pid == second.pids()['chief']

@@ -150,6 +150,13 @@ def test_an_exported_policy_is_scored_and_played_by_its_own_game(cartpole_run,
                       timeout=300)
   assert played.returncode == 0, played.stderr[-2000:]
   assert f'1 episode(s) of policy {out}' in played.stdout
+  # Another game for it: refused in one line (its network has CartPole's
+  # inputs and actions).
+  other = run_module('gorila_tf.tools.play', f'--policy={out}', f'--out={gif}',
+                     '--set=env.id=ALE/Pong-v5', timeout=300)
+  assert other.returncode == 2
+  assert ('a policy plays the game it was trained on, CartPole-v1'
+          in other.stderr.strip().splitlines()[-1])
   # Not a policy: one line that says what to give.
   refused = run_module('gorila_tf.tools.evaluate', f'--policy={run_dir}',
                        timeout=300)
