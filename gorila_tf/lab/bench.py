@@ -99,6 +99,7 @@ def define_flags():
                     'directories instead of training new ones.')
   flags.DEFINE_string('learning_keep', None, 'learning: keep the runs in this '
                       'directory (default: a temporary one).')
+  flags.DEFINE_list('limit_batches', ['32', '64', '128'], 'limit: batch sizes.')
   flags.DEFINE_integer('chaos_seed', 0, 'chaos: the seed of the fault schedule.')
   flags.DEFINE_float('chaos_minutes', 30.0, 'chaos: minutes of faults.')
   flags.DEFINE_list('chaos_every_s', ['30', '60'], 'chaos: seconds between '
@@ -474,7 +475,7 @@ def main(argv):
                                                       FLAGS.seconds),
              'limit': lambda: bench_limit.measure(
                  FLAGS.config, FLAGS.set, FLAGS.seconds, single_process_learner,
-                 prefilled_replay),
+                 prefilled_replay, batches=[int(b) for b in FLAGS.limit_batches]),
              'chaos': lambda: bench_chaos.measure(
                  FLAGS.config, FLAGS.set, FLAGS.chaos_seed, FLAGS.chaos_minutes,
                  chaos_every, FLAGS.chaos_frames or int(

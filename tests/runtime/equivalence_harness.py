@@ -122,9 +122,11 @@ def make_dataset_fn(play, indices, n_step):
   return dataset_fn
 
 
-def arm_config(optimizer: str, replica_sync_period: int, fused: bool):
+def arm_config(optimizer: str, replica_sync_period: int, fused: bool,
+               compute_dtype: str = 'float32'):
   preset, extra = OPTIMIZERS[optimizer]
   return config_lib.resolve(preset, extra + [
+      f'network.compute_dtype={compute_dtype}',
       f'learner.replica_sync_period={replica_sync_period}',
       f'learner.fused_update={str(fused).lower()}',
       f'learner.steps_per_closure={STEPS_PER_CLOSURE}',
@@ -153,6 +155,12 @@ def read_state(model) -> dict:
           'target': [p.numpy() for p in model.target_net.read()],
           'slots': joined_slots(model),
           'updates': int(model.optimizer.iterations.numpy())}
+
+
+def reference_dtype(config) -> str:
+  """The Keras reference's dtype policy for the config's compute dtype."""
+  return (reference_dqn.MIXED if config.network.compute_dtype == 'bfloat16'
+          else 'float32')
 
 
 def make_reference(config, initial, dtype: str) -> reference_dqn.ReferenceDQN:
@@ -194,7 +202,8 @@ def run_distributed(strategy, coordinator, config, info, play, indices,
   n = config.learner.n_step
   iterator = iter(coordinator.create_per_worker_dataset(
       make_dataset_fn(play, indices, n)))
-  forced = make_reference(reference_config, initial, 'float32')
+  forced = make_reference(reference_config, initial,
+                          reference_dtype(reference_config))
   losses, errors, slot_errors, at_target = [], [], [], 0
   for c in range(len(indices) // STEPS_PER_CLOSURE):
     before = read_state(model)
@@ -243,10 +252,19 @@ def distance(a: dict, b: dict, initial) -> dict:
   return {'params': params, 'slots': slots, 'losses': losses}
 
 
-# (optimizer, replica_sync_period, fused kernels): pong_fast's Adam in every
-# combination the issue names, the paper's centered RMSProp fused and not.
+# (optimizer, replica_sync_period, fused kernels[, compute dtype]):
+# pong_fast's Adam in every combination the issue names, the paper's
+# centered RMSProp fused and not, and pong_fast in bfloat16 compute against
+# Keras' mixed_bfloat16 policy.
 ARMS = [('adam', 1, True), ('adam', 1, False), ('adam', 2, True),
-        ('adam', 2, False), ('rmsprop', 1, True), ('rmsprop', 1, False)]
+        ('adam', 2, False), ('rmsprop', 1, True), ('rmsprop', 1, False),
+        ('adam', 2, True, 'bfloat16')]
+
+
+def arm_name(optimizer, period, fused, compute_dtype='float32') -> str:
+  name = f'{optimizer} replica_sync_period={period} fused={fused}'
+  return name if compute_dtype == 'float32' else f'{name} {compute_dtype}'
+
 
 
 def run_arms(strategy, coordinator, info, arms=ARMS, reference_period=None):
@@ -254,19 +272,21 @@ def run_arms(strategy, coordinator, info, arms=ARMS, reference_period=None):
   show the test sees one) makes the references refresh their replica at
   another period than the cluster."""
   results, references = {}, {}
-  for optimizer, period, fused in arms:
-    config = arm_config(optimizer, period, fused)
+  for arm in arms:
+    optimizer, period, fused, *dtype = arm
+    config = arm_config(optimizer, period, fused, *dtype)
     play = record_pong(PLAY_STEPS, seed=0, n_step=config.learner.n_step)
     indices = batch_indices(play['items'], UPDATES, seed=1)
-    reference_config = arm_config(optimizer, reference_period or period, fused)
+    reference_config = arm_config(optimizer, reference_period or period, fused,
+                                  *dtype)
     initial, dist = run_distributed(strategy, coordinator, config, info, play,
                                     indices, reference_config)
-    row = results[f'{optimizer} replica_sync_period={period} fused={fused}'] = {
+    row = results[arm_name(*arm)] = {
         'closure_errors': dist['closure_errors'],
         'closure_slot_errors': dist['closure_slot_errors'],
         'updates': dist['updates'], 'applied': dist['applied'],
         'parts': dist['parts'], 'rewards_in_play': int(np.abs(play['reward']).sum())}
-    if FREE_RUN:
+    if FREE_RUN and not dtype:
       key = (optimizer, period)
       if key not in references:  # every arm starts from the same weights
         references[key] = {dtype: run_reference(reference_config, initial, play,

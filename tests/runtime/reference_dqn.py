@@ -11,6 +11,10 @@ refreshed every `target_period` updates.
 
 `dtype` float64 gives the same DQN with (practically) no rounding: the test
 uses it to measure how far float32 rounding alone moves a run.
+'mixed_bfloat16' is Keras' mixed-precision policy: float32 variables,
+optimizer, targets and loss, the layers computing in bfloat16 (the Q-values
+cast back to float32 by a float32 output layer), as gorila_tf's
+`network.compute_dtype=bfloat16` means to.
 """
 
 from __future__ import annotations
@@ -22,18 +26,31 @@ NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
 KERAS_SLOT_NAMES = {'m': 'm', 'v': 'v', 'ms': 'velocity', 'mg': 'average_gradient'}
 
 
+MIXED = 'mixed_bfloat16'
+
+
+def variable_dtype(dtype: str) -> str:
+  """The dtype of the weights, targets and loss under `dtype`."""
+  return 'float32' if dtype == MIXED else dtype
+
+
 def nature_network(num_actions: int, dtype: str) -> tf.keras.Model:
   """Nature DQN on [B, 4, 84, 84] uint8 frames: 3 convs, 512 units, Q per action."""
   frames = tf.keras.Input((4, 84, 84), dtype='uint8')
+  outer = variable_dtype(dtype)
+  layer_dtype = tf.keras.mixed_precision.Policy(MIXED) if dtype == MIXED else dtype
   x = tf.keras.layers.Lambda(
-      lambda f: tf.transpose(tf.cast(f, dtype) / 255.0, [0, 2, 3, 1]),
-      dtype=dtype)(frames)
+      lambda f: tf.transpose(tf.cast(f, outer) / 255.0, [0, 2, 3, 1]),
+      dtype=outer)(frames)
   for filters, kernel, stride in NATURE_CONVS:
     x = tf.keras.layers.Conv2D(filters, kernel, stride, activation='relu',
-                               dtype=dtype)(x)
-  x = tf.keras.layers.Flatten(dtype=dtype)(x)
-  x = tf.keras.layers.Dense(512, activation='relu', dtype=dtype)(x)
-  return tf.keras.Model(frames, tf.keras.layers.Dense(num_actions, dtype=dtype)(x))
+                               dtype=layer_dtype)(x)
+  x = tf.keras.layers.Flatten(dtype=layer_dtype)(x)
+  x = tf.keras.layers.Dense(512, activation='relu', dtype=layer_dtype)(x)
+  q = tf.keras.layers.Dense(num_actions, dtype=layer_dtype)(x)
+  if dtype == MIXED:  # Keras' advice: the outputs in float32
+    q = tf.keras.layers.Activation('linear', dtype='float32')(q)
+  return tf.keras.Model(frames, q)
 
 
 class ReferenceDQN:
@@ -54,7 +71,7 @@ class ReferenceDQN:
     self.online, self.replica, self.target = (
         nature_network(num_actions, dtype) for _ in range(3))
     for net in (self.online, self.replica, self.target):
-      net.set_weights([np.asarray(w, dtype) for w in weights])
+      net.set_weights([np.asarray(w, variable_dtype(dtype)) for w in weights])
     if optimizer == 'adam':
       self.optimizer = tf.keras.optimizers.Adam(
           learning_rate, epsilon=epsilon, jit_compile=False)
@@ -66,7 +83,7 @@ class ReferenceDQN:
     self._huber = tf.keras.losses.Huber(
         1.0, reduction='sum' if reduction == 'sum' else 'sum_over_batch_size')
     self._reduction = reduction
-    self._dtype = dtype
+    self._dtype = variable_dtype(dtype)
     self._discount, self._n, self._double = discount, n_step, double
     self._replica_period, self._target_period = replica_sync_period, target_period
     self.updates = 0

@@ -22,6 +22,7 @@ import pytest
 
 HARNESS = os.path.join(os.path.dirname(__file__), 'equivalence_harness.py')
 TOLERANCE = 1e-3
+BF16_TOLERANCE = 1e-2  # set from the measurement below
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +35,7 @@ def result():
 
 
 def test_every_arm_ran_on_the_sharded_model_and_applied_every_update(result):
-  assert len(result['arms']) == 6
+  assert len(result['arms']) == 7
   for name, arm in result['arms'].items():
     assert arm['updates'] == arm['applied'] == 48, name
     assert 2 in arm['parts'], name  # the dense kernel lives on both ps tasks
@@ -50,6 +51,15 @@ def test_each_closure_takes_the_reference_dqn_step(result, arm):
   errors = result['arms'][arm]
   assert max(errors['closure_errors']) < TOLERANCE, errors['closure_errors']
   assert max(errors['closure_slot_errors']) < TOLERANCE, errors['closure_slot_errors']
+
+
+def test_bfloat16_compute_takes_the_mixed_precision_reference_step(result):
+  # pong_fast with network.compute_dtype=bfloat16 against Keras'
+  # mixed_bfloat16 policy (float32 variables, optimizer and loss).
+  errors = result['arms']['adam replica_sync_period=2 fused=True bfloat16']
+  assert max(errors['closure_errors']) < BF16_TOLERANCE, errors['closure_errors']
+  assert max(errors['closure_slot_errors']) < BF16_TOLERANCE, (
+      errors['closure_slot_errors'])
 
 
 def test_a_planted_difference_is_seen(result):
