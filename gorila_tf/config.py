@@ -178,6 +178,8 @@ class LearnerConfig:
   steps_per_closure: int = setting(4, '>= 1')  # updates in one scheduled closure
   replica_sync_period: int = setting(1, '>= 1')  # updates between refreshes of
   # the learner's replica of the online network (Gorila's learner sync)
+  prefetch_replica: bool = False  # read each refresh during the step before
+  # (overlapping its gradient, before its apply: the replica one update older)
   max_staleness: int = setting(100, '>= 0 (0 = off)')  # discard gradients from
   # parameters more updates old (Gorila); see staleness_per_learner
   staleness_per_learner: float = setting(

@@ -8,6 +8,9 @@ replay iterator. One closure is one round of a Gorila learner:
     repeat learner.steps_per_closure times:
       every learner.replica_sync_period steps:
         replica, version = read the online network from the ps
+        (learner.prefetch_replica: read during the step before, before its
+        gradient is applied: the read overlaps that step's computation and
+        the replica is one update older)
       batch = sample this bundle's replay
       gradient, loss = DQN gradient on the replica
       discard it if the replica is more than max_staleness updates old, or
@@ -215,15 +218,23 @@ class Learner:
     loss_sum = q_sum = tf.constant(0.0)
     staleness = []
     counts = StepOutcome.zeros()
-    for step in range(self._config.steps_per_closure):
-      if step % self._config.replica_sync_period == 0:
-        # Refresh the learner's replica: its version is the update count then.
-        version = self._optimizer.iterations.read_value()
-        with tf.control_dependencies([version]):
-          online = networks.read_over_the_wire(self._q_net, self._wire_dtype)
+    steps, period = self._config.steps_per_closure, self._config.replica_sync_period
+    prefetch = self._config.prefetch_replica
+    version, online = self._read_replica()
+    for step in range(steps):
+      if step and step % period == 0 and not prefetch:
+        version, online = self._read_replica()
       batch = next(iterator)
+      refresh = prefetch and (step + 1) % period == 0 and step + 1 < steps
+      if refresh:
+        # Read before this step's apply, in program order (TensorFlow keeps
+        # the order of a resource's reads and writes): the read overlaps
+        # this step's gradient, and the replica misses its update.
+        next_version, next_online = self._read_replica()
       loss, chosen_q, step_staleness, outcome, stats, gradients = self._step(
           batch, online, target, version, stats)
+      if refresh:
+        version, online = next_version, next_online
       loss_sum += loss
       q_sum += tf.reduce_mean(chosen_q)
       staleness.append(step_staleness)
@@ -245,6 +256,13 @@ class Learner:
     # off) holds up the chief's copies from every other worker too.
     with tf.device(self._state.applied.device):
       return tf.nest.map_structure(tf.identity, results)
+
+  def _read_replica(self):
+    """(version, replica): the online network read from the ps, and the
+    update count just before the read (the replica's age is counted from it)."""
+    version = self._optimizer.iterations.read_value()
+    with tf.control_dependencies([version]):
+      return version, networks.read_over_the_wire(self._q_net, self._wire_dtype)
 
   def _gradient_norms(self, gradients) -> dict[str, tf.Tensor]:
     """{'gradient_norm/<layer>': norm of its kernel's and bias's gradients}."""

@@ -123,10 +123,11 @@ def make_dataset_fn(play, indices, n_step):
 
 
 def arm_config(optimizer: str, replica_sync_period: int, fused: bool,
-               compute_dtype: str = 'float32'):
+               compute_dtype: str = 'float32', prefetch: bool = False):
   preset, extra = OPTIMIZERS[optimizer]
   return config_lib.resolve(preset, extra + [
       f'network.compute_dtype={compute_dtype}',
+      f'learner.prefetch_replica={str(prefetch).lower()}',
       f'learner.replica_sync_period={replica_sync_period}',
       f'learner.fused_update={str(fused).lower()}',
       f'learner.steps_per_closure={STEPS_PER_CLOSURE}',
@@ -173,7 +174,8 @@ def make_reference(config, initial, dtype: str) -> reference_dqn.ReferenceDQN:
       reduction='sum' if summed else 'mean', discount=c.discount,
       n_step=c.n_step, double=c.double_dqn,
       replica_sync_period=c.replica_sync_period, target_period=TARGET_PERIOD,
-      batch_size=BATCH, dtype=dtype)
+      batch_size=BATCH, dtype=dtype, prefetch_replica=c.prefetch_replica,
+      steps_per_closure=c.steps_per_closure)
 
 
 def closure_error(before, after, reference_after) -> float:
@@ -258,27 +260,35 @@ def distance(a: dict, b: dict, initial) -> dict:
 # Keras' mixed_bfloat16 policy.
 ARMS = [('adam', 1, True), ('adam', 1, False), ('adam', 2, True),
         ('adam', 2, False), ('rmsprop', 1, True), ('rmsprop', 1, False),
-        ('adam', 2, True, 'bfloat16')]
+        ('adam', 2, True, 'bfloat16'), ('adam', 2, True, 'float32', True)]
 
 
-def arm_name(optimizer, period, fused, compute_dtype='float32') -> str:
+def arm_name(optimizer, period, fused, compute_dtype='float32',
+             prefetch=False) -> str:
   name = f'{optimizer} replica_sync_period={period} fused={fused}'
-  return name if compute_dtype == 'float32' else f'{name} {compute_dtype}'
+  if compute_dtype != 'float32':
+    name += f' {compute_dtype}'
+  return name + (' prefetch' if prefetch else '')
 
 
 
-def run_arms(strategy, coordinator, info, arms=ARMS, reference_period=None):
-  """Every arm's distances; `reference_period` (a planted difference, to
-  show the test sees one) makes the references refresh their replica at
-  another period than the cluster."""
+def run_arms(strategy, coordinator, info, arms=ARMS, reference_period=None,
+             reference_prefetch=None):
+  """Every arm's distances; `reference_period` or `reference_prefetch` (a
+  planted difference, to show the test sees one) makes the references
+  refresh their replica at another period, or at another moment, than the
+  cluster."""
   results, references = {}, {}
   for arm in arms:
-    optimizer, period, fused, *dtype = arm
-    config = arm_config(optimizer, period, fused, *dtype)
+    optimizer, period, fused, *options = arm
+    config = arm_config(optimizer, period, fused, *options)
     play = record_pong(PLAY_STEPS, seed=0, n_step=config.learner.n_step)
     indices = batch_indices(play['items'], UPDATES, seed=1)
+    reference_options = list(options)
+    if reference_prefetch is not None:
+      reference_options = [*(options[:1] or ['float32']), reference_prefetch]
     reference_config = arm_config(optimizer, reference_period or period, fused,
-                                  *dtype)
+                                  *reference_options)
     initial, dist = run_distributed(strategy, coordinator, config, info, play,
                                     indices, reference_config)
     row = results[arm_name(*arm)] = {
@@ -286,7 +296,7 @@ def run_arms(strategy, coordinator, info, arms=ARMS, reference_period=None):
         'closure_slot_errors': dist['closure_slot_errors'],
         'updates': dist['updates'], 'applied': dist['applied'],
         'parts': dist['parts'], 'rewards_in_play': int(np.abs(play['reward']).sum())}
-    if FREE_RUN and not dtype:
+    if FREE_RUN and not options:
       key = (optimizer, period)
       if key not in references:  # every arm starts from the same weights
         references[key] = {dtype: run_reference(reference_config, initial, play,
@@ -306,7 +316,11 @@ def main():
   info = environments.env_info(config_lib.resolve('pong').env)
   result = {'arms': run_arms(strategy, coordinator, info),
             'planted': run_arms(strategy, coordinator, info,
-                                arms=[('adam', 2, True)], reference_period=1)}
+                                arms=[('adam', 2, True)], reference_period=1),
+            'planted_prefetch': run_arms(
+                strategy, coordinator, info,
+                arms=[('adam', 2, True, 'float32', True)],
+                reference_prefetch=False)}
   print('RESULT ' + json.dumps(result), flush=True)
   os._exit(0)  # in-process servers have no clean shutdown
 

@@ -67,7 +67,8 @@ class ReferenceDQN:
                learning_rate: float, epsilon: float, rho: float = 0.95,
                reduction: str, discount: float, n_step: int, double: bool,
                replica_sync_period: int, target_period: int,
-               batch_size: int, dtype: str = 'float32'):
+               batch_size: int, dtype: str = 'float32',
+               prefetch_replica: bool = False, steps_per_closure: int = 1):
     self.online, self.replica, self.target = (
         nature_network(num_actions, dtype) for _ in range(3))
     for net in (self.online, self.replica, self.target):
@@ -86,6 +87,11 @@ class ReferenceDQN:
     self._dtype = variable_dtype(dtype)
     self._discount, self._n, self._double = discount, n_step, double
     self._replica_period, self._target_period = replica_sync_period, target_period
+    # A prefetched replica is read before the update preceding its use is
+    # applied, within a learner round of `steps_per_closure` updates (the
+    # round's first replica is read fresh).
+    self._prefetch, self._round = prefetch_replica, steps_per_closure
+    self._prefetched = None
     self.updates = 0
     self.batch_size = batch_size  # the slots' units for a summed loss
 
@@ -110,8 +116,13 @@ class ReferenceDQN:
     """One update; returns the mean Huber loss (as gorila_tf reports it)."""
     if self.updates % self._target_period == 0 and self.updates:
       self.target.set_weights(self.online.get_weights())
-    if self.updates % self._replica_period == 0:
-      self.replica.set_weights(self.online.get_weights())
+    position = self.updates % self._round
+    if position == 0 or position % self._replica_period == 0:
+      self.replica.set_weights(self._prefetched if position and self._prefetch
+                               else self.online.get_weights())
+    if (self._prefetch and (position + 1) % self._replica_period == 0
+        and position + 1 < self._round):
+      self._prefetched = self.online.get_weights()  # before this update
     targets = self.targets(batch)
     actions = batch['action'].astype(np.int64)
     with tf.GradientTape() as tape:

@@ -35,7 +35,7 @@ def result():
 
 
 def test_every_arm_ran_on_the_sharded_model_and_applied_every_update(result):
-  assert len(result['arms']) == 7
+  assert len(result['arms']) == 8
   for name, arm in result['arms'].items():
     assert arm['updates'] == arm['applied'] == 48, name
     assert 2 in arm['parts'], name  # the dense kernel lives on both ps tasks
@@ -46,7 +46,10 @@ def test_every_arm_ran_on_the_sharded_model_and_applied_every_update(result):
     'adam replica_sync_period=1 fused=True', 'adam replica_sync_period=1 fused=False',
     'adam replica_sync_period=2 fused=True', 'adam replica_sync_period=2 fused=False',
     'rmsprop replica_sync_period=1 fused=True',
-    'rmsprop replica_sync_period=1 fused=False'])
+    'rmsprop replica_sync_period=1 fused=False',
+    # The replica read during the step before (learner.prefetch_replica),
+    # against a reference whose replica misses that step's update.
+    'adam replica_sync_period=2 fused=True prefetch'])
 def test_each_closure_takes_the_reference_dqn_step(result, arm):
   errors = result['arms'][arm]
   assert max(errors['closure_errors']) < TOLERANCE, errors['closure_errors']
@@ -64,4 +67,11 @@ def test_bfloat16_compute_takes_the_mixed_precision_reference_step(result):
 
 def test_a_planted_difference_is_seen(result):
   (planted,) = result['planted'].values()
+  assert sorted(planted['closure_errors'])[len(planted['closure_errors']) // 2] > 10 * TOLERANCE
+
+
+def test_a_replica_read_at_another_moment_is_seen(result):
+  # The prefetched replica against a reference that reads it after the
+  # step before (one of every 4 updates takes a one-update-older replica).
+  (planted,) = result['planted_prefetch'].values()
   assert sorted(planted['closure_errors'])[len(planted['closure_errors']) // 2] > 10 * TOLERANCE
