@@ -289,6 +289,11 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
         poll_s: Optional[float] = None) -> None:
   """The evaluator role: evaluate each new checkpoint until the run is done."""
   info = environments.env_info(config.env)
+  if run_dir_lib.plays_at(run_dir, config.run.stop_at_eval_return):
+    logging.info('evaluator: the agent of %s already scored '
+                 'run.stop_at_eval_return (%s): nothing to evaluate', run_dir,
+                 run_dir_lib.PLAYS_FILE)
+    return
   tenant = lease_lib.Tenant(run_dir, config.run.lease_timeout_s)
   stopped = threading.Event()  # training stopped short of its budget
   signal.signal(run_dir_lib.FINAL_EVALUATION_SIGNAL, lambda *_: stopped.set())

@@ -158,6 +158,7 @@ def test_a_run_stops_when_its_agent_plays_and_leaves_a_policy(run_dir):
   assert again.returncode == 0, again.stdout[-3000:]
   assert 'already scored run.stop_at_eval_return=100' in again.stdout
   assert checkpoint_counters(run_dir) == before
+  assert metrics.read_progress(run_dir, 'eval.jsonl') == evals  # nor evaluated
 
 
 def test_stale_gradients_of_a_delayed_worker_are_discarded_and_training_goes_on(
