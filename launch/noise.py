@@ -45,6 +45,15 @@ KNOWN_NOISE = (
           re.compile(r'Unable to register cu(DNN|FFT|BLAS) factory'),
           'TensorFlow 2.15 registers its CUDA plugins twice on import; '
           'harmless, with or without a GPU'),
+    Noise('Reverb start-up notes',
+          re.compile(r'Initializing TFRecordCheckpointer|Loading latest '
+                     r'checkpoint from|Started replay server on port'),
+          'each Reverb server says where it checkpoints and on which port it '
+          'listens; the bundle\'s own start-up line names its replay port'),
+    Noise('task start lines',
+          re.compile(r'train\.py:\d+\] task \w+:\d+, config '),
+          'every task names its role and preset once its imports are done; '
+          'the launcher\'s "started" lines and config.json say the same'),
     Noise('TensorRT notices',
           re.compile(r'TF-TRT Warning: Could not find TensorRT'),
           'TensorFlow looks for TensorRT on import; nothing here uses it'),

@@ -140,10 +140,15 @@ class ParameterSubscriber:
     self._container: Optional[reverb_variable_container.ReverbVariableContainer] = None
     self._pull: Optional[deadlines.BackgroundCall] = None
     self._retry_at = 0.0  # after a failed pull, wait before asking again
+    self._answered = False  # a pull has been answered since this started
 
   def _give_up(self, why: str, *args) -> None:
-    logging.log_every_n_seconds(logging.WARNING, 'parameter pull from %s ' + why,
-                                30, self._address, *args)
+    # Before the first pull ever answered, the chief is still starting (its
+    # parameter table comes up after the workers'): expected, not a warning.
+    level = logging.WARNING if self._answered else logging.INFO
+    logging.log_every_n_seconds(level, 'parameter pull from %s ' + why
+                                + ('' if self._answered else ' (the chief is '
+                                   'still starting)'), 30, self._address, *args)
     self._container = None
     self._retry_at = time.monotonic() + RETRY_AFTER_S
 
@@ -167,6 +172,7 @@ class ParameterSubscriber:
       self._give_up('failed: %s', pull.error)
       return None
     self._container, values = pull.result
+    self._answered = True
     if values is None:
       return None
     for variable, value in zip(self._variables, values['params']):

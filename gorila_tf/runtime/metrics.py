@@ -118,6 +118,7 @@ class StatsReporter:
     self._pending = ActorStats()
     self._param_version = -1
     self._incarnation = int(time.time() * 1000)  # tells the chief of restarts
+    self._delivered = False  # a send has been answered since this started
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, daemon=True,
                                     name=f'stats-{bundle}')
@@ -168,11 +169,16 @@ class StatsReporter:
                       sent.env_steps)
       return False
     if delivery.expected_error() is not None:
-      logging.log_every_n_seconds(logging.WARNING, 'stats to %s failed: %s', 30,
-                                  self._address, delivery.error)
+      # Before any send was answered the chief is still starting: expected.
+      logging.log_every_n_seconds(
+          logging.WARNING if self._delivered else logging.INFO,
+          'stats to %s failed: %s' + ('' if self._delivered else
+                                      ' (the chief is still starting)'),
+          30, self._address, delivery.error)
       with self._lock:
         self._pending.merge(sent)  # not delivered: kept for the next try
       return False
+    self._delivered = True
     return True
 
   def close(self) -> None:

@@ -372,15 +372,15 @@ def test_sigterm_checkpoints_then_stops_every_task(run_dir):
 @pytest.mark.parametrize('moment', ['importing', 'building'])
 def test_sigterm_during_start_up_stops_cleanly_with_nothing_to_save(run_dir, moment):
   # While the tasks import TensorFlow (at once after the launcher started
-  # them), and while they connect and the chief builds its model (after the
-  # chief's "task chief:0" line, which it logs once its imports are done):
+  # them), and while the chief builds its model (after its "connected to"
+  # line, which it logs once it has reached every ps and worker):
   # no task dies noisily, and the console says what happened. Waited for
   # by the line, not by the clock (a fixed 12 s wait once found training
   # already begun, and the test skipped itself).
   launcher = Launcher(run_dir, '--set=run.max_frames=10000000')
   launcher.wait_for(r'\[launcher\] started chief')
   if moment == 'building':
-    launcher.wait_for(r'\[chief\].*task chief:0, config')
+    launcher.wait_for(r'\[chief\].*connected to \d+ ps and \d+ workers')
   pids = launcher.pids()
   launcher.proc.send_signal(signal.SIGTERM)
   code, out = launcher.finish(timeout=180)
