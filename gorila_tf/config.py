@@ -376,17 +376,14 @@ def _optional_of(hint: Any) -> Any:
 NONE_WORDS = ('none', 'off', 'null')  # what turns an optional setting off
 
 
-def _parse_value(text: str, hint: Any, key: str) -> Any:
-  """Converts override text to the field's type, or raises ConfigError."""
+def _parse_value(text: str, hint: Any, key: str, shown: Any = None) -> Any:
+  """Converts override text to the field's type, or raises ConfigError
+  (saying the type `shown`, by default the field's)."""
   inner = _optional_of(hint)
   if inner is not None:
     if text.lower() in NONE_WORDS:
       return None
-    try:
-      return _parse_value(text, inner, key)
-    except ConfigError:
-      raise ConfigError(f'{key}={text!r} is not a valid '
-                        f'{_type_name(hint)}') from None
+    return _parse_value(text, inner, key, shown=hint)
   if typing.get_origin(hint) is Literal:
     check_choice(key, text, hint)
     return text
@@ -414,7 +411,8 @@ def _parse_value(text: str, hint: Any, key: str) -> Any:
       parts = [p for p in text.replace(' ', '').split(',') if p]
       return tuple(int(p) for p in parts)
   except ValueError:
-    raise ConfigError(f'{key}={text!r} is not a valid {_type_name(hint)}') from None
+    raise ConfigError(f'{key}={text!r} is not a valid '
+                      f'{_type_name(shown or hint)}') from None
   raise ConfigError(f'{key} has unsupported type {hint}')
 
 
@@ -580,18 +578,13 @@ def from_dict(data: dict[str, Any]) -> GorilaConfig:
   return GorilaConfig(name=data.get('name', 'custom'), **sections)
 
 
-def _typed(key: str, value: Any, hint: Any) -> Any:
-  """`value` read from JSON as the field's type; ConfigError naming it if it
-  is not one (a config.json edited by hand)."""
+def _typed(key: str, value: Any, hint: Any, shown: Any = None) -> Any:
+  """`value` read from JSON as the field's type; ConfigError naming it (and
+  the type `shown`, by default the field's) if it is not one (a config.json
+  edited by hand)."""
   inner = _optional_of(hint)
   if inner is not None:
-    if value is None:
-      return None
-    try:
-      return _typed(key, value, inner)
-    except ConfigError:
-      raise ConfigError(f'{key}={value!r} in config.json is not a valid '
-                        f'{_type_name(hint)}') from None
+    return None if value is None else _typed(key, value, inner, shown=hint)
   ok = {bool: lambda v: isinstance(v, bool),
         int: lambda v: isinstance(v, int) and not isinstance(v, bool),
         float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -604,7 +597,7 @@ def _typed(key: str, value: Any, hint: Any) -> Any:
     fits = hint in ok and ok[hint](value)
   if not fits:
     raise ConfigError(f'{key}={value!r} in config.json is not a valid '
-                      f'{_type_name(hint)}')
+                      f'{_type_name(shown or hint)}')
   return float(value) if hint is float else value
 
 
