@@ -287,6 +287,14 @@ def plays_line(row: dict) -> str:
           f'--out=play.gif')
 
 
+def say_if_plays(run_dir: str) -> bool:
+  """Says the closing line if the run's agent reached its target return."""
+  plays = run_dir_lib.read_plays(run_dir)
+  if plays:
+    say(plays_line(plays))
+  return plays is not None
+
+
 def wait_unless_stopped(task: TaskProcess, stop: threading.Event) -> None:
   """Returns when `task` has exited, or at once when `stop` is set."""
   while task.poll() is None and not stop.wait(0.5):
@@ -326,8 +334,8 @@ class Supervisor:
     if self._evaluator is not None:
       say('[launcher] training done; waiting for the final evaluation')
       wait_unless_stopped(self._evaluator, stop)
-    plays = run_dir_lib.read_plays(self._run_dir)
-    say(plays_line(plays) if plays else '[launcher] training done')
+    if not say_if_plays(self._run_dir):
+      say('[launcher] training done')
     return exit_codes.OK
 
   def _handle_exit(self, task: TaskProcess, code: int) -> Optional[int]:
@@ -480,6 +488,7 @@ def run_cluster(config: config_lib.GorilaConfig, run_dir: str,
         stop, FLAGS.max_wall_s)
     if status == exit_codes.WALL:
       evaluate_last_checkpoint(tasks, stop)
+      say_if_plays(run_dir)  # the last checkpoint may be the one that plays
   finally:
     reporter_stop.set()
     stop_all(tasks)

@@ -317,12 +317,13 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
         row = score(latest, config, info, run_dir, writer, tenant, stopped,
                     episodes=config.eval.episodes, final=False)
       evaluated, last_eval = latest, time.monotonic()
-      if target is not None and row['mean'] >= target and not done:
+      if target is not None and row['mean'] >= target:
         policy = export_winner(row, config, info, run_dir)
         logging.info('evaluation %.1f reached run.stop_at_eval_return=%g: '
-                     'policy exported to %s; training stops', row['mean'],
-                     target, policy)
-        break
+                     'policy exported to %s%s', row['mean'], target, policy,
+                     '' if done else '; training stops')
+        if not done:
+          break
     elif done and latest == evaluated:
       break
     else:
