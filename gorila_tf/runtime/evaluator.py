@@ -301,31 +301,43 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
   writer = metrics.SummaryWriter(run_dir, subdir=os.path.join('tb', 'eval'),
                                  progress_file='eval.jsonl')
   checkpoint_dir = os.path.join(run_dir, 'checkpoints')
+  target, full = config.run.stop_at_eval_return, config.eval.episodes
   evaluated, last_eval = None, float('-inf')  # the first checkpoint is due
+  evaluated_in_full = False  # `evaluated` was scored on all eval.episodes
   while True:
     # Read before the checkpoint: no race (training has ended when either is).
     done = run_dir_lib.is_done(run_dir) or stopped.is_set()
     latest = tf.train.latest_checkpoint(checkpoint_dir)
-    due = time.monotonic() - last_eval >= config.eval.every_s or done
-    if latest and latest != evaluated and due:
-      quick = config.eval.quick_episodes if not done else 0
+    if done and latest and not (latest == evaluated and evaluated_in_full):
+      # The run's last checkpoint, on the whole protocol: also when a quick
+      # evaluation took it before the end of training was seen.
       row = score(latest, config, info, run_dir, writer, tenant, stopped,
-                  episodes=quick or config.eval.episodes, final=done)
-      target = config.run.stop_at_eval_return
+                  episodes=full, final=True)
+      evaluated, evaluated_in_full = latest, True
+      if target is not None and row['mean'] >= target:
+        policy = export_winner(row, config, info, run_dir)
+        logging.info('evaluation %.1f of the last checkpoint reached '
+                     'run.stop_at_eval_return=%g: policy exported to %s',
+                     row['mean'], target, policy)
+    elif done:
+      break
+    elif (latest and latest != evaluated
+          and time.monotonic() - last_eval >= config.eval.every_s):
+      quick = config.eval.quick_episodes
+      row = score(latest, config, info, run_dir, writer, tenant, stopped,
+                  episodes=quick or full, final=False)
       if quick and target is not None and row['mean'] >= target:
         # The quick score says the agent may play: the protocol decides.
         row = score(latest, config, info, run_dir, writer, tenant, stopped,
-                    episodes=config.eval.episodes, final=False)
+                    episodes=full, final=False)
       evaluated, last_eval = latest, time.monotonic()
+      evaluated_in_full = row['episodes'] == full
       if target is not None and row['mean'] >= target:
         policy = export_winner(row, config, info, run_dir)
         logging.info('evaluation %.1f reached run.stop_at_eval_return=%g: '
-                     'policy exported to %s%s', row['mean'], target, policy,
-                     '' if done else '; training stops')
-        if not done:
-          break
-    elif done and latest == evaluated:
-      break
+                     'policy exported to %s; training stops', row['mean'],
+                     target, policy)
+        break
     else:
       time.sleep(poll_s or min(5.0, config.eval.every_s))
   writer.close()
