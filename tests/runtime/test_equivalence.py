@@ -22,7 +22,14 @@ import pytest
 
 HARNESS = os.path.join(os.path.dirname(__file__), 'equivalence_harness.py')
 TOLERANCE = 1e-3
-BF16_TOLERANCE = 1e-2  # set from the measurement below
+# bfloat16 keeps 8 bits of mantissa: two implementations of one bfloat16
+# network (this package's casts and Keras' mixed_bfloat16 layers) round
+# differently, and their closures' steps differed by 5.7e-2 (median) to
+# 0.133 (worst), their slots by up to 0.154 (2026-12-06). That is above a
+# one-update difference of the replica's refresh (3.3e-2 median), so this
+# arm catches a wrong update (a loss, target or cast of the wrong kind),
+# not a one-update slip; the learning runs are bfloat16's real check.
+BF16_TOLERANCE = 0.25
 
 
 @pytest.fixture(scope='module')
