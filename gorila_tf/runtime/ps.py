@@ -38,15 +38,18 @@ def make_strategy(task: cluster_lib.Task,
   partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
       min_shard_bytes=min_shard_bytes, max_shards=task.num_ps)
   # TensorFlow logs the cluster spec twice, its session-config proto (a dozen
-  # lines) and its device list at INFO while it connects: start-up noise on
-  # every launch's console. Its warnings and errors still come through.
-  tf_logger = tf.get_logger()
+  # lines, through absl) and its device list at INFO while it connects:
+  # start-up noise on every launch's console. Warnings and errors still
+  # come through.
+  tf_logger, verbosity = tf.get_logger(), logging.get_verbosity()
   level = tf_logger.level
   tf_logger.setLevel('WARNING')
+  logging.set_verbosity(logging.WARNING)
   try:
     strategy = tf.distribute.ParameterServerStrategy(
         resolver, variable_partitioner=partitioner)
   finally:
     tf_logger.setLevel(level)
+    logging.set_verbosity(verbosity)
   logging.info('connected to %d ps and %d workers', task.num_ps, task.num_workers)
   return strategy
