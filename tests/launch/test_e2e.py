@@ -300,17 +300,42 @@ def alive(pid):
     return f.read().split()[2] != 'Z'
 
 
+def garble_replay_checkpoints(run_dir, bundle, wait_s=60):
+  """Writes garbage into every complete replay checkpoint of `bundle`, once
+  there is one; returns the files garbled."""
+  pattern = os.path.join(run_dir, 'replay', f'bundle_{bundle}', '*', 'DONE')
+  deadline = time.monotonic() + wait_s
+  while not glob.glob(pattern) and time.monotonic() < deadline:
+    time.sleep(0.2)
+  garbled = []
+  for done in glob.glob(pattern):
+    path = os.path.join(os.path.dirname(done), 'chunks.tfrecord')
+    with open(path, 'r+b') as f:
+      f.seek(16)
+      f.write(b'garbage!' * 4)
+    garbled.append(path)
+  return garbled
+
+
 def test_cluster_survives_a_killed_worker_and_a_killed_ps(run_dir):
   # A budget long enough that both faults land mid-training: since the
   # optimizer runs on the ps, CartPole can reach 30k frames before the second.
   launcher = Launcher(run_dir, '--set=run.max_frames=80000',
                       '--set=run.checkpoint_every_s=5')
   launcher.wait_for(r'checkpoint .*ckpt-')
-  # A bundle dies: the other keeps training; the launcher restarts it and it
-  # reports again (a new incarnation).
+  # A bundle dies with its replay checkpoint garbled (a broken disk): the
+  # other keeps training; the launcher restarts it, it sets the unreadable
+  # replay aside and starts empty (Reverb's server failed at every start on
+  # it), and it reports again (a new incarnation).
+  garbled = garble_replay_checkpoints(run_dir, bundle=0)
   os.kill(launcher.pids()['worker0'], signal.SIGKILL)
   mark = len(launcher.lines)
   launcher.wait_for(r'restarting worker0 \(1 of 5\)', after=mark)
+  launcher.wait_for(r'\[worker0\].* bundle 0: the replay checkpoint \S+ cannot be '
+                    r'loaded: chunks.tfrecord cannot be read .* starts with an '
+                    r'empty replay', after=mark)
+  aside = glob.glob(os.path.join(run_dir, 'replay', 'bundle_0.unreadable-*'))
+  assert len(aside) == 1 and garbled
   launcher.wait_for(r'bundle 0 restarted: [\d.]+ s without its reports',
                     after=mark)
   # Let the chief write that into a summary before it is restarted below.
