@@ -103,11 +103,22 @@ def plot_game(env_id: str, runs: dict[str, dict], out_dir: str) -> list[str]:
               markersize=3, alpha=0.6, label=label_)
       ax.set_xlim(0, max(max(c['frames'].max() if len(c['frames']) else 0
                              for c in runs.values()) * 1.05, 1e6))
-    for anchor in reference.anchors(env_id):
-      x = anchor.get(axis)
-      if x is not None:
+    ours = max((float(np.nanmax(c[axis])) for c in runs.values()
+                if len(c[axis])), default=0.0)
+    points = [a for a in reference.anchors(env_id) if a.get(axis) is not None]
+    # The axis reaches the nearest anchor; one far beyond it (CleanRL's 755k
+    # updates) is named in the legend instead of squeezing the curves.
+    right = max([ours] + [min(a[axis] for a in points)] if points else [ours]) * 1.2
+    for anchor in points:
+      x = anchor[axis]
+      if x <= right or axis == 'frames':  # frames: the published curve's axis
         ax.plot([x], [anchor['score']], marker='*', markersize=9,
-                linestyle='none', label=f'{anchor["label"]}')
+                linestyle='none', label=anchor['label'])
+      else:
+        ax.plot([], [], marker='*', linestyle='none',
+                label=f'{anchor["label"]}: at {x:,.0f}, off this axis')
+    if points and axis != 'frames':
+      ax.set_xlim(0, right)
     if scores is not None:
       ax.axhline(scores.dqn_nature_noop, color='gray', linestyle='--',
                  label=f'DQN (Mnih et al. 2015) {scores.dqn_nature_noop:g}')
