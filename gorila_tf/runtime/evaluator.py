@@ -208,15 +208,22 @@ def checkpoint_wall_time_s(checkpoint_path: str) -> Optional[float]:
     return None
 
 
-def export_winner(row: dict, config: config_lib.GorilaConfig,
-                  info: environments.EnvInfo, run_dir: str) -> str:
-  """Exports the greedy policy of `row`'s checkpoint to <run_dir>/policy,
-  then records the row in PLAYS.json; returns the policy's directory."""
+def export_if_it_plays(row: dict, config: config_lib.GorilaConfig,
+                       info: environments.EnvInfo, run_dir: str) -> bool:
+  """If `row` reached run.stop_at_eval_return: exports the greedy policy of
+  its checkpoint to <run_dir>/policy, then records the row in PLAYS.json,
+  and returns True."""
+  target = config.run.stop_at_eval_return
+  if target is None or row['mean'] < target:
+    return False
   q_net, _, _ = restore_online_network(row['checkpoint'], config, info)
   out = os.path.join(run_dir, run_dir_lib.POLICY_DIR)
   policy_lib.export(q_net, out, config)
   run_dir_lib.mark_plays(run_dir, {**row, 'policy': out})
-  return out
+  logging.info('evaluation %.1f of %s reached run.stop_at_eval_return=%g: its '
+               'policy is exported to %s', row['mean'], row['checkpoint'],
+               target, out)
+  return True
 
 
 def _write_row(writer: metrics.SummaryWriter, row: dict, pictures: tuple) -> None:
@@ -314,16 +321,12 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
       row = score(latest, config, info, run_dir, writer, tenant, stopped,
                   episodes=full, final=True)
       evaluated, evaluated_in_full = latest, True
-      if target is not None and row['mean'] >= target:
-        policy = export_winner(row, config, info, run_dir)
-        logging.info('evaluation %.1f of the last checkpoint reached '
-                     'run.stop_at_eval_return=%g: policy exported to %s',
-                     row['mean'], target, policy)
+      export_if_it_plays(row, config, info, run_dir)
     elif done:
       break
     elif (latest and latest != evaluated
           and time.monotonic() - last_eval >= config.eval.every_s):
-      quick = config.eval.quick_episodes
+      quick = config.eval.quick_episodes if config.eval.quick_episodes < full else 0
       row = score(latest, config, info, run_dir, writer, tenant, stopped,
                   episodes=quick or full, final=False)
       if quick and target is not None and row['mean'] >= target:
@@ -332,12 +335,8 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
                     episodes=full, final=False)
       evaluated, last_eval = latest, time.monotonic()
       evaluated_in_full = row['episodes'] == full
-      if target is not None and row['mean'] >= target:
-        policy = export_winner(row, config, info, run_dir)
-        logging.info('evaluation %.1f reached run.stop_at_eval_return=%g: '
-                     'policy exported to %s; training stops', row['mean'],
-                     target, policy)
-        break
+      if export_if_it_plays(row, config, info, run_dir):
+        break  # the chief stops training on PLAYS.json
     else:
       time.sleep(poll_s or min(5.0, config.eval.every_s))
   writer.close()
