@@ -90,7 +90,7 @@ def test_a_pong_cluster_keeps_reverb_warnings_off_the_console_and_in_its_logs(
     assert len(lines) == len(shown) + len(left_out), role
     counted = sum(int(k.replace(',', '')) for s in console
                   if s.startswith(f'[launcher] {role}: ')
-                  for k in re.findall(r'([\d,]+) [A-Z]', s))
+                  for k in re.findall(r'([\d,]+) [A-Za-z]', s))
     assert counted == len(left_out), role
   # The replay writers stay under Reverb's pending-items threshold: its
   # warning would land in the workers' logs (the console leaves it out, so
