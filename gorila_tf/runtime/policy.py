@@ -81,4 +81,6 @@ def load_policy(directory: str, overrides=()):
         'changed (eval.* can)')
   config = config_lib.validate(config_lib.apply_overrides(config, overrides))
   policy = tf.saved_model.load(directory)
-  return policy.q_values, config
+  # The closure keeps the loaded object (its variables) alive: its bound
+  # function alone would outlive them.
+  return lambda observations: policy.q_values(observations), config
