@@ -35,7 +35,7 @@ setup(
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        'test': ['pytest>=8', 'pyyaml>=6'],
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'pyyaml>=6'],
         # Peers run in their own virtualenv (gorila_tf/lab/peers/).
         'bench': ['psutil>=5'],
     },

@@ -4,9 +4,10 @@
     def cli(): command.run(define_flags, main)
 
 `run` defines the command's flags when it runs (importing registers none, so
-several commands can share a process), refuses stray arguments, and turns
-an error of this package into one line, `error: <what>`, and its exit
-status (errors.py); a task that is `Stuck` is logged instead, for a restart.
+several commands can share a process), refuses a bad flag and stray
+arguments, and turns an error of this package into one line,
+`error: <what>`, and its exit status (errors.py); a task that is `Stuck` is
+logged instead, for a restart.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from typing import Callable
 
 from absl import app
+from absl import flags
 from absl import logging
 
 from gorila_tf import errors
@@ -25,7 +27,9 @@ from gorila_tf import exit_codes
 def guarded(main: Callable[[list[str]], int | None], argv: list[str]) -> int:
   """`main(argv)`'s exit status, the package's errors turned into theirs."""
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    print(f'error: unexpected arguments: {" ".join(argv[1:])}; flags are '
+          '--name=value (--helpshort lists them)', file=sys.stderr, flush=True)
+    return exit_codes.BAD_INPUT
   try:
     status = main(argv)
   except KeyboardInterrupt:  # Ctrl-C, or SIGTERM before a task's own handler
@@ -40,6 +44,17 @@ def guarded(main: Callable[[list[str]], int | None], argv: list[str]) -> int:
   return exit_codes.OK if status is None else status
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad flag refused as every bad input is: one
+  line, `error: <what>`, and exit status 2 (absl's own says FATAL, adds a
+  usage hint and exits 1)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'error: {e} (--helpshort lists the flags)', file=sys.stderr, flush=True)
+    sys.exit(exit_codes.BAD_INPUT)
+
+
 def run(define_flags: Callable[[], None],
         main: Callable[[list[str]], int | None],
         hard_exit: bool = False) -> None:
@@ -52,7 +67,7 @@ def run(define_flags: Callable[[], None],
   """
   define_flags()
   if not hard_exit:
-    app.run(lambda argv: guarded(main, argv))
+    app.run(lambda argv: guarded(main, argv), flags_parser=parse_flags)
     return
 
   def main_then_exit(argv):
@@ -62,4 +77,4 @@ def run(define_flags: Callable[[], None],
     sys.stderr.flush()
     os._exit(status)  # pylint: disable=protected-access
 
-  app.run(main_then_exit)
+  app.run(main_then_exit, flags_parser=parse_flags)

@@ -387,6 +387,10 @@ def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
   if seen.state == 'stale':  # not advancing: the chief decides, and says so
     say(f'[launcher] {lease_lib.waiting_line(run_dir, seen.raw, config.run.lease_timeout_s)}')
   run_dir_lib.check_writable(run_dir, config.run.min_free_disk_mb)
+  if os.path.exists(os.path.join(run_dir, run_dir_lib.SIGNATURE_FILE)):
+    # Here, once, before any task starts (each would refuse it on its own).
+    run_dir_lib.check_compatible(run_dir, run_dir_lib.model_signature(
+        config, environments.env_info(config.env), config.launch.num_ps))
   return config, run_dir, overrides
 
 
@@ -394,7 +398,14 @@ def main(argv):
   del argv
   if FLAGS.progress_every_s <= 0:
     raise errors.ConfigError(
-        f'--progress_every_s={FLAGS.progress_every_s} must be > 0 (seconds)')
+        f'--progress_every_s={FLAGS.progress_every_s:g} must be > 0 (seconds)')
+  if FLAGS.max_wall_s is not None and not 0 < FLAGS.max_wall_s < float('inf'):
+    raise errors.ConfigError(
+        f'--max_wall_s={FLAGS.max_wall_s:g} is out of range; allowed: > 0 '
+        'seconds (leave it out for no limit)')
+  if FLAGS.max_restarts < 0:
+    raise errors.ConfigError(
+        f'--max_restarts={FLAGS.max_restarts} is out of range; allowed: >= 0')
   config, run_dir, overrides = resolve_config()
   if FLAGS.topology == 'single':
     return run_single(config, run_dir)

@@ -54,6 +54,11 @@ KNOWN_NOISE = (
           re.compile(r'train\.py:\d+\] task \w+:\d+, config '),
           'every task names its role and preset once its imports are done; '
           'the launcher\'s "started" lines and config.json say the same'),
+    Noise('chief start-up waits',
+          re.compile(r'\(the chief is still starting\)'),
+          'actors pull parameters and send stats from their first steps; '
+          'until the chief has built its model nothing answers, and they '
+          'retry (a failure after the first answer is still shown)'),
     Noise('TensorRT notices',
           re.compile(r'TF-TRT Warning: Could not find TensorRT'),
           'TensorFlow looks for TensorRT on import; nothing here uses it'),

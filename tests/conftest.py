@@ -44,7 +44,7 @@ def no_launcher_left_running():
 #   hosts    network namespaces and cgroups (root)
 KINDS = ('unit', 'cluster', 'e2e', 'hosts')
 MODULE_KINDS = {
-    'test_e2e': 'e2e', 'test_single': 'e2e', 'test_console': 'e2e',
+    'test_e2e': 'e2e', 'test_single': 'e2e',
     'test_emulated_hosts': 'hosts', 'test_hosts': 'hosts',
     'test_inprocess_cluster': 'cluster', 'test_equivalence': 'cluster',
     'test_concurrency': 'cluster', 'test_gpu': 'cluster',

@@ -135,8 +135,11 @@ def test_python3_that_is_311_makes_the_venv_and_the_recipe_runs(box):
   assert run[0] == f'{python3} -m venv .venv'
   assert re.match(r'\.venv/bin/python -m pip install .*-r requirements\.lock$', run[1])
   assert re.match(r'\.venv/bin/python -m pip install .*--no-deps -e \.$', run[2])
-  assert run[3].startswith('.venv/bin/python -m pytest -q tests')
-  assert len(run) == 4
+  # The suite's two phases: unit and cluster tests two at a time, then the
+  # end-to-end ones alone.
+  assert run[3].startswith('.venv/bin/python -m pytest -q tests -n 2 -m unit or cluster')
+  assert run[4].startswith('.venv/bin/python -m pytest -q tests -m e2e or hosts')
+  assert len(run) == 5
 
 
 def test_python311_on_path_is_preferred_to_python3(box):

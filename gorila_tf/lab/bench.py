@@ -60,6 +60,7 @@ from gorila_tf import config as config_lib
 from gorila_tf import errors
 from gorila_tf import exit_codes
 from gorila_tf import launch
+from gorila_tf.lab import bench_bad_input
 from gorila_tf.lab import bench_chaos
 from gorila_tf.lab import bench_control
 from gorila_tf.lab import bench_faults
@@ -67,16 +68,18 @@ from gorila_tf.lab import bench_learning
 from gorila_tf.lab import bench_limit
 from gorila_tf.lab import bench_report
 from gorila_tf.lab import bench_scaling
+from gorila_tf.lab import bench_startup
 from gorila_tf.launch import hosts as hosts_lib
 from gorila_tf.launch import topology
 
 FLAGS = flags.FLAGS
 SECTIONS = ('emulator', 'actor', 'learner', 'memory', 'e2e', 'peers', 'faults',
-            'scaling', 'control', 'limit', 'learning', 'chaos')
+            'scaling', 'control', 'limit', 'learning', 'chaos', 'bad_input',
+            'startup')
 # Asked for by name: faults takes ~6 more minutes, scaling ~15 (and root),
 # control ~4, limit ~6 x (--seconds + 20 s), learning ~12 per seed, chaos
-# its --chaos_minutes and more.
-DEFAULT_SECTIONS = SECTIONS[:-6]
+# its --chaos_minutes and more, bad_input a few minutes, startup ~1.
+DEFAULT_SECTIONS = SECTIONS[:-8]
 
 
 def define_flags():
@@ -108,6 +111,8 @@ def define_flags():
                        'what the run trains in its minutes of faults).')
   flags.DEFINE_bool('chaos_hosts', False, 'chaos: tasks on emulated hosts '
                     '(root), so that links can be cut too.')
+  flags.DEFINE_list('bad_input_cases', [], 'bad_input: only the cases of these '
+                    'names (default: every one).')
   flags.DEFINE_string('peer_python', '.venv-bench/bin/python',
                       'Python of the Stable-Baselines3 virtualenv.')
 
@@ -481,6 +486,8 @@ def main(argv):
                  chaos_every, FLAGS.chaos_frames or int(
                      200 * 60 * FLAGS.chaos_minutes * config.env.frameskip),
                  FLAGS.chaos_hosts),
+             'bad_input': lambda: bench_bad_input.measure(FLAGS.bad_input_cases),
+             'startup': lambda: bench_startup.measure(FLAGS.config, FLAGS.set),
              'learning': lambda: bench_learning.measure(
                  FLAGS.config, FLAGS.set, seeds, FLAGS.learning_frames,
                  FLAGS.learning_run_dirs, FLAGS.learning_keep)}

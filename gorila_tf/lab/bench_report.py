@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gorila_tf.lab import bench_bad_input
 from gorila_tf.lab import bench_chaos
 from gorila_tf.lab import bench_control
 from gorila_tf.lab import bench_learning
 from gorila_tf.lab import bench_limit
+from gorila_tf.lab import bench_startup
 
 
 def machine_limit(results: dict[str, Any]) -> float | None:
@@ -103,6 +105,10 @@ def table(results: dict[str, Any]) -> str:
       lines += bench_control.report_lines(values)
     elif section == 'chaos' and isinstance(values, dict) and 'invariants' in values:
       lines.append(bench_chaos.table(values))
+    elif section == 'bad_input' and isinstance(values, dict) and 'cases' in values:
+      lines.append(bench_bad_input.table(values))
+    elif section == 'startup' and isinstance(values, dict) and 'median_s' in values:
+      lines.append(bench_startup.table(values))
     elif section == 'limit' and isinstance(values, dict) and 'rows' in values:
       lines.append(bench_limit.table(values))
     elif section == 'learning' and isinstance(values, dict):

@@ -38,6 +38,7 @@ from gorila_tf.runtime import checkpointing
 from gorila_tf.runtime import cluster as cluster_lib
 from gorila_tf.runtime import deadlines
 from gorila_tf.runtime import metrics
+from gorila_tf.runtime import run_dir as run_dir_lib
 
 
 class LearnerWatch:
@@ -92,7 +93,7 @@ def start_replay_server(task: cluster_lib.Task, builder: builder_lib.DQNBuilder,
   address = cluster_lib.reverb_address(task.address)
   cluster_lib.check_port_free(address, f'the replay of worker:{task.index}')
   if run_dir:
-    checkpointing.check_compatible(run_dir, checkpointing.model_signature(
+    run_dir_lib.check_compatible(run_dir, run_dir_lib.model_signature(
         builder.config, builder.info, task.num_ps))
   set_aside = checkpointing.set_aside_unreadable_replay(run_dir, task.index)
   if set_aside:

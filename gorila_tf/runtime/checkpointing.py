@@ -8,7 +8,8 @@
   truncated newer one is reported and skipped.
 * Compatibility: `model_signature.json` in the run directory records what a
   checkpoint's shapes depend on (game, actions, network, n-step, shard count);
-  a run with a different one is refused with the differences named.
+  a run with a different one is refused with the differences named
+  (run_dir.py: the launcher checks it too, without TensorFlow).
 * Replay: each bundle's Reverb server checkpoints its table under
   `<run_dir>/replay/bundle_<i>/` when the chief checkpoints, and loads the
   newest one when it starts. One that cannot be read (a garbled or
@@ -24,7 +25,7 @@ import os
 import threading
 import time
 import zlib
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import reverb
@@ -33,48 +34,9 @@ from absl import logging
 
 from gorila_tf import config as config_lib
 from gorila_tf import errors
-from gorila_tf.agent import environments
 from gorila_tf.runtime import run_dir as run_dir_lib
 
-SIGNATURE_FILE = 'model_signature.json'
 REPLAY_DIR = 'replay'
-
-
-def model_signature(config: config_lib.GorilaConfig, info: environments.EnvInfo,
-                    num_ps: int) -> dict[str, Any]:
-  """What must not change between a checkpoint and the run restoring it."""
-  return {
-      'env.id': config.env.id,
-      'num_actions': info.num_actions,
-      'observation_shape': list(info.observation_shape),
-      'network.kind': config.network.kind,
-      'network.mlp_layers': list(config.network.mlp_layers),
-      'network.dueling': config.network.dueling,
-      'learner.n_step': config.learner.n_step,
-      'learner.optimizer': config.learner.optimizer,
-      'num_ps (shard count)': num_ps,
-      'launch.min_shard_bytes': config.launch.min_shard_bytes,
-  }
-
-
-def check_compatible(run_dir: str, signature: dict[str, Any]) -> None:
-  """Raises ConfigError if run_dir holds checkpoints of another model."""
-  path = os.path.join(run_dir, SIGNATURE_FILE)
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    saved = json.load(f)
-  differences = [f'{key}: checkpoint {saved.get(key)!r}, this run {value!r}'
-                 for key, value in signature.items() if saved.get(key) != value]
-  if differences:
-    raise errors.ConfigError(
-        f'the checkpoints in {run_dir} belong to another model ('
-        + '; '.join(differences) + '); use a new --run_dir or the old settings')
-
-
-def record_signature(run_dir: str, signature: dict[str, Any]) -> None:
-  run_dir_lib.write_json_atomic(os.path.join(run_dir, SIGNATURE_FILE), signature)
-
 
 def restore_newest_readable(manager: tf.train.CheckpointManager,
                             checkpoint: tf.train.Checkpoint) -> Optional[str]:
@@ -94,11 +56,40 @@ def restore_newest_readable(manager: tf.train.CheckpointManager,
                       'before it', path, type(e).__name__,
                       str(e).splitlines()[0][:200])
   if candidates:
-    raise errors.ConfigError(
-        f'none of the checkpoints in {manager.directory} can be read '
-        f'({", ".join(os.path.basename(p) for p in candidates)}); move them '
-        'away to start afresh')
+    raise errors.ConfigError(_none_readable(manager.directory, candidates))
   return None
+
+
+def _none_readable(directory: str, paths) -> str:
+  return (f'none of the checkpoints in {directory} can be read '
+          f'({", ".join(os.path.basename(p) for p in paths)}); move them '
+          'away to start afresh')
+
+
+def check_some_readable(run_dir: str) -> None:
+  """Raises ConfigError if run_dir's checkpoints are listed but none of them
+  reads cleanly (its index, every tensor and its checksum).
+
+  The chief checks this before it writes anything in the run directory: a
+  run whose every checkpoint is damaged is refused with its files as they
+  were, instead of failing at its restore after its config, lease and
+  TensorBoard files were written.
+  """
+  directory = os.path.join(run_dir, 'checkpoints')
+  state = tf.train.get_checkpoint_state(directory)
+  if state is None:
+    return
+  paths = (list(reversed(state.all_model_checkpoint_paths))
+           or [state.model_checkpoint_path])
+  for path in paths:
+    try:
+      reader = tf.train.load_checkpoint(path)
+      for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+      return
+    except (tf.errors.OpError, ValueError, OSError, RuntimeError):
+      continue
+  raise errors.ConfigError(_none_readable(directory, paths))
 
 
 def checkpoint_bytes(run_dir: str, latest: Optional[str]) -> int:

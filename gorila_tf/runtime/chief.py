@@ -88,7 +88,7 @@ class Chief:
     self._config = config
     self._run_dir = run_dir
     self._builder = builder_lib.DQNBuilder(config)
-    self._signature = checkpointing.model_signature(config, self._builder.info,
+    self._signature = run_dir_lib.model_signature(config, self._builder.info,
                                                     task.num_ps)
     self._strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
     self.cluster_coordinator = tf.distribute.coordinator.ClusterCoordinator(
@@ -191,7 +191,7 @@ class Chief:
           f'the last good checkpoint {self.latest_checkpoint()} is kept')
     try:
       path = self._writer.save(updates, values)
-      checkpointing.record_signature(self._run_dir, self._signature)
+      run_dir_lib.record_signature(self._run_dir, self._signature)
     except (OSError, errors.CheckpointNotWritten) as e:
       if errors.is_no_space(e):
         raise errors.DiskFull(f'no space left writing checkpoint {updates} '
@@ -512,8 +512,9 @@ def preflight(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   nothing. It is released again if a later check refuses the run.
   """
   info = environments.env_info(config.env)
-  checkpointing.check_compatible(
-      run_dir, checkpointing.model_signature(config, info, task.num_ps))
+  run_dir_lib.check_compatible(
+      run_dir, run_dir_lib.model_signature(config, info, task.num_ps))
+  checkpointing.check_some_readable(run_dir)
   cluster_lib.check_port_free(task.address, 'chief:0')
   cluster_lib.check_port_free(task.chief_reverb_address(),
                               'the parameter tables of chief:0')

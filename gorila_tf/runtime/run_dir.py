@@ -1,6 +1,7 @@
 """The run directory: config, checkpoints, TensorBoard events, progress.
 
     <run_dir>/config.json       resolved config of the run
+    <run_dir>/model_signature.json  what its checkpoints fit (game, network, ...)
     <run_dir>/checkpoints/      tf.train.CheckpointManager (chief)
     <run_dir>/tb/               TensorBoard events (chief; evaluator in tb/eval)
     <run_dir>/progress.jsonl    one JSON line per summary
@@ -19,12 +20,14 @@ import signal
 import shutil
 import tempfile
 import time
+from typing import Any
 
 from gorila_tf import config as config_lib
 from gorila_tf import errors
 
 CONFIG_FILE = 'config.json'
 DONE_FILE = 'DONE'
+SIGNATURE_FILE = 'model_signature.json'  # what the checkpoints fit
 PLAYS_FILE = 'PLAYS.json'
 POLICY_DIR = 'policy'
 
@@ -156,3 +159,45 @@ def resolve_checkpoint(run_dir: str | None, checkpoint: str | None,
       raise errors.ConfigError(f'{run_dir} has no config.json; pass --config')
     config = config_lib.load_preset(preset)
   return checkpoint, config_lib.validate(config_lib.apply_overrides(config, overrides))
+
+
+# --- What the checkpoints fit (read by the launcher before any task starts) ---
+
+
+def model_signature(config: config_lib.GorilaConfig, info, num_ps: int
+                    ) -> dict[str, Any]:
+  """What must not change between a checkpoint and the run restoring it.
+
+  `info`: the game's environments.EnvInfo (its actions and observations).
+  """
+  return {
+      'env.id': config.env.id,
+      'num_actions': info.num_actions,
+      'observation_shape': list(info.observation_shape),
+      'network.kind': config.network.kind,
+      'network.mlp_layers': list(config.network.mlp_layers),
+      'network.dueling': config.network.dueling,
+      'learner.n_step': config.learner.n_step,
+      'learner.optimizer': config.learner.optimizer,
+      'num_ps (shard count)': num_ps,
+      'launch.min_shard_bytes': config.launch.min_shard_bytes,
+  }
+
+
+def check_compatible(run_dir: str, signature: dict[str, Any]) -> None:
+  """Raises ConfigError if run_dir holds checkpoints of another model."""
+  path = os.path.join(run_dir, SIGNATURE_FILE)
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  differences = [f'{key}: checkpoint {saved.get(key)!r}, this run {value!r}'
+                 for key, value in signature.items() if saved.get(key) != value]
+  if differences:
+    raise errors.ConfigError(
+        f'the checkpoints in {run_dir} belong to another model ('
+        + '; '.join(differences) + '); use a new --run_dir or the old settings')
+
+
+def record_signature(run_dir: str, signature: dict[str, Any]) -> None:
+  write_json_atomic(os.path.join(run_dir, SIGNATURE_FILE), signature)

@@ -205,7 +205,7 @@ def test_a_rate_limited_writer_blocks_the_actor_without_reverb_warnings(capfd):
   # insert back: backpressure stops the actor with at most MAX_PENDING_ITEMS
   # pending, below the 50 at which Reverb logs "alarmingly high" (the limit
   # used to be 64, and a rate-limited Pong cluster logged the warning ten
-  # times a second; test_console.py runs that cluster).
+  # times a second; test_e2e.py's Pong run checks its logs).
   table = reverb.Table(
       replay.REPLAY_TABLE, reverb.selectors.Uniform(), reverb.selectors.Fifo(),
       max_size=1000, signature=replay.transition_signature(INFO),

@@ -75,7 +75,8 @@ def test_bench_refuses_unknown_sections_and_overrides():
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: unknown section 'warp'; allowed: emulator, actor, learner, memory, "
-      'e2e, peers, faults, scaling, control, limit, learning, chaos')
+      'e2e, peers, faults, scaling, control, limit, learning, chaos, bad_input, '
+      'startup')
   proc = run_module('gorila_tf.lab.bench', '--set=learner.bogus=1', timeout=120)
   assert proc.returncode == 2 and 'learner.bogus' in proc.stderr
   proc = run_module('gorila_tf.lab.bench', '--sections=scaling',

@@ -1,7 +1,8 @@
 """The cluster across emulated hosts, for real: every task in a network
 namespace of its own with a 198.18.0.x address on a virtual bridge, TF gRPC
-and Reverb across a real network stack. Then one slow host: a bundle paused
-(SIGSTOP) and a host's link cut, while the others train on.
+and Reverb across a real network stack. Then, in the same run, one slow
+host: a bundle paused (SIGSTOP) and a host's link cut, while the others
+train on.
 
 Skipped only where this machine cannot make namespaces (the reason printed).
 """
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import pytest
 
@@ -101,28 +103,6 @@ def remote_addresses(pid):
   return addresses
 
 
-def test_cartpole_learns_across_five_emulated_hosts(run_dir):
-  launch = Launch(run_dir, '--max_wall_s=420')
-  try:
-    wait_for(lambda: latest(run_dir, 'learners/updates') > 200, 240,
-             'learning to start')
-    peers = remote_addresses(task_pid(launch.proc.pid, 'chief', 0))
-  finally:
-    output = launch.wait(timeout_s=420)
-  # The chief talks to ps and workers at their hosts' addresses, not
-  # through loopback: TF gRPC crosses the emulated network.
-  assert {a for a in peers if a.startswith('198.18.0.')} >= {
-      '198.18.0.1', '198.18.0.2', '198.18.0.3', '198.18.0.4'}, peers
-  assert launch.proc.returncode == 0, output[-4000:]
-  placed = json.load(open(os.path.join(run_dir, 'logs', 'hosts.json')))
-  addresses = sorted(h['address'] for h in placed['hosts'].values())
-  assert addresses == [f'198.18.0.{i}' for i in range(1, 6)]
-  returns = [r['charts/episodic_return'] for r in metrics.read_progress(run_dir)
-             if 'charts/episodic_return' in r]
-  assert max(returns) > 150, returns  # as the loopback e2e test: random ~22
-  assert not [n for n in hosts.netns_list() if placed['prefix'] in n]
-
-
 def updates_between(run_dir, start, end):
   """Applied updates the chief recorded between two wall-clock times."""
   inside = [r for r in metrics.read_progress(run_dir) if start <= r['time'] <= end]
@@ -143,36 +123,71 @@ def rejoined(run_dir, answers, learned_before):
            "bundle 1's learner to apply updates again")
 
 
-def test_a_paused_bundle_and_a_cut_link_stall_nothing_and_the_bundle_rejoins(run_dir):
-  launch = Launch(run_dir, '--max_wall_s=480', '--set=run.max_frames=400000',
+# One CartPole cluster on five emulated hosts, shared by the checks below: it
+# learns across the emulated network, then one slow host: its bundle paused
+# (SIGSTOP) 30 s, and later its link cut 30 s, while the others train on;
+# then SIGTERM.
+@pytest.fixture(scope='module')
+def five_hosts(tmp_path_factory):
+  run_dir = str(tmp_path_factory.mktemp('hosts') / 'run')
+  s = types.SimpleNamespace(run_dir=run_dir)
+  launch = Launch(run_dir, '--max_wall_s=600', '--set=run.max_frames=400000',
                   '--set=run.checkpoint_every_s=10', '--set=run.summary_every_s=1')
   try:
     wait_for(lambda: latest(run_dir, 'learners/updates') > 500, 240,
              'learning to start')
+    s.peers = remote_addresses(task_pid(launch.proc.pid, 'chief', 0))
     worker1 = task_pid(launch.proc.pid, 'worker', 1)
-    placed = json.load(open(os.path.join(run_dir, 'logs', 'hosts.json')))
-    link = placed['hosts']['worker1']['fabric_link']
-    before = time.time()
+    s.placed = json.load(open(os.path.join(run_dir, 'logs', 'hosts.json')))
+    link = s.placed['hosts']['worker1']['fabric_link']
+    s.before = time.time()
     time.sleep(20)
     # 1. A paused process: a GC pause, a swapping host.
-    paused_at = time.time()
+    s.paused_at = time.time()
     os.kill(worker1, signal.SIGSTOP)
     time.sleep(30)
     os.kill(worker1, signal.SIGCONT)
-    resumed_at = time.time()
+    s.resumed_at = time.time()
     rejoined(run_dir, answers=1, learned_before=latest(run_dir, 'bundles/1/updates'))
     # 2. A cut link: a dead switch port, a partitioned host.
     time.sleep(10)
-    cut_at = time.time()
-    subprocess.run(['ip', '-n', placed['fabric_netns'], 'link', 'set', link,
+    s.cut_at = time.time()
+    subprocess.run(['ip', '-n', s.placed['fabric_netns'], 'link', 'set', link,
                     'down'], check=True)
     time.sleep(30)
-    subprocess.run(['ip', '-n', placed['fabric_netns'], 'link', 'set', link,
+    subprocess.run(['ip', '-n', s.placed['fabric_netns'], 'link', 'set', link,
                     'up'], check=True)
-    restored_at = time.time()
+    s.restored_at = time.time()
     rejoined(run_dir, answers=2, learned_before=latest(run_dir, 'bundles/1/updates'))
   finally:
-    launcher_log = launch.wait(timeout_s=0)
+    s.launcher_log = launch.wait(timeout_s=0)
+    s.code = launch.proc.returncode
+    s.namespaces_left = [n for n in hosts.netns_list()
+                         if 'placed' in vars(s) and s.placed['prefix'] in n]
+  return s
+
+
+def test_cartpole_learns_across_five_emulated_hosts(five_hosts):
+  s = five_hosts
+  # The chief talks to ps and workers at their hosts' addresses, not
+  # through loopback: TF gRPC crosses the emulated network.
+  assert {a for a in s.peers if a.startswith('198.18.0.')} >= {
+      '198.18.0.1', '198.18.0.2', '198.18.0.3', '198.18.0.4'}, s.peers
+  assert s.code == 130, s.launcher_log[-4000:]  # stopped by SIGTERM
+  addresses = sorted(h['address'] for h in s.placed['hosts'].values())
+  assert addresses == [f'198.18.0.{i}' for i in range(1, 6)]
+  returns = [r['charts/episodic_return'] for r in metrics.read_progress(s.run_dir)
+             if 'charts/episodic_return' in r]
+  assert max(returns) > 150, returns  # random play scores ~22
+  assert not s.namespaces_left
+
+
+def test_a_paused_bundle_and_a_cut_link_stall_nothing_and_the_bundle_rejoins(
+    five_hosts):
+  s = five_hosts
+  run_dir, launcher_log = s.run_dir, s.launcher_log
+  before, paused_at, resumed_at = s.before, s.paused_at, s.resumed_at
+  cut_at, restored_at = s.cut_at, s.restored_at
   chief_log = open(os.path.join(run_dir, 'logs', 'chief.log')).read()
   assert chief_log.count('bundle 1 unresponsive') >= 2, chief_log[-3000:]
   # It rejoined by itself: without a restart, or, where a learner call cut

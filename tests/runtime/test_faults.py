@@ -15,6 +15,7 @@ from gorila_tf import config as config_lib
 from gorila_tf import errors
 from gorila_tf.agent import environments
 from gorila_tf.runtime import checkpointing
+from gorila_tf.runtime import run_dir as run_dir_lib
 from tests.conftest import REPO, run_module
 
 
@@ -57,6 +58,33 @@ def test_no_readable_checkpoint_is_refused_not_overwritten(tmp_path):
     checkpointing.restore_newest_readable(manager, checkpoint)
 
 
+def garble(path):
+  with open(path, 'r+b') as f:
+    f.seek(0)
+    f.write(b'garbage!' * 8)
+
+
+def test_a_run_whose_every_checkpoint_is_damaged_is_refused_before_any_write(
+    tmp_path):
+  # What the chief checks before its lease, config and TensorBoard files:
+  # the index of one checkpoint garbled, a tensor of the other (its checksum).
+  directory = tmp_path / 'checkpoints'
+  make_checkpoints(str(directory), [10, 20])
+  checkpointing.check_some_readable(str(tmp_path))  # both fine
+  garble(directory / 'ckpt-20.index')
+  checkpointing.check_some_readable(str(tmp_path))  # ckpt-10 still reads
+  data = [p for p in os.listdir(directory) if p.startswith('ckpt-10.data')][0]
+  with open(directory / data, 'r+b') as f:
+    f.seek(os.path.getsize(directory / data) - 8)
+    f.write(b'\xff' * 8)  # the counter's bytes: only its checksum tells
+  before = sorted(os.listdir(tmp_path))
+  with pytest.raises(errors.ConfigError, match=r'none of the checkpoints in .* '
+                     r'can be read \(ckpt-20, ckpt-10\); move them away'):
+    checkpointing.check_some_readable(str(tmp_path))
+  assert sorted(os.listdir(tmp_path)) == before
+  checkpointing.check_some_readable(str(tmp_path / 'nothing'))  # no checkpoints
+
+
 def test_no_checkpoint_means_a_fresh_start(tmp_path):
   manager, checkpoint, _ = make_checkpoints(str(tmp_path), [])
   assert checkpointing.restore_newest_readable(manager, checkpoint) is None
@@ -64,19 +92,19 @@ def test_no_checkpoint_means_a_fresh_start(tmp_path):
 
 def test_checkpoint_of_another_model_is_refused_naming_the_difference(tmp_path):
   config, info = cartpole()
-  checkpointing.record_signature(str(tmp_path),
-                                 checkpointing.model_signature(config, info, 2))
-  checkpointing.check_compatible(
-      str(tmp_path), checkpointing.model_signature(config, info, 2))  # same: fine
+  run_dir_lib.record_signature(str(tmp_path),
+                                 run_dir_lib.model_signature(config, info, 2))
+  run_dir_lib.check_compatible(
+      str(tmp_path), run_dir_lib.model_signature(config, info, 2))  # same: fine
   other = config_lib.apply_overrides(config, ['network.mlp_layers=32'])
   with pytest.raises(errors.ConfigError,
                      match=r"network.mlp_layers: checkpoint \[64, 64\], this run \[32\]"):
-    checkpointing.check_compatible(
-        str(tmp_path), checkpointing.model_signature(other, info, 2))
+    run_dir_lib.check_compatible(
+        str(tmp_path), run_dir_lib.model_signature(other, info, 2))
   with pytest.raises(errors.ConfigError,
                      match=r'num_ps \(shard count\): checkpoint 2, this run 3'):
-    checkpointing.check_compatible(
-        str(tmp_path), checkpointing.model_signature(config, info, 3))
+    run_dir_lib.check_compatible(
+        str(tmp_path), run_dir_lib.model_signature(config, info, 3))
 
 
 def test_all_finite_spots_a_nan_anywhere():
@@ -134,8 +162,8 @@ def test_a_chief_on_a_run_dir_of_another_model_is_refused(tmp_path):
   config, info = cartpole()
   run_dir = tmp_path / 'run'
   run_dir.mkdir()
-  checkpointing.record_signature(str(run_dir),
-                                 checkpointing.model_signature(config, info, 1))
+  run_dir_lib.record_signature(str(run_dir),
+                                 run_dir_lib.model_signature(config, info, 1))
   before = sorted(os.listdir(run_dir))
   proc = run_module('gorila_tf.train', '--config=cartpole', f'--run_dir={run_dir}',
                     '--set=network.dueling=true',

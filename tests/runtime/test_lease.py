@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import pytest
 
@@ -23,7 +24,7 @@ from gorila_tf import exit_codes
 from gorila_tf.runtime import evaluator
 from gorila_tf.runtime import lease
 from tests.conftest import REPO
-from tests.launch.test_e2e import TRAINING, Launcher, alive
+from tests.launch.test_e2e import TRAINING, Launcher, alive, checkpoint_counters
 
 TIMEOUT_S = 20.0  # the fake clock's lease timeout; renewals every 5 s
 
@@ -317,82 +318,106 @@ def files_of(run_dir, *names):
   return digests
 
 
-@pytest.mark.e2e
-def test_a_second_launch_on_a_training_run_directory_is_refused_and_writes_nothing(
-    run_dir):
-  done = subprocess.run(
+# One run directory and three launches, shared by the two checks below: a
+# short run to checkpoint, its resume (A) training with no checkpoint due,
+# a second launch refused beside it, then A killed with SIGKILL (its lease
+# stays) and a third launch (B) that takes the lease over and resumes.
+LEASE_S = '--set=run.lease_timeout_s=5'
+
+
+@pytest.fixture(scope='module')
+def one_run_directory(tmp_path_factory):
+  run_dir = str(tmp_path_factory.mktemp('lease') / 'run')
+  s = types.SimpleNamespace(run_dir=run_dir)
+  s.done = subprocess.run(
       [sys.executable, '-m', 'gorila_tf.launch.local', '--config=cartpole',
        f'--run_dir={run_dir}', '--set=run.max_frames=3000', '--progress=off',
        '--max_wall_s=300'], cwd=REPO, capture_output=True, text=True, timeout=400)
-  assert done.returncode == 0, done.stdout[-3000:]
-  # The run resumes, training with no checkpoint due before it is stopped.
-  first = Launcher(run_dir, '--set=run.max_frames=10000000',
-                   '--set=run.checkpoint_every_s=3600', '--progress=off')
+  if s.done.returncode != 0:
+    return s
+  s.saved = checkpoint_counters(run_dir)
+  a = Launcher(run_dir, '--set=run.max_frames=10000000', LEASE_S,
+               '--set=run.checkpoint_every_s=3600', '--progress=off')
   try:
-    first.wait_for(TRAINING)
-    owner = lease.read(run_dir)
-    assert owner.pid == first.pids()['chief']
-    kept = ('checkpoints', 'replay', 'config.json', 'model_signature.json', 'LEASE')
-    before = files_of(run_dir, *kept[:-1])
-    logs_before = sorted(os.listdir(os.path.join(run_dir, 'logs')))
-    assert any(k.startswith('checkpoints/ckpt-') for k in before)
-    second = subprocess.run(
+    a.wait_for(TRAINING)
+    s.a_chief, s.owner = a.pids()['chief'], lease.read(run_dir)
+    s.files_before = files_of(run_dir, *KEPT)
+    s.logs_before = sorted(os.listdir(os.path.join(run_dir, 'logs')))
+    s.second = subprocess.run(
         [sys.executable, '-m', 'gorila_tf.launch.local', '--config=cartpole',
-         f'--run_dir={run_dir}'], cwd=REPO, capture_output=True, text=True,
-        timeout=120)
-    assert second.returncode == exit_codes.BAD_INPUT
-    assert second.stdout == ''
-    errors = [l for l in second.stderr.splitlines() if l.startswith('error:')]
-    assert errors == [
-        f'error: run directory {run_dir} is in use: its lease is held by the '
-        f'chief on host {owner.host}, pid {owner.pid}, since '
-        f'{lease.utc(owner.started_at)}, and its heartbeat is advancing; stop '
-        'that run or use another --run_dir (a lease whose heartbeat stops is '
-        'taken over after run.lease_timeout_s=60 s)'], second.stderr[-2000:]
-    assert files_of(run_dir, *kept[:-1]) == before
-    assert sorted(os.listdir(os.path.join(run_dir, 'logs'))) == logs_before
-    assert lease.read(run_dir).token == owner.token
-    assert first.proc.poll() is None  # the first run trains on
+         f'--run_dir={run_dir}', LEASE_S], cwd=REPO, capture_output=True,
+        text=True, timeout=120)
+    s.files_after = files_of(run_dir, *KEPT)
+    s.logs_after = sorted(os.listdir(os.path.join(run_dir, 'logs')))
+    s.owner_after = lease.read(run_dir)
+    s.a_trains_on = a.proc.poll() is None
+    a.proc.kill()  # its tasks die with it (PR_SET_PDEATHSIG); the lease stays
+    a.finish(timeout=60)
+    deadline = time.monotonic() + 30
+    while alive(s.a_chief) and time.monotonic() < deadline:
+      time.sleep(0.2)
+    s.a_chief_alive = alive(s.a_chief)
+    s.lease_left = lease.read(run_dir)
+    b = Launcher(run_dir, '--set=run.max_frames=10000000', LEASE_S, '--progress=off')
+    old = rf'the chief on host \S+, pid {s.a_chief}, since [\d-]+ [\d:]+ UTC'
+    s.watched = b.wait_for(rf'\[launcher\] the run directory {re.escape(run_dir)} '
+                           rf'is held by {old}; watching it for up to 5 s')
+    s.taken = b.wait_for(rf'\[chief\] W.* lease of {re.escape(run_dir)}: taken '
+                         rf'over from {old}, whose heartbeat stopped \(unchanged '
+                         r'for run.lease_timeout_s=5 s')
+    s.resumed = b.wait_for(r'resumed from \S+ckpt-(\d+) at (\d+) updates')
+    b.wait_for(TRAINING, after=len(b.lines))
+    s.b_owns = lease.read(run_dir).pid == b.pids()['chief']
+    b.proc.send_signal(signal.SIGTERM)
+    s.b_code, s.b_out = b.finish(timeout=180)
+    s.lease_at_end = lease.read(run_dir)
+    return s
   finally:
-    first.proc.send_signal(signal.SIGTERM)
-    code, out = first.finish(timeout=180)
-  assert code == exit_codes.INTERRUPTED, out[-3000:]
-  assert lease.read(run_dir) is None  # released on the way out
+    Launcher.stop_all()
+
+
+KEPT = ('checkpoints', 'replay', 'config.json', 'model_signature.json')
+
+
+def checkpointed(s):
+  assert s.done.returncode == 0, s.done.stdout[-3000:]
 
 
 @pytest.mark.e2e
-def test_a_lease_left_by_a_sigkilled_chief_is_taken_over_after_the_timeout(run_dir):
-  short = '--set=run.lease_timeout_s=5'
-  first = Launcher(run_dir, '--set=run.max_frames=10000000', short, '--progress=off',
-                   '--set=run.checkpoint_every_s=5')
-  first.wait_for(TRAINING)
-  # A checkpoint to resume from: the take-over must continue the run.
-  saved = first.wait_for(r'\[chief\].* checkpoint \S+ckpt-(\d+) \((\d+) updates')
-  chief_pid = first.pids()['chief']
-  first.proc.kill()  # its tasks die with it (PR_SET_PDEATHSIG); the lease stays
-  first.finish(timeout=60)
-  deadline = time.monotonic() + 30
-  while alive(chief_pid) and time.monotonic() < deadline:
-    time.sleep(0.2)
-  assert not alive(chief_pid)
-  assert lease.read(run_dir).pid == chief_pid
-  second = Launcher(run_dir, '--set=run.max_frames=10000000', short, '--progress=off')
-  try:
-    old = rf'the chief on host \S+, pid {chief_pid}, since [\d-]+ [\d:]+ UTC'
-    second.wait_for(rf'\[launcher\] the run directory {re.escape(run_dir)} is '
-                    rf'held by {old}; watching it for up to 5 s')
-    second.wait_for(rf'\[chief\] W.* lease of {re.escape(run_dir)}: taken over '
-                    rf'from {old}, whose heartbeat stopped \(unchanged for '
-                    r'run.lease_timeout_s=5 s')
-    resumed = second.wait_for(r'resumed from \S+ckpt-(\d+) at (\d+) updates')
-    assert int(resumed.group(2)) >= int(saved.group(2)) > 0
-    mark = len(second.lines)
-    second.wait_for(TRAINING, after=mark)
-    assert lease.read(run_dir).pid == second.pids()['chief']
-  finally:
-    second.proc.send_signal(signal.SIGTERM)
-    code, out = second.finish(timeout=180)
-  assert code == exit_codes.INTERRUPTED, out[-3000:]
+def test_a_second_launch_on_a_training_run_directory_is_refused_and_writes_nothing(
+    one_run_directory):
+  s = one_run_directory
+  checkpointed(s)
+  assert s.owner.pid == s.a_chief
+  assert any(k.startswith('checkpoints/ckpt-') for k in s.files_before)
+  assert s.second.returncode == exit_codes.BAD_INPUT
+  assert s.second.stdout == ''
+  errors_ = [l for l in s.second.stderr.splitlines() if l.startswith('error:')]
+  owner = s.owner
+  assert errors_ == [
+      f'error: run directory {s.run_dir} is in use: its lease is held by the '
+      f'chief on host {owner.host}, pid {owner.pid}, since '
+      f'{lease.utc(owner.started_at)}, and its heartbeat is advancing; stop '
+      'that run or use another --run_dir (a lease whose heartbeat stops is '
+      'taken over after run.lease_timeout_s=5 s)'], s.second.stderr[-2000:]
+  assert s.files_after == s.files_before
+  assert s.logs_after == s.logs_before
+  assert s.owner_after.token == owner.token
+  assert s.a_trains_on  # the first run trained on
+
+
+@pytest.mark.e2e
+def test_a_lease_left_by_a_sigkilled_chief_is_taken_over_after_the_timeout(
+    one_run_directory):
+  s = one_run_directory
+  checkpointed(s)
+  assert not s.a_chief_alive and s.lease_left.pid == s.a_chief
+  assert s.watched and s.taken  # said, in this order, by launcher and chief
+  # The take-over continues the run from its checkpoint.
+  assert int(s.resumed.group(2)) >= s.saved['updates'] > 0
+  assert s.b_owns
+  assert s.b_code == exit_codes.INTERRUPTED, s.b_out[-3000:]
+  assert s.lease_at_end is None  # released on the way out
 
 
 def test_an_empty_lease_is_taken_over_after_two_renewal_periods_saying_why(
