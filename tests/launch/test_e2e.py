@@ -592,7 +592,7 @@ def test_sigterm_during_start_up_stops_cleanly_with_nothing_to_save(run_dir, mom
 
 # Planted faults come this many updates into training: a few seconds of a
 # CartPole cluster, with checkpoints (every 2 s) and health probes before.
-PLANTED_AT_UPDATE = 600
+PLANTED_AT_UPDATE = 1000
 
 
 def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_dir):
