@@ -74,6 +74,20 @@ def test_a_hand_edited_config_json_of_the_wrong_type_is_one_line(section, key,
     config_lib.from_dict(data)
 
 
+def test_a_config_json_cut_short_is_one_line_naming_it(tmp_path):
+  # The tools read a run's config.json (found by the bad-input sweep: a
+  # cut-short one was a JSONDecodeError traceback, exit 1).
+  from gorila_tf.runtime import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
+  run_dir_lib.write_json_atomic(str(tmp_path / 'config.json'),
+                                config_lib.to_dict(config_lib.resolve('cartpole')))
+  assert run_dir_lib.read_config(str(tmp_path)).env.id == 'CartPole-v1'
+  text = (tmp_path / 'config.json').read_text()
+  (tmp_path / 'config.json').write_text(text[:len(text) // 2])
+  with pytest.raises(errors.ConfigError, match=re.escape(
+      f'{tmp_path}/config.json is not valid JSON (')):
+    run_dir_lib.read_config(str(tmp_path))
+
+
 def test_an_optional_setting_takes_a_number_or_none():
   assert config_lib.resolve('pong').run.stop_at_eval_return is None
   c = config_lib.resolve('pong', ['run.stop_at_eval_return=18'])

@@ -77,11 +77,20 @@ def write_json_atomic(path: str, data: dict) -> None:
 
 
 def read_config(run_dir: str) -> config_lib.GorilaConfig | None:
+  """The run's config.json (None if there is none); ConfigError if it cannot
+  be read (cut short, edited by hand)."""
   path = os.path.join(run_dir, CONFIG_FILE)
   if not os.path.exists(path):
     return None
   with open(path) as f:
-    return config_lib.from_dict(json.load(f))
+    try:
+      data = json.load(f)
+    except json.JSONDecodeError as e:
+      raise errors.ConfigError(
+          f'{path} is not valid JSON ({e.msg} at line {e.lineno}): cut short '
+          'or edited by hand; restore it, or move it away and give '
+          '--config=<the run\'s preset>') from None
+  return config_lib.from_dict(data)
 
 
 def prepare(run_dir: str, config: config_lib.GorilaConfig,
