@@ -214,12 +214,12 @@ def cases() -> list[Case]:
               '--set=network.mlp_layers=32,32', trained=True),
       # The tools read the run's config.json; the launcher's command line
       # says the config, and a resume writes config.json again.
-      refused('config.json cut short, for an evaluation', 'config.json',
+      refused('config.json cut short (evaluation)', 'config.json',
               module='gorila_tf.tools.evaluate', trained=True, damage=_cut_config),
-      refused('config.json with a value of the wrong type, for an evaluation',
+      refused('config.json with a value of the wrong type (evaluation)',
               'learner.batch_size', module='gorila_tf.tools.evaluate',
               trained=True, damage=_edit_config('learner', 'batch_size', 'many')),
-      Case('config.json cut short, for a resume', LAUNCH, (*cartpole, _more()),
+      Case('config.json cut short (resume)', LAUNCH, (*cartpole, _more()),
            'handled', says='resumed from', trained=True, damage=_cut_config),
       Case('newest checkpoint garbled', LAUNCH, (*cartpole, _more()), 'handled',
            says='resumed from', trained=True, damage=_garble_newest_checkpoint),

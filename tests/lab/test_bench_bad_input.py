@@ -63,3 +63,8 @@ def test_checkpoints_rotated_out_are_not_lost_newer_ones_gone_are():
   gone = {'checkpoints/ckpt-0.index': 'a', 'checkpoints/ckpt-700.index': 'd'}
   assert sweep.lost_checkpoints(before, gone) == [
       'checkpoints/ckpt-232.index', 'checkpoints/ckpt-504.index']
+
+
+def test_every_case_can_be_named_on_the_command_line():
+  # --bad_input_cases is a comma-separated list.
+  assert not [c.name for c in sweep.cases() if ',' in c.name]
