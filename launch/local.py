@@ -388,7 +388,8 @@ def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
     say(f'[launcher] {lease_lib.waiting_line(run_dir, seen.raw, config.run.lease_timeout_s)}')
   run_dir_lib.check_writable(run_dir, config.run.min_free_disk_mb)
   if os.path.exists(os.path.join(run_dir, run_dir_lib.SIGNATURE_FILE)):
-    # Here, once, before any task starts (each would refuse it on its own).
+    # Here, once, before any task starts (each would refuse it on its own);
+    # only when there is a signature, since env_info opens the game.
     run_dir_lib.check_compatible(run_dir, run_dir_lib.model_signature(
         config, environments.env_info(config.env), config.launch.num_ps))
   return config, run_dir, overrides

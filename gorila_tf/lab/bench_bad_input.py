@@ -35,6 +35,7 @@ import time
 from typing import Any, Callable, Optional
 
 from gorila_tf import exit_codes
+from gorila_tf import launch
 
 # The checkout's root: this file is <root>/gorila_tf/lab/bench_bad_input.py.
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -258,10 +259,12 @@ def _run(module: str, args, env=(), timeout: float = 300) -> subprocess.Complete
 def train_once(base: str) -> str:
   """The short CartPole run the damaged-directory cases copy."""
   run_dir = os.path.join(base, 'trained')
-  proc = _run(LAUNCH, ['--config=cartpole', f'--run_dir={run_dir}',
-                       f'--set=run.max_frames={TRAINED_FRAMES}',
-                       '--set=run.checkpoint_every_s=2', '--progress=off',
-                       '--max_wall_s=240'])
+  proc = subprocess.run(
+      launch.local_command('cartpole', run_dir,
+                           [f'run.max_frames={TRAINED_FRAMES}',
+                            'run.checkpoint_every_s=2'],
+                           '--progress=off', '--max_wall_s=240'),
+      cwd=REPO, capture_output=True, text=True, timeout=300)
   if proc.returncode != 0:
     raise RuntimeError(f'the trained run for the sweep failed: {proc.stdout[-2000:]}')
   os.remove(os.path.join(run_dir, 'DONE'))  # so that a resume trains on

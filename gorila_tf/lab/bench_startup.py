@@ -24,11 +24,12 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from typing import Any
+
+from gorila_tf import launch
 
 # The checkout's root: this file is <root>/gorila_tf/lab/bench_startup.py.
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -69,10 +70,9 @@ def launch_once(config_name: str, overrides, config, timeout_s: float = 300
                 ) -> dict[str, Any]:
   """One launch to its first update; each milestone's second, and the lines."""
   run_dir = tempfile.mkdtemp(prefix='gorila-startup-')
-  command = [sys.executable, '-m', 'gorila_tf.launch.local',
-             f'--config={config_name}', f'--run_dir={run_dir}/run',
-             '--progress=off', '--set=run.summary_every_s=0.5',
-             *[f'--set={o}' for o in overrides]]
+  command = launch.local_command(config_name, f'{run_dir}/run',
+                                 ['run.summary_every_s=0.5', *overrides],
+                                 '--progress=off')
   start = time.monotonic()
   proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
