@@ -1,5 +1,7 @@
 """The bad-input sweep: its judgement on planted outcomes, and real cases."""
 
+import pytest
+
 from gorila_tf import exit_codes
 from gorila_tf.lab import bench_bad_input as sweep
 
@@ -68,3 +70,19 @@ def test_checkpoints_rotated_out_are_not_lost_newer_ones_gone_are():
 def test_every_case_can_be_named_on_the_command_line():
   # --bad_input_cases is a comma-separated list.
   assert not [c.name for c in sweep.cases() if ',' in c.name]
+
+
+@pytest.mark.e2e
+def test_damaged_run_directories_are_refused_for_real():
+  # One short CartPole run trained for real, copied per case: a resume with
+  # another network (refused once by the launcher, before any task starts)
+  # and a run whose every checkpoint is garbled (refused by the chief
+  # before it writes anything), each with the run directory as it was.
+  names = ['resume with another network', 'every checkpoint garbled']
+  result = sweep.measure(only=names)
+  assert result['tried'] == 2 and result['wrong'] == 0, sweep.table(result)
+  lines = {r['name']: r['error_lines'] for r in result['cases']}
+  assert lines['resume with another network'][0].startswith(
+      'error: the checkpoints in ')  # the launcher's own line, not a task's
+  assert lines['every checkpoint garbled'][0].startswith(
+      '[chief] error: none of the checkpoints in ')
