@@ -165,7 +165,21 @@ def children(pid: int) -> list[int]:
 
 
 def chief_processes(run_dir: str) -> list[int]:
-  """Pids of chief tasks of this run directory now."""
+  """Pids of chief tasks of this run directory now.
+
+  A child the chief is starting (its checkpoint writer, by fork then exec)
+  has the chief's command line and environment until its exec: it is the
+  chief's own child, not a second chief, and is not counted.
+  """
+  return without_their_children(chief_like_processes(run_dir))
+
+
+def without_their_children(pids: list[int]) -> list[int]:
+  return [p for p in pids if process_facts(p).get('ppid') not in pids]
+
+
+def chief_like_processes(run_dir: str) -> list[int]:
+  """Pids with a chief's command line and TF_CONFIG for this run directory."""
   found = []
   for environ in glob.glob('/proc/[0-9]*/environ'):
     pid = int(environ.split('/')[2])
@@ -180,6 +194,18 @@ def chief_processes(run_dir: str) -> list[int]:
     except OSError:
       continue
   return found
+
+
+def process_facts(pid: int) -> dict[str, Any]:
+  """What /proc says of `pid`: state, parent, start (s after boot), command."""
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      fields = f.read().rsplit(')', 1)[1].split()
+  except (OSError, IndexError):
+    return {'pid': pid, 'state': 'gone'}
+  return {'pid': pid, 'state': fields[0], 'ppid': int(fields[1]),
+          'started_s': int(fields[19]) / os.sysconf('SC_CLK_TCK'),
+          'cmdline': _cmdline(pid)[:160]}
 
 
 def _cmdline(pid: int) -> str:
@@ -233,7 +259,8 @@ class Chaos:
 
   def sample_forever(self) -> None:
     while not self._stop.wait(2.0):
-      chiefs = chief_processes(self.run_dir)
+      like = chief_like_processes(self.run_dir)
+      chiefs = without_their_children(like)
       holder = None
       try:
         with open(os.path.join(self.run_dir, 'LEASE')) as f:
@@ -243,9 +270,14 @@ class Chaos:
       records = metrics.read_progress(self.run_dir)
       last = next((r for r in reversed(records) if 'learners/updates' in r), {})
       self.samples.append({'t': time.monotonic(), 'chiefs': len(chiefs),
+                           'chiefs_children': len(like) - len(chiefs),
                            'lease_pid': holder, 'chief_pids': chiefs,
-                           'chief_cmdlines': [_cmdline(p)[:160] for p in chiefs]
+                           # Who they are and whose, when there are two.
+                           'chief_facts': [process_facts(p) for p in chiefs]
                            if len(chiefs) > 1 else [],
+                           'launchers': [
+                               {'pid': l.proc.pid, 'exit': l.proc.poll()}
+                               for l in self.launches] if len(chiefs) > 1 else [],
                            'updates': last.get('learners/updates'),
                            'frames': last.get('charts/frames')})
 
@@ -406,12 +438,16 @@ def check(chaos: Chaos, status: int, checkpoint_every_s: float,
         bad.append(f'updates {before} -> {after} (allowed {2.5 * allowed:.0f})')
   row('counters', max(len(updates) - 1, 0), bad,
       f'{len(resumes)} resumes; at most {2.5 * allowed:.0f} updates lost each')
-  lease_bad = [f'{s["chiefs"]} chiefs at once: {s.get("chief_cmdlines")}'
+  lease_bad = [f'{s["chiefs"]} chiefs at once: {s.get("chief_facts")}; '
+               f'launchers {s.get("launchers")}'
                for s in chaos.samples if s['chiefs'] > 1]
   lease_bad += [f'lease names pid {s["lease_pid"]}, chief is {s["chief_pids"]}'
                 for s in chaos.samples if s['chiefs'] == 1 and s['lease_pid']
                 and s['lease_pid'] not in s['chief_pids']]
-  row('lease', len(chaos.samples), lease_bad)
+  children = sum(1 for s in chaos.samples if s.get('chiefs_children'))
+  row('lease', len(chaos.samples), lease_bad,
+      f'{children} samples saw a chief\'s child before its exec (not a chief)'
+      if children and not lease_bad else '')
   last = next((r for r in reversed(metrics.read_progress(chaos.run_dir))
                if 'replay/size' in r), {})
   sizes = {k: v for k, v in last.items() if re.match(r'bundles/\d+/replay_size', k)}
@@ -529,9 +565,25 @@ def measure(config_name: str, overrides, seed: int, minutes: float,
             'invariants': rows, 'violations': sum(r['violations'] for r in rows),
             'eval_return': eval_return, 'eval_returns': eval_returns,
             'run_dir': run_dir}
+  if result['violations']:
+    result['kept'] = _keep_evidence(chaos)
   if disk:
     subprocess.run(['umount', '-l', disk], check=False)
   return result
+
+
+def _keep_evidence(chaos: Chaos) -> str:
+  """A violation's evidence, off the run's disk (unmounted next): the
+  launchers' console and the tasks' logs."""
+  kept = tempfile.mkdtemp(prefix='gorila-chaos-violation-')
+  with open(os.path.join(kept, 'console.txt'), 'w') as f:
+    f.writelines(chaos.console)
+  with open(os.path.join(kept, 'samples.json'), 'w') as f:
+    json.dump(chaos.samples, f)
+  logs = os.path.join(chaos.run_dir, 'logs')
+  if os.path.isdir(logs):
+    shutil.copytree(logs, os.path.join(kept, 'logs'))
+  return kept
 
 
 def _count(kinds) -> dict[str, int]:
@@ -550,4 +602,6 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f'  {r["invariant"]} | {r["checks"]} | {r["violations"]} | '
                  f'{r["detail"]}')
   lines.append(f'  {result["violations"]} violations')
+  if result.get('kept'):
+    lines.append(f'  the console, samples and task logs: {result["kept"]}')
   return '\n'.join(lines)

@@ -120,11 +120,16 @@ def make_progress_reader(model: ShardedModel):
 
   @tf.function
   def read_progress():
-    return {'updates': model.optimizer.iterations.read_value(),
-            'applied': state.applied.read_value(),
-            'discarded_stale': state.discarded_stale.read_value(),
-            'discarded_outlier': state.discarded_outlier.read_value(),
-            'updates_by_worker': state.updates_by_worker.read_value()}
+    # A closure adds its applied count at its end, after its steps' applies:
+    # read the counts before the update count, so that `updates - applied`
+    # is never negative (it is the in-flight closures' applies, at most one
+    # closure's steps per worker; equal when no closure runs).
+    counts = {'applied': state.applied.read_value(),
+              'discarded_stale': state.discarded_stale.read_value(),
+              'discarded_outlier': state.discarded_outlier.read_value(),
+              'updates_by_worker': state.updates_by_worker.read_value()}
+    with tf.control_dependencies(tf.nest.flatten(counts)):
+      return {'updates': model.optimizer.iterations.read_value(), **counts}
 
   read_progress.get_concrete_function()
   return read_progress

@@ -65,6 +65,42 @@ def test_two_chiefs_or_a_lease_naming_another_process_are_violations(tmp_path):
   assert rows['lease']['violations'] == 2
 
 
+def _fake_chief(run_dir, forks):
+  """A process that looks like a chief of `run_dir` (command line and
+  TF_CONFIG); with `forks`, it forks a child that never execs, as the chief
+  does for a moment each time it starts its checkpoint writer."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = ('import os, sys, time\n'
+          'if int(sys.argv[1]) and os.fork() == 0: time.sleep(60); os._exit(0)\n'
+          'print("ready", flush=True); time.sleep(60)\n')
+  env = dict(os.environ, TF_CONFIG=json.dumps(
+      {'cluster': {}, 'task': {'type': 'chief', 'index': 0}}))
+  proc = subprocess.Popen(
+      [sys.executable, '-c', code, str(int(forks)), 'gorila_tf.train',
+       f'--run_dir={run_dir}'], env=env, stdout=subprocess.PIPE, text=True)
+  assert proc.stdout.readline() == 'ready\n'
+  return proc
+
+
+def test_a_chiefs_child_before_its_exec_is_not_a_second_chief(tmp_path):
+  # Seen in a dense chaos run: "2 chiefs at once" with the same command line.
+  run_dir = str(tmp_path / 'run')
+  chief = _fake_chief(run_dir, forks=True)
+  try:
+    assert bench_chaos.chief_processes(run_dir) == [chief.pid]
+    other = _fake_chief(run_dir, forks=False)  # a chief of its own
+    try:
+      assert sorted(bench_chaos.chief_processes(run_dir)) == sorted(
+          [chief.pid, other.pid])
+    finally:
+      other.kill()
+  finally:
+    for child in bench_chaos.children(chief.pid):
+      os.kill(child, 9)
+    chief.kill()
+
+
 def test_a_traceback_on_the_console_and_a_failed_budget_are_violations(tmp_path):
   chaos = Planted(str(tmp_path), [sample(0, 0)],
                   console=['[chief] Traceback (most recent call last):\n'])
