@@ -43,7 +43,8 @@ EpsilonUnits = Literal['mean_loss', 'summed_loss']  # optimizer_epsilon for the
 TransferDtype = Literal['float32', 'bfloat16']  # what crosses the network
 NetworkInit = Literal['torch', 'glorot']  # see NetworkConfig.init
 PictureView = Literal['screen', 'agent']  # the emulator's colour screen; the 84x84 input
-ComputeDtype = Literal['float32', 'bfloat16']  # what the network computes in
+ComputeDtype = Literal['float32', 'bfloat16', 'auto']  # what the network
+# computes in; 'auto': bfloat16 where the CPU has bfloat16 instructions
 
 
 def check_choice(key: str, value: Any, choices: Any) -> None:
@@ -116,7 +117,9 @@ class NetworkConfig:
   compute_dtype: ComputeDtype = 'float32'  # the layers' arithmetic: 'bfloat16'
   # runs convolutions and matrix products in bfloat16 (oneDNN's AVX-512 BF16
   # kernels where the CPU has them) on float32 parameters, Q-values and loss,
-  # in learners, actors and the evaluator alike; the paper: float32
+  # in learners, actors and the evaluator alike; 'auto': bfloat16 where the
+  # CPU has bfloat16 instructions (AVX-512 BF16, AMX), else float32 (without
+  # them oneDNN emulates bfloat16, slower than float32); the paper: float32
 
 
 @dataclasses.dataclass(frozen=True)

@@ -59,7 +59,33 @@ def make_spec(network: config_lib.NetworkConfig,
                           config_lib.ComputeDtype)
   return NetworkSpec(network.kind, tuple(info.observation_shape),
                      np.dtype(info.frame_dtype).name, info.num_actions, hidden,
-                     network.dueling, network.init, network.compute_dtype)
+                     network.dueling, network.init,
+                     resolve_compute_dtype(network.compute_dtype))
+
+
+# /proc/cpuinfo flags of the instructions that run bfloat16 convolutions and
+# matrix products natively (oneDNN's avx512_core_bf16 and amx kernels).
+BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
+
+
+def cpu_has_bf16(cpuinfo: str = '/proc/cpuinfo') -> bool:
+  """Whether this CPU has bfloat16 instructions (False where unknown)."""
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        if line.startswith('flags'):
+          return any(flag in line.split() for flag in BF16_CPU_FLAGS)
+  except OSError:
+    pass
+  return False
+
+
+def resolve_compute_dtype(name: str, cpuinfo: str = '/proc/cpuinfo') -> str:
+  """'auto' becomes 'bfloat16' on a CPU with bfloat16 instructions, else
+  'float32'; the others are themselves."""
+  if name != 'auto':
+    return name
+  return 'bfloat16' if cpu_has_bf16(cpuinfo) else 'float32'
 
 
 def _conv_output_size(observation_shape: Sequence[int]) -> int:

@@ -128,6 +128,9 @@ class Chief:
     task, learner = self._task, self.learner
     logging.info('stale gradients: discarded when more than %d updates old '
                  '(%d learners)', learner.max_staleness, task.num_workers)
+    if self._config.network.compute_dtype == 'auto':
+      logging.info('network.compute_dtype=auto: %s on this CPU',
+                   self.model.q_net.spec.compute_dtype)
     if not self._config.learner.fused_update and task.num_workers > 1:
       logging.warning('learner.fused_update=false: the written-out update rules '
                       'are not atomic; %d learners applying at once can lose '

@@ -123,3 +123,23 @@ def test_bfloat16_compute_keeps_float32_parameters_q_values_and_gradients():
   spread = float(tf.reduce_max(q32) - tf.reduce_min(q32))
   np.testing.assert_allclose(q16, q32, atol=0.05 * spread)
   assert not np.allclose(q16, q32, rtol=0, atol=1e-7)  # it did compute in bf16
+
+
+def test_auto_compute_dtype_is_bfloat16_only_where_the_cpu_has_its_instructions(
+    tmp_path):
+  # Without the instructions oneDNN emulates bfloat16, slower than float32.
+  with_bf16 = tmp_path / 'zen4'
+  with_bf16.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f '
+                       'avx512_bf16 avx512_vnni\n')
+  without = tmp_path / 'avx2'
+  without.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n')
+  assert networks.resolve_compute_dtype('auto', str(with_bf16)) == 'bfloat16'
+  assert networks.resolve_compute_dtype('auto', str(without)) == 'float32'
+  assert networks.resolve_compute_dtype('auto', str(tmp_path / 'none')) == 'float32'
+  for name in ('float32', 'bfloat16'):  # an explicit choice is kept
+    assert networks.resolve_compute_dtype(name, str(without)) == name
+  # make_spec resolves it, on this machine's CPU.
+  spec = networks.make_spec(config_lib.NetworkConfig(
+      kind='nature_cnn', compute_dtype='auto'), PONG)
+  assert spec.compute_dtype == ('bfloat16' if networks.cpu_has_bf16()
+                                else 'float32')
