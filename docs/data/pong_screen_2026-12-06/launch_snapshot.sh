@@ -4,7 +4,7 @@
 # it traces). Usage: launch_snapshot.sh <run_name> <launcher args...>
 set -e
 name=$1; shift
-sha=$(git -C /work/main rev-parse --short HEAD)
+sha=${SNAP_SHA:-$(git -C /work/main rev-parse --short HEAD)}
 snap=/work/runs/code/$sha
 if [ ! -d $snap ]; then
   mkdir -p /work/runs/code
