@@ -175,7 +175,9 @@ def chief_processes(run_dir: str) -> list[int]:
 
 
 def without_their_children(pids: list[int]) -> list[int]:
-  return [p for p in pids if process_facts(p).get('ppid') not in pids]
+  parents = {p: _stat_fields(p) for p in pids}
+  return [p for p, fields in parents.items()
+          if fields is None or int(fields[1]) not in pids]
 
 
 def chief_like_processes(run_dir: str) -> list[int]:
@@ -196,12 +198,19 @@ def chief_like_processes(run_dir: str) -> list[int]:
   return found
 
 
-def process_facts(pid: int) -> dict[str, Any]:
-  """What /proc says of `pid`: state, parent, start (s after boot), command."""
+def _stat_fields(pid: int) -> Optional[list[str]]:
+  """/proc/<pid>/stat after the command name: state, ppid, ... (None if gone)."""
   try:
     with open(f'/proc/{pid}/stat') as f:
-      fields = f.read().rsplit(')', 1)[1].split()
+      return f.read().rsplit(')', 1)[1].split()
   except (OSError, IndexError):
+    return None
+
+
+def process_facts(pid: int) -> dict[str, Any]:
+  """What /proc says of `pid`: state, parent, start (s after boot), command."""
+  fields = _stat_fields(pid)
+  if fields is None:
     return {'pid': pid, 'state': 'gone'}
   return {'pid': pid, 'state': fields[0], 'ppid': int(fields[1]),
           'started_s': int(fields[19]) / os.sysconf('SC_CLK_TCK'),
@@ -393,11 +402,8 @@ class Chaos:
 
 def _alive(pid: int) -> bool:
   """Whether `pid` is a process that has not exited (zombies count as gone)."""
-  try:
-    with open(f'/proc/{pid}/stat') as f:
-      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-  except (OSError, IndexError):
-    return False
+  fields = _stat_fields(pid)
+  return fields is not None and bool(fields) and fields[0] != 'Z'
 
 
 def _signal(pid: int, signum: int) -> None:
