@@ -63,16 +63,20 @@ $(STAMP): requirements.lock setup.py
 run: $(STAMP)
 	$(BIN)/python -m gorila_tf.launch.local --config=$(CONFIG) $(ARGS)
 
-# Two phases: the unit and in-process cluster tests two at a time (nothing in
-# them measures time), then the end-to-end and emulated-host tests alone, one
-# cluster at a time on the machine (their timing is part of what they check).
+# Three phases: the unit and in-process cluster tests two at a time, then the
+# end-to-end tests two at a time (two clusters at once: what they check is
+# behaviour, not speed), then the emulated-host tests and those marked
+# `alone` one at a time (their timing is part of what they check). The
+# tests that share one real run go to one worker (tests/conftest.py).
 # Exit status 5 is "ARGS selected no test in this phase".
+PARALLEL := -n 2 --dist loadgroup
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests -n 2 -m 'unit or cluster' $(ARGS) || [ $$? -eq 5 ]
-	$(BIN)/python -m pytest -q tests -m 'e2e or hosts' $(ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -q tests $(PARALLEL) -m 'unit or cluster' $(ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -q tests $(PARALLEL) -m 'e2e and not alone' $(ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -q tests -m 'hosts or alone' $(ARGS) || [ $$? -eq 5 ]
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 -m unit tests $(ARGS)
+	$(BIN)/python -m pytest -q tests $(PARALLEL) -m unit $(ARGS)
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir runs

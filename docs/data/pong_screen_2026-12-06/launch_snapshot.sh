@@ -13,7 +13,8 @@ if [ ! -d $snap ]; then
   ln -s ../configs $snap/gorila_tf/configs
 fi
 cd $snap
-echo "code $sha" > /work/runs/$name.code
+echo "code $sha" >> /work/runs/$name.code
+out=${OUT:-/work/runs/$name.out}  # OUT=...resume.out for a resumed run
 PYTHONPATH=$snap nohup /work/main/.venv/bin/python -m gorila_tf.launch.local \
-  --run_dir=/work/runs/$name --progress=lines "$@" > /work/runs/$name.out 2>&1 &
+  --run_dir=/work/runs/$name --progress=lines "$@" > $out 2>&1 &
 echo "started $name from $snap, pid $!"

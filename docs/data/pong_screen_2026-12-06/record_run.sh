@@ -9,7 +9,7 @@ cp $src/config.json $src/progress.jsonl $dst/
 [ -f $src/eval.jsonl ] && cp $src/eval.jsonl $dst/
 [ -f $src/PLAYS.json ] && cp $src/PLAYS.json $dst/
 cp /work/runs/$name.code $dst/code.txt 2>/dev/null || true
-grep -E "^\[launcher\]|error:|health:|eval of" /work/runs/$name.out | grep -v "kept in" > $dst/launcher_lines.txt || true
+cat /work/runs/$name.out /work/runs/$name.resume*.out 2>/dev/null | grep -E "^\[launcher\]|error:|health:|eval of" | grep -v "kept in" > $dst/launcher_lines.txt || true
 grep "eval of" $src/logs/evaluator.log | sed 's/^.*eval of/eval of/' > $dst/evaluations.txt || true
 cd /work/main
 python3 docs/data/evaluator_cost.py $src --out=$dst/evaluator_cost.json > /dev/null || true
