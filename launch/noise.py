@@ -50,6 +50,16 @@ KNOWN_NOISE = (
                      r'checkpoint from|Started replay server on port'),
           'each Reverb server says where it checkpoints and on which port it '
           'listens; the bundle\'s own start-up line names its replay port'),
+    Noise('Reverb replay-loading notes',
+          re.compile(r'tfrecord_checkpointer\.cc:\d+\] (Still reading '
+                     r'compressed trajectory data|Loading checkpoint from|'
+                     r'Loading and verifying metadata|Metadata for table|'
+                     r'Successfully loaded and verified metadata|Completed '
+                     r'reading compressed trajectory data|Successfully loaded '
+                     r'\d+ tables)'),
+          'a resumed bundle\'s Reverb server reads its replay checkpoint and '
+          'says so every 100 records (~450 lines for Pong\'s 50k); its line '
+          '"Table replay and N items have been successfully loaded" is shown'),
     Noise('task start lines',
           re.compile(r'train\.py:\d+\] task \w+:\d+, config '),
           'every task names its role and preset once its imports are done; '
