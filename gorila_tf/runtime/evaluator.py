@@ -292,6 +292,15 @@ def score(checkpoint: str, config: config_lib.GorilaConfig,
   return row
 
 
+def scored_episodes(run_dir: str, checkpoint: str) -> int:
+  """The most episodes an eval.jsonl row of `checkpoint` was scored on, 0 if
+  none (rows name their checkpoint by path; the run directory may have moved)."""
+  name = os.path.basename(checkpoint)
+  return max((int(r.get('episodes', 0)) for r in
+              metrics.read_progress(run_dir, 'eval.jsonl')
+              if os.path.basename(r.get('checkpoint', '')) == name), default=0)
+
+
 def run(config: config_lib.GorilaConfig, run_dir: str,
         poll_s: Optional[float] = None) -> None:
   """The evaluator role: evaluate each new checkpoint until the run is done."""
@@ -309,8 +318,13 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
                                  progress_file='eval.jsonl')
   checkpoint_dir = os.path.join(run_dir, 'checkpoints')
   target, full = config.run.stop_at_eval_return, config.eval.episodes
-  evaluated, last_eval = None, float('-inf')  # the first checkpoint is due
-  evaluated_in_full = False  # `evaluated` was scored on all eval.episodes
+  # A resumed run's newest checkpoint may already have its row (the last
+  # launch's final evaluation): it is not scored again.
+  evaluated = tf.train.latest_checkpoint(checkpoint_dir)
+  episodes = scored_episodes(run_dir, evaluated) if evaluated else 0
+  evaluated = evaluated if episodes else None
+  evaluated_in_full = episodes >= full  # `evaluated` was scored on all eval.episodes
+  last_eval = float('-inf')  # the next new checkpoint is due at once
   while True:
     # Read before the checkpoint: no race (training has ended when either is).
     done = run_dir_lib.is_done(run_dir) or stopped.is_set()

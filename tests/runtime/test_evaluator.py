@@ -1,5 +1,6 @@
 """The evaluation protocol on real Pong: frame cap, episode split, the row."""
 
+import json
 import threading
 
 import pytest
@@ -90,3 +91,18 @@ def test_no_cpu_budget_never_sleeps():
   t.cpu += 10.0
   budget.spend()
   assert budget.slept_s == 0.0
+
+
+def test_a_checkpoint_already_scored_is_known_by_its_name(tmp_path):
+  # A resumed run's evaluator skips the newest checkpoint when the last
+  # launch scored it (seen 2026-12-06: a final 30-episode row, then the
+  # resumed evaluator scored the same checkpoint again on 10).
+  rows = [{'checkpoint': '/old/place/checkpoints/ckpt-500', 'episodes': 10},
+          {'checkpoint': '/old/place/checkpoints/ckpt-900', 'episodes': 10},
+          {'checkpoint': '/old/place/checkpoints/ckpt-900', 'episodes': 30}]
+  (tmp_path / 'eval.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  checkpoints = str(tmp_path / 'checkpoints')
+  assert evaluator.scored_episodes(str(tmp_path), f'{checkpoints}/ckpt-900') == 30
+  assert evaluator.scored_episodes(str(tmp_path), f'{checkpoints}/ckpt-500') == 10
+  assert evaluator.scored_episodes(str(tmp_path), f'{checkpoints}/ckpt-90') == 0
+  assert evaluator.scored_episodes(str(tmp_path / 'none'), f'{checkpoints}/ckpt-9') == 0
