@@ -66,10 +66,13 @@ run: $(STAMP)
 # Three phases: the unit and in-process cluster tests two at a time, then the
 # end-to-end tests two at a time (two clusters at once: what they check is
 # behaviour, not speed), then the emulated-host tests and those marked
-# `alone` one at a time (their timing is part of what they check). The
-# tests that share one real run go to one worker (tests/conftest.py).
+# `alone` one at a time (their timing is part of what they check). A test
+# file goes to one worker whole (--dist loadfile), so a module-scoped
+# fixture (one real run, several checks) runs once. (--dist loadgroup would
+# split files finer, but pytest 9.2 ignores the node ids xdist 3.8 renames
+# for it: its groups were split across workers, each running the fixture.)
 # Exit status 5 is "ARGS selected no test in this phase".
-PARALLEL := -n 2 --dist loadgroup
+PARALLEL := -n 2 --dist loadfile
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests $(PARALLEL) -m 'unit or cluster' $(ARGS) || [ $$? -eq 5 ]
 	$(BIN)/python -m pytest -q tests $(PARALLEL) -m 'e2e and not alone' $(ARGS) || [ $$? -eq 5 ]

@@ -169,6 +169,8 @@ class LearnerConfig:
   discount: float = setting(0.99, 'in [0, 1]')  # gamma
   optimizer: OptimizerName = 'rmsprop'  # centered RMSProp (Nature DQN) or 'adam'
   learning_rate: float = setting(0.00025, '> 0')  # step size of the ps update rule
+  learning_rate_warmup: int = setting(0, '>= 0 (0 = off)')  # updates over which
+  # the step size rises linearly from learning_rate / warmup to learning_rate
   rmsprop_rho: float = setting(0.95, 'in [0, 1)')  # squared-gradient decay
   optimizer_epsilon: float = setting(0.01, '> 0')  # RMSProp's (in the square
   # root) or Adam's, for the loss that optimizer_epsilon_units names

@@ -51,27 +51,11 @@ MODULE_KINDS = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # the kinds before `-m` deselects
 def pytest_collection_modifyitems(items):
-  """Every test gets one kind: its own marker, its module's, else unit; and
-  the tests that share a module-scoped fixture (one real run, several
-  checks) one xdist group, so that `-n 2 --dist loadgroup` runs that
-  fixture once, on one worker, instead of once per worker."""
+  """Every test gets one kind: its own marker, its module's, else unit."""
   for item in items:
-    shared = shared_fixtures(item)
-    if shared:
-      item.add_marker(pytest.mark.xdist_group('+'.join(shared)))
     if any(item.get_closest_marker(kind) for kind in KINDS):
       continue
     module = item.module.__name__.rsplit('.', 1)[-1]
     item.add_marker(getattr(pytest.mark, MODULE_KINDS.get(module, 'unit')))
-
-
-def shared_fixtures(item) -> list[str]:
-  """The module- and session-scoped fixtures this test uses, as group names."""
-  info = getattr(item, '_fixtureinfo', None)
-  if info is None:
-    return []
-  return sorted(f'{item.module.__name__}::{name}'
-                for name, defs in info.name2fixturedefs.items()
-                if defs and defs[-1].scope in ('module', 'package', 'session')
-                and not defs[-1].baseid == '')

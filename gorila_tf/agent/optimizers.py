@@ -168,6 +168,19 @@ class Optimizer(tf.Module):
           self._scratch.buffers.append(
               tf.Variable(tf.zeros(variable.shape), trainable=False))
 
+  def learning_rate(self, step: tf.Tensor) -> tf.Tensor:
+    """The step size of update `step` (1 for the first): learning_rate,
+    reached linearly over learner.learning_rate_warmup updates. Adam's first
+    steps move every weight by about the learning rate whatever its
+    gradient; rising to it keeps that early push from driving whole units
+    below zero at once."""
+    c = self._config
+    rate = tf.constant(c.learning_rate, tf.float32)
+    if not c.learning_rate_warmup:
+      return rate
+    ramp = tf.cast(step, tf.float32) / float(c.learning_rate_warmup)
+    return rate * tf.minimum(ramp, 1.0)
+
   def last_step_sq_norms(self) -> list[tf.Tensor]:
     """Squared norm of the step each variable (part) took at the last update.
 
@@ -180,17 +193,18 @@ class Optimizer(tf.Module):
     c = self._config
     norms = []
     t = tf.cast(self.iterations, tf.float32)
+    learning_rate = self.learning_rate(self.iterations)
     for i in range(len(next(iter(self.slots.values())))):
       slots = {name: slots[i] for name, slots in self.slots.items()}
       with tf.device(slots[SLOT_NAMES[c.optimizer][0]].device):
         if c.optimizer == 'adam':
-          rate = (c.learning_rate * tf.sqrt(1.0 - ADAM_BETA_2 ** t)
+          rate = (learning_rate * tf.sqrt(1.0 - ADAM_BETA_2 ** t)
                   / tf.maximum(1.0 - ADAM_BETA_1 ** t, 1e-12))
           step = rate * slots['m'] / (tf.sqrt(slots['v']) + self.epsilon)
         elif self._fused:
           step = tf.convert_to_tensor(self._scratch.buffers[i])
         else:
-          step = c.learning_rate * slots['mg'] / tf.sqrt(
+          step = learning_rate * slots['mg'] / tf.sqrt(
               slots['ms'] - tf.square(slots['mg']) + self.epsilon)
         norms.append(tf.reduce_sum(tf.square(step)))
     return norms
@@ -199,6 +213,7 @@ class Optimizer(tf.Module):
     """One update of every variable; counts one iteration."""
     c = self._config
     step = self.iterations.assign_add(1)
+    learning_rate = self.learning_rate(step)
     updates = []
     for i, (gradient, variable) in enumerate(gradients_and_variables):
       slots = {name: slots[i] for name, slots in self.slots.items()}
@@ -212,17 +227,17 @@ class Optimizer(tf.Module):
         if c.optimizer == 'rmsprop' and self._fused:
           updates.append(fused_rmsprop_update(
               variable, gradient, slots['ms'], slots['mg'],
-              self._scratch.buffers[i], c.learning_rate, c.rmsprop_rho,
+              self._scratch.buffers[i], learning_rate, c.rmsprop_rho,
               self.epsilon))
         elif self._fused:
           updates.append(fused_adam_update(
               variable, gradient, slots['m'], slots['v'], step,
-              c.learning_rate, self.epsilon))
+              learning_rate, self.epsilon))
         elif c.optimizer == 'rmsprop':
           updates.append(rmsprop_update(variable, gradient, slots['ms'],
-                                        slots['mg'], c.learning_rate,
+                                        slots['mg'], learning_rate,
                                         c.rmsprop_rho, self.epsilon))
         else:
           updates.append(adam_update(variable, gradient, slots['m'], slots['v'],
-                                     step, c.learning_rate, self.epsilon))
+                                     step, learning_rate, self.epsilon))
     return tf.group(updates)

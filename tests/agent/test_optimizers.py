@@ -257,3 +257,33 @@ def test_a_bfloat16_gradient_is_applied_in_float32():
   opt.apply([(tf.constant([2.0], tf.bfloat16), var)])  # 2 is exact in bfloat16
   assert var.dtype == tf.float32
   assert float(var[0]) == pytest.approx(1.0 - 0.2 / np.sqrt(1.01))
+
+
+@pytest.mark.parametrize('name', ['adam', 'rmsprop'])
+@pytest.mark.parametrize('fused', [True, False])
+def test_a_warmup_raises_the_step_size_linearly_to_the_learning_rate(name, fused):
+  # A constant gradient: Adam's bias-corrected m / sqrt(v) is exactly 1, so
+  # update k moves the weight by lr * min(k / warmup, 1) (epsilon ~0 here);
+  # the same rule without a warm-up moves it by lr from the first update.
+  def moves(warmup):
+    var = tf.Variable([0.0])
+    opt = optimizers.Optimizer(learner(
+        optimizer=name, learning_rate=0.1, optimizer_epsilon=1e-12,
+        learning_rate_warmup=warmup, fused_update=fused), [var])
+    before, out = 0.0, []
+    for _ in range(6):
+      opt.apply([(tf.constant([3.0]), var)])
+      out.append(before - float(var[0]))
+      before = float(var[0])
+    return np.array(out), opt
+
+  plain, _ = moves(0)
+  warm, opt = moves(4)
+  ramp = np.array([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+  np.testing.assert_allclose(warm, plain * ramp, rtol=1e-5)
+  if name == 'adam':
+    np.testing.assert_allclose(plain, 0.1, rtol=1e-5)
+  if name == 'adam' or fused:  # (written-out RMSProp's figure is mg's step)
+    # The health probe's step norm is the last step, warm-up included.
+    np.testing.assert_allclose(float(opt.last_step_sq_norms()[0]),
+                               warm[-1] ** 2, rtol=1e-4)
