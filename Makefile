@@ -65,8 +65,8 @@ run: $(STAMP)
 
 # Three phases: the unit and in-process cluster tests two at a time, then the
 # end-to-end tests two at a time (two clusters at once: what they check is
-# behaviour, not speed), then the emulated-host tests and those marked
-# `alone` one at a time (their timing is part of what they check). A test
+# behaviour, not speed), then the emulated-host tests one at a time (their
+# timing is part of what they check: paused and cut hosts, CPU quotas). A test
 # file goes to one worker whole (--dist loadfile), so a module-scoped
 # fixture (one real run, several checks) runs once. (--dist loadgroup would
 # split files finer, but pytest 9.2 ignores the node ids xdist 3.8 renames
@@ -75,8 +75,8 @@ run: $(STAMP)
 PARALLEL := -n 2 --dist loadfile
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests $(PARALLEL) -m 'unit or cluster' $(ARGS) || [ $$? -eq 5 ]
-	$(BIN)/python -m pytest -q tests $(PARALLEL) -m 'e2e and not alone' $(ARGS) || [ $$? -eq 5 ]
-	$(BIN)/python -m pytest -q tests -m 'hosts or alone' $(ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -q tests $(PARALLEL) -m e2e $(ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -q tests -m hosts $(ARGS) || [ $$? -eq 5 ]
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests $(PARALLEL) -m unit $(ARGS)

@@ -137,12 +137,11 @@ def test_python3_that_is_311_makes_the_venv_and_the_recipe_runs(box):
   assert re.match(r'\.venv/bin/python -m pip install .*--no-deps -e \.$', run[2])
   # The suite's three phases: unit and cluster tests two at a time, the
   # end-to-end ones two at a time (a test file's tests on one worker: its
-  # shared run once), then the emulated hosts and the tests whose timing
-  # counts, alone.
+  # shared run once), then the emulated hosts alone.
   parallel = '.venv/bin/python -m pytest -q tests -n 2 --dist loadfile'
   assert run[3].startswith(f'{parallel} -m unit or cluster')
-  assert run[4].startswith(f'{parallel} -m e2e and not alone')
-  assert run[5].startswith('.venv/bin/python -m pytest -q tests -m hosts or alone')
+  assert run[4].startswith(f'{parallel} -m e2e')
+  assert run[5].startswith('.venv/bin/python -m pytest -q tests -m hosts')
   assert len(run) == 6
 
 

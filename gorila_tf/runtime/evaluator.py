@@ -320,9 +320,9 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
   target, full = config.run.stop_at_eval_return, config.eval.episodes
   # A resumed run's newest checkpoint may already have its row (the last
   # launch's final evaluation): it is not scored again.
-  evaluated = tf.train.latest_checkpoint(checkpoint_dir)
-  episodes = scored_episodes(run_dir, evaluated) if evaluated else 0
-  evaluated = evaluated if episodes else None
+  newest = tf.train.latest_checkpoint(checkpoint_dir)
+  episodes = scored_episodes(run_dir, newest) if newest else 0
+  evaluated = newest if episodes else None
   evaluated_in_full = episodes >= full  # `evaluated` was scored on all eval.episodes
   last_eval = float('-inf')  # the next new checkpoint is due at once
   while True:
