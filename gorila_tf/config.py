@@ -171,6 +171,10 @@ class LearnerConfig:
   learning_rate: float = setting(0.00025, '> 0')  # step size of the ps update rule
   learning_rate_warmup: int = setting(0, '>= 0 (0 = off)')  # updates over which
   # the step size rises linearly from learning_rate / warmup to learning_rate
+  learning_rate_end: Optional[float] = setting(None, '> 0')  # none: the step
+  # size stays at learning_rate; else it falls linearly from learning_rate
+  # (after the warm-up) to this at update learning_rate_end_update, then stays
+  learning_rate_end_update: int = setting(0, '>= 0')  # see learning_rate_end
   rmsprop_rho: float = setting(0.95, 'in [0, 1)')  # squared-gradient decay
   optimizer_epsilon: float = setting(0.01, '> 0')  # RMSProp's (in the square
   # root) or Adam's, for the loss that optimizer_epsilon_units names
@@ -515,6 +519,10 @@ def _relations(c: GorilaConfig) -> list[tuple[str, bool, str]]:
           n <= MAX_LAYER_UNITS for n in c.network.mlp_layers),
        f'at most {MAX_LAYERS} layers of at most {MAX_LAYER_UNITS} units (the '
        'weights are sent to every actor at each publication)'),
+      ('learner.learning_rate_end_update', c.learner.learning_rate_end is None
+       or c.learner.learning_rate_end_update > c.learner.learning_rate_warmup,
+       f'> learner.learning_rate_warmup={c.learner.learning_rate_warmup} '
+       '(the fall to learner.learning_rate_end starts after the warm-up)'),
       ('replay.min_size', 1 <= c.replay.min_size <= c.replay.capacity,
        f'in [1, replay.capacity={c.replay.capacity}]'),
       ('replay.capacity', c.replay.capacity <= capacity,

@@ -170,16 +170,23 @@ class Optimizer(tf.Module):
 
   def learning_rate(self, step: tf.Tensor) -> tf.Tensor:
     """The step size of update `step` (1 for the first): learning_rate,
-    reached linearly over learner.learning_rate_warmup updates. Adam's first
-    steps move every weight by about the learning rate whatever its
-    gradient; rising to it keeps that early push from driving whole units
-    below zero at once."""
+    reached linearly over learner.learning_rate_warmup updates, then with
+    learner.learning_rate_end falling linearly to that at update
+    learner.learning_rate_end_update. Adam's first steps move every weight
+    by about the learning rate whatever its gradient; rising to it keeps
+    that early push from driving whole units below zero at once. The fall
+    is for a policy that plays but swings from checkpoint to checkpoint."""
     c = self._config
     rate = tf.constant(c.learning_rate, tf.float32)
-    if not c.learning_rate_warmup:
-      return rate
-    ramp = tf.cast(step, tf.float32) / float(c.learning_rate_warmup)
-    return rate * tf.minimum(ramp, 1.0)
+    step = tf.cast(step, tf.float32)
+    if c.learning_rate_warmup:
+      rate *= tf.minimum(step / float(c.learning_rate_warmup), 1.0)
+    if c.learning_rate_end is not None:
+      start = float(c.learning_rate_warmup)
+      fallen = tf.clip_by_value(
+          (step - start) / (c.learning_rate_end_update - start), 0.0, 1.0)
+      rate = rate * (1.0 - fallen) + c.learning_rate_end * fallen
+    return rate
 
   def last_step_sq_norms(self) -> list[tf.Tensor]:
     """Squared norm of the step each variable (part) took at the last update.

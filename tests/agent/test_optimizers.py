@@ -287,3 +287,37 @@ def test_a_warmup_raises_the_step_size_linearly_to_the_learning_rate(name, fused
     # The health probe's step norm is the last step, warm-up included.
     np.testing.assert_allclose(float(opt.last_step_sq_norms()[0]),
                                warm[-1] ** 2, rtol=1e-4)
+
+
+@pytest.mark.parametrize('name', ['adam', 'rmsprop'])
+def test_the_step_size_falls_linearly_to_its_end_after_the_warmup(name):
+  # Warm-up over 2 updates, then from 0.1 down to 0.02 at update 6 (0.1 at
+  # update 2, 0.08 at 3, ..., 0.02 at 6), then 0.02: with Adam's constant
+  # gradient each update moves the weight by exactly its step size.
+  opt = optimizers.Optimizer(learner(
+      optimizer=name, learning_rate=0.1, optimizer_epsilon=1e-12,
+      learning_rate_warmup=2, learning_rate_end=0.02,
+      learning_rate_end_update=6), [tf.Variable([0.0])])
+  rates = [float(opt.learning_rate(tf.constant(k, tf.int64))) for k in range(1, 9)]
+  np.testing.assert_allclose(
+      rates, [0.05, 0.1, 0.08, 0.06, 0.04, 0.02, 0.02, 0.02], rtol=1e-5)
+  if name == 'adam':
+    var = tf.Variable([0.0])
+    adam = optimizers.Optimizer(learner(
+        optimizer='adam', learning_rate=0.1, optimizer_epsilon=1e-12,
+        learning_rate_end=0.02, learning_rate_end_update=4), [var])
+    moves, before = [], 0.0
+    for _ in range(5):
+      adam.apply([(tf.constant([3.0]), var)])
+      moves.append(before - float(var[0]))
+      before = float(var[0])
+    np.testing.assert_allclose(moves, [0.08, 0.06, 0.04, 0.02, 0.02], rtol=1e-4)
+
+
+def test_a_fall_that_ends_inside_the_warmup_is_refused_naming_both():
+  with pytest.raises(config_lib.ConfigError, match=(
+      r'learner.learning_rate_end_update=100 is out of range; allowed: > '
+      r'learner.learning_rate_warmup=1000')):
+    config_lib.resolve('pong_fast', [
+        'learner.learning_rate_warmup=1000', 'learner.learning_rate_end=1e-5',
+        'learner.learning_rate_end_update=100'])

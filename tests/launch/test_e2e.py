@@ -398,45 +398,85 @@ def garble_replay_checkpoints(run_dir, bundle, wait_s=60):
   return garbled
 
 
-def test_cluster_survives_a_killed_worker_and_a_killed_ps(run_dir):
-  # Both faults land mid-training; the run is then stopped (SIGTERM) once the
-  # resumed chief has summarised a few rounds: the frame budget is out of reach.
+def listening_ports(pid):
+  """The TCP ports that process `pid` listens on, in its network namespace."""
+  return [int(line.split()[1].split(':')[1], 16)
+          for path in (f'/proc/{pid}/net/tcp', f'/proc/{pid}/net/tcp6')
+          for line in open(path).read().splitlines()[1:]
+          if line.split()[3] == '0A']  # LISTEN
+
+
+def reachable(port):
+  try:
+    socket.create_connection(('127.0.0.1', port), timeout=2).close()
+  except OSError:
+    return False
+  return True
+
+
+# One CartPole cluster through two faults and then SIGTERM, shared by the
+# checks below (each fails, never skips, when the run did not get there):
+# both faults land mid-training; once the resumed chief has summarised a
+# few rounds (the frame budget is out of reach), what every server listens
+# on is read and the run is stopped with SIGTERM. (Until 2026-12-06 the
+# loopback and SIGTERM checks had a cluster of their own, ~100 s of a
+# suite worker.)
+@pytest.fixture(scope='module')
+def killed_then_stopped(tmp_path_factory):
+  run_dir = str(tmp_path_factory.mktemp('killed') / 'run')
   launcher = Launcher(run_dir, '--set=run.max_frames=10000000',
                       '--set=run.checkpoint_every_s=5')
-  launcher.wait_for(r'checkpoint .*ckpt-')
-  # A bundle dies with its replay checkpoint garbled (a broken disk): the
-  # other keeps training; the launcher restarts it, it sets the unreadable
-  # replay aside and starts empty (Reverb's server failed at every start on
-  # it), and it reports again (a new incarnation).
-  garbled = garble_replay_checkpoints(run_dir, bundle=0)
-  os.kill(launcher.pids()['worker0'], signal.SIGKILL)
-  mark = len(launcher.lines)
-  launcher.wait_for(r'restarting worker0 \(1 of 5\)', after=mark)
-  launcher.wait_for(r'\[worker0\].* bundle 0: the replay checkpoint \S+ cannot be '
-                    r'loaded: chunks.tfrecord cannot be read .* starts with an '
-                    r'empty replay', after=mark)
-  aside = glob.glob(os.path.join(run_dir, 'replay', 'bundle_0.unreadable-*'))
-  assert len(aside) == 1 and garbled
-  launcher.wait_for(r'bundle 0 restarted: [\d.]+ s without its reports',
-                    after=mark)
-  # Let the chief write that into a summary before it is restarted below.
-  launcher.wait_for(r'frames \d+ updates \d+ return', after=len(launcher.lines))
-  # A parameter server dies: it is restarted with the chief, which resumes
-  # from its latest checkpoint.
-  os.kill(launcher.pids()['ps1'], signal.SIGKILL)
-  mark = len(launcher.lines)
-  launcher.wait_for(r'restarting chief after the loss of ps1', after=mark)
-  resumed = launcher.wait_for(
-      r'resumed from .*ckpt-(\d+) at (\d+) updates, (\d+) frames', after=mark)
-  assert int(resumed.group(2)) > 0
-  mark = len(launcher.lines)
-  for _ in range(3):  # the resumed chief trains and summarises
-    launcher.wait_for(TRAINING, after=mark)
+  s = types.SimpleNamespace(run_dir=run_dir)
+  try:
+    launcher.wait_for(r'checkpoint .*ckpt-')
+    # A bundle dies with its replay checkpoint garbled (a broken disk): the
+    # other keeps training; the launcher restarts it, it sets the unreadable
+    # replay aside and starts empty (Reverb's server failed at every start
+    # on it), and it reports again (a new incarnation).
+    s.garbled = garble_replay_checkpoints(run_dir, bundle=0)
+    os.kill(launcher.pids()['worker0'], signal.SIGKILL)
     mark = len(launcher.lines)
-  launcher.proc.send_signal(signal.SIGTERM)
-  code, out = launcher.finish()
-  assert code == 130, out[-4000:]
-  progress = metrics.read_progress(run_dir)
+    launcher.wait_for(r'restarting worker0 \(1 of 5\)', after=mark)
+    launcher.wait_for(r'\[worker0\].* bundle 0: the replay checkpoint \S+ cannot be '
+                      r'loaded: chunks.tfrecord cannot be read .* starts with an '
+                      r'empty replay', after=mark)
+    s.aside = glob.glob(os.path.join(run_dir, 'replay', 'bundle_0.unreadable-*'))
+    launcher.wait_for(r'bundle 0 restarted: [\d.]+ s without its reports',
+                      after=mark)
+    # Let the chief write that into a summary before it is restarted below.
+    launcher.wait_for(r'frames \d+ updates \d+ return', after=len(launcher.lines))
+    # A parameter server dies: it is restarted with the chief, which resumes
+    # from its latest checkpoint.
+    os.kill(launcher.pids()['ps1'], signal.SIGKILL)
+    mark = len(launcher.lines)
+    launcher.wait_for(r'restarting chief after the loss of ps1', after=mark)
+    s.resumed = launcher.wait_for(
+        r'resumed from .*ckpt-(\d+) at (\d+) updates, (\d+) frames', after=mark)
+    mark = len(launcher.lines)
+    for _ in range(3):  # the resumed chief trains and summarises
+      launcher.wait_for(TRAINING, after=mark)
+      mark = len(launcher.lines)
+    # Every task as it is now (the restarted ones by their new pids).
+    pids = launcher.pids()
+    s.interfaces = {role: isolation.interfaces(pid) for role, pid in pids.items()}
+    s.chief_ports = listening_ports(pids['chief'])
+    s.reachable = [p for p in s.chief_ports if reachable(p)]
+    launcher.proc.send_signal(signal.SIGTERM)
+    s.code, s.out = launcher.finish(timeout=300)
+    time.sleep(1)
+    s.alive = [role for role, pid in pids.items() if alive(pid)]
+    return s
+  finally:
+    Launcher.stop_all()
+
+
+def test_cluster_survives_a_killed_worker_and_a_killed_ps(killed_then_stopped):
+  s = killed_then_stopped
+  assert s.code == 130, s.out[-4000:]
+  assert len(s.aside) == 1 and s.garbled
+  resumed = s.resumed
+  assert int(resumed.group(2)) > 0
+  progress = metrics.read_progress(s.run_dir)
   # The first chief saw bundle 0 come back; its successor counts a resume.
   assert max(r.get('bundles/0/restarts', 0) for r in progress) >= 1
   assert progress[-1]['cluster/resumes'] >= 1
@@ -512,65 +552,27 @@ def test_a_task_failing_for_good_stops_the_run_with_no_orphans(slowed_then_kille
   assert not s.alive
 
 
-def listening_ports(pid):
-  """The TCP ports that process `pid` listens on, in its network namespace."""
-  return [int(line.split()[1].split(':')[1], 16)
-          for path in (f'/proc/{pid}/net/tcp', f'/proc/{pid}/net/tcp6')
-          for line in open(path).read().splitlines()[1:]
-          if line.split()[3] == '0A']  # LISTEN
-
-
-def reachable(port):
-  try:
-    socket.create_connection(('127.0.0.1', port), timeout=2).close()
-  except OSError:
-    return False
-  return True
-
-
-# One CartPole cluster that is training, shared by the checks below: what
-# its servers listen on, then SIGTERM.
-@pytest.fixture(scope='module')
-def stopped_by_sigterm(tmp_path_factory):
-  run_dir = str(tmp_path_factory.mktemp('sigterm') / 'run')
-  launcher = Launcher(run_dir, '--set=run.max_frames=10000000',
-                      '--set=run.checkpoint_every_s=3600')
-  try:
-    launcher.wait_for(TRAINING)
-    pids = launcher.pids()
-    scenario = types.SimpleNamespace(
-        run_dir=run_dir, pids=pids,
-        interfaces={role: isolation.interfaces(pid) for role, pid in pids.items()},
-        chief_ports=listening_ports(pids['chief']))
-    scenario.reachable = [p for p in scenario.chief_ports if reachable(p)]
-    launcher.proc.send_signal(signal.SIGTERM)
-    scenario.code, scenario.out = launcher.finish(timeout=120)
-    time.sleep(1)
-    scenario.alive = [role for role, pid in pids.items() if alive(pid)]
-    return scenario
-  finally:
-    Launcher.stop_all()
-
-
-def test_local_servers_listen_on_loopback_only(stopped_by_sigterm):
+def test_local_servers_listen_on_loopback_only(killed_then_stopped):
+  s = killed_then_stopped
   # Each task's network namespace has no interface but loopback...
-  assert all(names == ['lo'] for names in stopped_by_sigterm.interfaces.values()), (
-      stopped_by_sigterm.interfaces)
+  assert s.interfaces and all(names == ['lo'] for names in s.interfaces.values()), (
+      s.interfaces)
   # ...and its listening ports are unreachable from the host's network.
-  assert stopped_by_sigterm.chief_ports
-  assert not stopped_by_sigterm.reachable
+  assert s.chief_ports
+  assert not s.reachable
 
 
-def test_sigterm_checkpoints_then_stops_every_task(stopped_by_sigterm):
-  out = stopped_by_sigterm.out
-  assert stopped_by_sigterm.code == 130, out[-3000:]
-  assert not stopped_by_sigterm.alive
+def test_sigterm_checkpoints_then_stops_every_task(killed_then_stopped):
+  s = killed_then_stopped
+  assert s.code == 130, s.out[-3000:]
+  assert not s.alive  # every task, the restarted ones by their new pids
   # The chief stopped first and saved where it stopped.
-  stopped = re.search(r'stopped: (\d+) frames, (\d+) updates', out)
-  assert stopped, out[-3000:]
-  counters = checkpoint_counters(stopped_by_sigterm.run_dir)
-  assert counters['updates'] == int(stopped.group(2)) > 0
-  assert counters['frames'] == int(stopped.group(1)) > 0
+  stopped = re.findall(r'stopped: (\d+) frames, (\d+) updates', s.out)
+  assert stopped, s.out[-3000:]
+  frames, updates = map(int, stopped[-1])
+  counters = checkpoint_counters(s.run_dir)
+  assert counters['updates'] == updates > 0
+  assert counters['frames'] == frames > 0
 
 
 @pytest.mark.parametrize('moment', ['importing', 'building'])

@@ -128,9 +128,20 @@ def make_dataset_fn(play, indices, n_step):
   return dataset_fn
 
 
+# learner.learning_rate_warmup / _end / _end_update of a 'schedule' arm: the
+# rise, the fall and the flat end all inside the 48 updates.
+SCHEDULE = (12, 2e-5, 40)
+
+
 def arm_config(optimizer: str, replica_sync_period: int, fused: bool,
-               compute_dtype: str = 'float32', prefetch: bool = False):
+               compute_dtype: str = 'float32', prefetch: bool = False,
+               schedule: bool = False):
   preset, extra = OPTIMIZERS[optimizer]
+  if schedule:
+    warmup, end, end_update = SCHEDULE
+    extra = extra + [f'learner.learning_rate_warmup={warmup}',
+                     f'learner.learning_rate_end={end}',
+                     f'learner.learning_rate_end_update={end_update}']
   return config_lib.resolve(preset, extra + [
       f'network.compute_dtype={compute_dtype}',
       f'learner.prefetch_replica={str(prefetch).lower()}',
@@ -181,7 +192,10 @@ def make_reference(config, initial, dtype: str) -> reference_dqn.ReferenceDQN:
       n_step=c.n_step, double=c.double_dqn,
       replica_sync_period=c.replica_sync_period, target_period=TARGET_PERIOD,
       batch_size=BATCH, dtype=dtype, prefetch_replica=c.prefetch_replica,
-      steps_per_closure=c.steps_per_closure)
+      steps_per_closure=c.steps_per_closure,
+      schedule=None if c.learning_rate_end is None else (
+          c.learning_rate_warmup, c.learning_rate_end,
+          c.learning_rate_end_update))
 
 
 def closure_error(before, after, reference_after) -> float:
@@ -266,15 +280,18 @@ def distance(a: dict, b: dict, initial) -> dict:
 # Keras' mixed_bfloat16 policy.
 ARMS = [('adam', 1, True), ('adam', 1, False), ('adam', 2, True),
         ('adam', 2, False), ('rmsprop', 1, True), ('rmsprop', 1, False),
-        ('adam', 2, True, 'bfloat16'), ('adam', 2, True, 'float32', True)]
+        ('adam', 2, True, 'bfloat16'), ('adam', 2, True, 'float32', True),
+        # the step size warmed up, then falling (learner.learning_rate_*)
+        # (pong_fast's update; the rule is one function for both optimizers)
+        ('adam', 2, True, 'float32', False, True)]
 
 
 def arm_name(optimizer, period, fused, compute_dtype='float32',
-             prefetch=False) -> str:
+             prefetch=False, schedule=False) -> str:
   name = f'{optimizer} replica_sync_period={period} fused={fused}'
   if compute_dtype != 'float32':
     name += f' {compute_dtype}'
-  return name + (' prefetch' if prefetch else '')
+  return name + (' prefetch' if prefetch else '') + (' schedule' if schedule else '')
 
 
 

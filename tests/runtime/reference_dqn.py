@@ -34,6 +34,28 @@ def variable_dtype(dtype: str) -> str:
   return 'float32' if dtype == MIXED else dtype
 
 
+class StepSize(tf.keras.optimizers.schedules.LearningRateSchedule):
+  """A step size through the points (0, 0), (warmup, rate), (end_update,
+  end), constant after: a linear warm-up, then a linear fall. Keras counts
+  updates from 0, so update k (1 for the first) is called with k - 1."""
+
+  def __init__(self, rate: float, warmup: int, end: float, end_update: int):
+    super().__init__()
+    self._rate, self._warmup = rate, warmup
+    self._end, self._end_update = end, end_update
+
+  def __call__(self, iterations):
+    k = tf.cast(iterations, tf.float64) + 1.0
+    rising = self._rate * k / max(self._warmup, 1)
+    falling = self._rate + (self._end - self._rate) * tf.minimum(
+        (k - self._warmup) / (self._end_update - self._warmup), 1.0)
+    return tf.cast(tf.where(k <= self._warmup, rising, falling), tf.float32)
+
+  def get_config(self):
+    return {'rate': self._rate, 'warmup': self._warmup, 'end': self._end,
+            'end_update': self._end_update}
+
+
 def nature_network(num_actions: int, dtype: str) -> tf.keras.Model:
   """Nature DQN on [B, 4, 84, 84] uint8 frames: 3 convs, 512 units, Q per action."""
   frames = tf.keras.Input((4, 84, 84), dtype='uint8')
@@ -68,11 +90,14 @@ class ReferenceDQN:
                reduction: str, discount: float, n_step: int, double: bool,
                replica_sync_period: int, target_period: int,
                batch_size: int, dtype: str = 'float32',
-               prefetch_replica: bool = False, steps_per_closure: int = 1):
+               prefetch_replica: bool = False, steps_per_closure: int = 1,
+               schedule: tuple[int, float, int] | None = None):
     self.online, self.replica, self.target = (
         nature_network(num_actions, dtype) for _ in range(3))
     for net in (self.online, self.replica, self.target):
       net.set_weights([np.asarray(w, variable_dtype(dtype)) for w in weights])
+    if schedule is not None:  # (warmup, end, end_update)
+      learning_rate = StepSize(learning_rate, *schedule)
     if optimizer == 'adam':
       self.optimizer = tf.keras.optimizers.Adam(
           learning_rate, epsilon=epsilon, jit_compile=False)

@@ -42,7 +42,7 @@ def result():
 
 
 def test_every_arm_ran_on_the_sharded_model_and_applied_every_update(result):
-  assert len(result['arms']) == 8
+  assert len(result['arms']) == 9
   for name, arm in result['arms'].items():
     assert arm['updates'] == arm['applied'] == 48, name
     assert 2 in arm['parts'], name  # the dense kernel lives on both ps tasks
@@ -56,7 +56,11 @@ def test_every_arm_ran_on_the_sharded_model_and_applied_every_update(result):
     'rmsprop replica_sync_period=1 fused=False',
     # The replica read during the step before (learner.prefetch_replica),
     # against a reference whose replica misses that step's update.
-    'adam replica_sync_period=2 fused=True prefetch'])
+    'adam replica_sync_period=2 fused=True prefetch',
+    # The step size warmed up over 12 updates, then falling to 2e-5 at 40
+    # (learner.learning_rate_warmup / _end / _end_update) against a Keras
+    # LearningRateSchedule through the same points.
+    'adam replica_sync_period=2 fused=True schedule'])
 def test_each_closure_takes_the_reference_dqn_step(result, arm):
   errors = result['arms'][arm]
   assert max(errors['closure_errors']) < TOLERANCE, errors['closure_errors']
