@@ -4,11 +4,12 @@ Same distributed system (ps, bundles, chief). The paper's (from `pong`):
 the Nature network and its Torch7 initialisation, batch 32, one update per
 4 agent steps, Huber loss, gamma 0.99, reward clipping, 30 no-op starts.
 This package's, for speed on 2 cores (after Rainbow/Dopamine, Tianshou and
-CleanRL's Atari DQNs): 3-step returns, double DQN, Adam (lr 1e-4), epsilon
-to 0.01 over 1M frames, one update per 10 agent steps (3.2 samples per
-insert), the target refreshed every 2,000 updates, replay 50k per bundle
-from 5k, actors refreshing every 50 steps, the learner's replica read every
-2 updates and prefetched, bfloat16 compute where the CPU has it. Measured: docs/learning.md.
+CleanRL's Atari DQNs): 3-step returns, double DQN, Adam (lr 1e-4, reached
+over a 10k-update warm-up), epsilon to 0.01 over 1M frames, one 64-batch
+update per 10 agent steps (6.4 samples per insert, Tianshou's), the target
+refreshed every 2,000 updates, replay 50k per bundle from 5k, actors
+refreshing every 50 steps, the learner's replica read every 2 updates and
+prefetched, bfloat16 compute where the CPU has it. Measured: docs/learning.md.
 """
 
 import dataclasses
@@ -31,12 +32,12 @@ def get_config() -> cfg.GorilaConfig:
           base.replay,
           capacity=50_000,  # transitions per bundle
           min_size=5_000,
-          # One 32-batch update per 10 agent steps (Tianshou's update rate):
-          # ~1,000 frames/s at ~25 updates/s here, against ~410 at 8.0 (one
-          # per 4, learner-bound). At 8.0 the evaluation was still -14.4 at
-          # 92k updates (seed 0, 2026-12-04); at 3.2, +14.7 at 89k (seed 4)
-          # and -10.3 at 79k (seed 5, 2026-12-06; docs/learning.md).
-          samples_per_insert=3.2,
+          # One update per 10 agent steps (Tianshou's rate), of 64 (below):
+          # ~800 frames/s at ~19.5 updates/s here. Per 32-batch: at 8.0 (one
+          # per 4, learner-bound, ~410 frames/s) the evaluation was still
+          # -14.4 at 92k updates (seed 0, 2026-12-04); at 3.2, +14.7 at 89k
+          # (seed 4) and -10.3 at 79k (seed 5, 2026-12-06; docs/learning.md).
+          samples_per_insert=6.4,
       ),
       # The convolutions and matrix products in bfloat16 where the CPU has
       # the instructions (oneDNN's AVX-512 BF16 kernels; parameters,
@@ -46,8 +47,19 @@ def get_config() -> cfg.GorilaConfig:
       network=dataclasses.replace(base.network, compute_dtype='auto'),
       learner=dataclasses.replace(
           base.learner,
+          # 1.5x batch 32's samples/s on this CPU (fuller kernels); at 45 min
+          # +0.1 (seed 2) and -4.4 (seed 3, with the warm-up) against batch
+          # 32's -9.3 and -14.7 on the same seeds (docs/learning.md).
+          batch_size=64,
           optimizer='adam',
           learning_rate=1e-4,
+          # Adam's first steps move every weight by ~lr whatever its
+          # gradient: without a warm-up, 31 of conv_0's 32 channels died by
+          # 8k updates (seed 2) after a flat probe; with it no health warning
+          # on 3 seeds, conv_0 56-69 % dead at the end; 45-min scores within
+          # the seeds' spread (seed 2: -6.4 at 35 min against -18.0; seed 4:
+          # -12.0 at 45 against -7.7; 2026-12-06, docs/learning.md).
+          learning_rate_warmup=10_000,
           # Per weight, dense_0's gradient RMS is ~3e-5: Dopamine's 1.5e-4
           # shrank its Adam steps to ~1/6 of the learning rate, 1e-8 (PyTorch's)
           # killed the network in 5 minutes. 1e-5 (steps ~0.75 of it): -15
