@@ -503,7 +503,7 @@ def _tensorboard_agrees(run_dir: str) -> list[str]:
 def _evaluate(run_dir: str, newest: int = LEARNED_NEWEST) -> dict[str, float]:
   """Greedy CartPole returns of the newest checkpoints, by checkpoint name."""
   from gorila_tf.agent import environments  # pylint: disable=g-import-not-at-top
-  from gorila_tf.runtime import evaluator, run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import checkpointing, evaluator, run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   config = run_dir_lib.read_config(run_dir)
   state = tf.train.get_checkpoint_state(os.path.join(run_dir, 'checkpoints'))
@@ -514,7 +514,10 @@ def _evaluate(run_dir: str, newest: int = LEARNED_NEWEST) -> dict[str, float]:
       config.eval, epsilon=0.0, episodes=10, parallel_envs=5, record_frames=0))
   returns = {}
   for path in list(state.all_model_checkpoint_paths)[-newest:]:
-    q_net, _, _ = evaluator.restore_online_network(path, config, info)
+    try:  # a corrupt_checkpoint fault may have cut one short for good
+      q_net, _, _ = evaluator.restore_online_network(path, config, info)
+    except checkpointing.UNREADABLE:
+      continue
     returns[os.path.basename(path)] = evaluator.evaluate(q_net, greedy, info,
                                                          seed=7).mean
   return returns

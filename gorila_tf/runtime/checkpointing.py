@@ -38,6 +38,14 @@ from gorila_tf.runtime import run_dir as run_dir_lib
 
 REPLAY_DIR = 'replay'
 
+# What TF's checkpoint reader raises on a damaged checkpoint: a garbled
+# index or checksum (OpError), a data file cut short (IndexError: "Read less
+# bytes than requested"; found by a 30-minute chaos run, where the start-up
+# check let it through and the chief failed at every start), and the rest.
+UNREADABLE = (tf.errors.OpError, ValueError, AssertionError, IndexError,
+              OSError, RuntimeError)
+
+
 def restore_newest_readable(manager: tf.train.CheckpointManager,
                             checkpoint: tf.train.Checkpoint) -> Optional[str]:
   """Restores the newest checkpoint that reads cleanly; None if there is none.
@@ -50,8 +58,7 @@ def restore_newest_readable(manager: tf.train.CheckpointManager,
     try:
       checkpoint.restore(path).assert_existing_objects_matched()
       return path
-    except (tf.errors.OpError, ValueError, AssertionError, IndexError,
-            OSError, RuntimeError) as e:
+    except UNREADABLE as e:
       logging.warning('checkpoint %s is unreadable (%s: %s); trying the one '
                       'before it', path, type(e).__name__,
                       str(e).splitlines()[0][:200])
@@ -87,7 +94,7 @@ def check_some_readable(run_dir: str) -> None:
       for name in reader.get_variable_to_shape_map():
         reader.get_tensor(name)
       return
-    except (tf.errors.OpError, ValueError, OSError, RuntimeError):
+    except UNREADABLE:
       continue
   raise errors.ConfigError(_none_readable(directory, paths))
 
