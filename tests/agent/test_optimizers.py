@@ -259,6 +259,16 @@ def test_a_bfloat16_gradient_is_applied_in_float32():
   assert float(var[0]) == pytest.approx(1.0 - 0.2 / np.sqrt(1.01))
 
 
+def moves_under_a_constant_gradient(opt, var, updates):
+  """How far each of `updates` updates of gradient 3 moves `var` down."""
+  before, out = float(var[0]), []
+  for _ in range(updates):
+    opt.apply([(tf.constant([3.0]), var)])
+    out.append(before - float(var[0]))
+    before = float(var[0])
+  return np.array(out)
+
+
 @pytest.mark.parametrize('name', ['adam', 'rmsprop'])
 @pytest.mark.parametrize('fused', [True, False])
 def test_a_warmup_raises_the_step_size_linearly_to_the_learning_rate(name, fused):
@@ -270,12 +280,7 @@ def test_a_warmup_raises_the_step_size_linearly_to_the_learning_rate(name, fused
     opt = optimizers.Optimizer(learner(
         optimizer=name, learning_rate=0.1, optimizer_epsilon=1e-12,
         learning_rate_warmup=warmup, fused_update=fused), [var])
-    before, out = 0.0, []
-    for _ in range(6):
-      opt.apply([(tf.constant([3.0]), var)])
-      out.append(before - float(var[0]))
-      before = float(var[0])
-    return np.array(out), opt
+    return moves_under_a_constant_gradient(opt, var, 6), opt
 
   plain, _ = moves(0)
   warm, opt = moves(4)
@@ -306,12 +311,8 @@ def test_the_step_size_falls_linearly_to_its_end_after_the_warmup(name):
     adam = optimizers.Optimizer(learner(
         optimizer='adam', learning_rate=0.1, optimizer_epsilon=1e-12,
         learning_rate_end=0.02, learning_rate_end_update=4), [var])
-    moves, before = [], 0.0
-    for _ in range(5):
-      adam.apply([(tf.constant([3.0]), var)])
-      moves.append(before - float(var[0]))
-      before = float(var[0])
-    np.testing.assert_allclose(moves, [0.08, 0.06, 0.04, 0.02, 0.02], rtol=1e-4)
+    np.testing.assert_allclose(moves_under_a_constant_gradient(adam, var, 5),
+                               [0.08, 0.06, 0.04, 0.02, 0.02], rtol=1e-4)
 
 
 def test_a_fall_that_ends_inside_the_warmup_is_refused_naming_both():
