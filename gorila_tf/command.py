@@ -7,7 +7,7 @@
 several commands can share a process), refuses a bad flag and stray
 arguments, and turns an error of this package into one line,
 `error: <what>`, and its exit status (errors.py); a task that is `Stuck` is
-logged instead, for a restart.
+logged instead, for a restart; a full disk met anywhere is one line, exit 2.
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ def guarded(main: Callable[[list[str]], int | None], argv: list[str]) -> int:
   except errors.GorilaError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
     return e.exit_status
+  except Exception as e:  # pylint: disable=broad-except
+    # A full disk met where no part of this package expected one (a chaos
+    # run found the summary writer's first event): still one line and exit
+    # 2, which stops the run (a restart would meet the same disk).
+    if not errors.is_no_space(e):
+      raise
+    print(f'error: {errors.no_space_line(e)}', file=sys.stderr, flush=True)
+    return exit_codes.BAD_INPUT
   return exit_codes.OK if status is None else status
 
 

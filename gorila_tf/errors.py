@@ -16,6 +16,8 @@ Each message is one line; the commands print it as `error: <message>` (Stuck:
 logged) and exit with `exit_status`. The numbers are in exit_codes.py.
 """
 
+import re
+
 from gorila_tf import exit_codes
 
 
@@ -60,6 +62,15 @@ def is_no_space(error: BaseException) -> bool:
   if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
     return True
   return any(text in str(error) for text in NO_SPACE_TEXTS)
+
+
+def no_space_line(error: BaseException) -> str:
+  """One line for a full disk that `error` met: what it was writing (the
+  first line of its message, TensorFlow's op prefix left out) and what to do."""
+  first = str(error).strip().split('\n')[0]
+  first = re.sub(r'^\{\{[^}]*\}\}\s*', '', first)  # {{function_node ...}}
+  return (f'no space left on device: {first}; stopped; free space and run '
+          'the same command again')
 
 
 class NumericalError(GorilaError, RuntimeError):

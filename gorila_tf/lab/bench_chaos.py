@@ -22,7 +22,10 @@ then lets the run reach its frame budget. The faults:
 
 Every fault records what it hit (a pid, a file, a link); a task being
 restarted after an earlier fault is waited for, up to 30 s. Invariants,
-sampled every 2 s and checked at the end (a table and JSON):
+sampled every 2 s and checked at the end (a table and JSON, written whatever
+stopped the harness; its launchers and their tasks are killed after it):
+  harness     the harness itself ran to the end (an exception while
+              injecting, waiting or evaluating is a violation, with the table)
   budget      the last launch reaches the frame budget and exits 0
   injected    every scheduled fault hit its target (a fault that found no
               process, checkpoint, writer or link is a violation)
@@ -34,7 +37,9 @@ sampled every 2 s and checked at the end (a table and JSON):
               one whenever a chief is running
   replay      every bundle's replay holds transitions again at the end
   console     no traceback, fatal error or abort on the console
-  leftovers   no process of the run, and no namespace of its hosts, after it
+  leftovers   no process of the run, no namespace of its hosts and no
+              launcher but the last after it (one that ignored a full disk
+              is killed before the command starts again)
   tensorboard the last summary's updates equal the final checkpoint's
   learning    CartPole: the best greedy evaluation of the newest 5 checkpoints
               >= 100. An untrained or reset network scores 9.4; a DQN's
@@ -375,6 +380,9 @@ class Chaos:
     except subprocess.TimeoutExpired:
       stopped = False
       self.violations.append('disk_full: the run did not stop on a full disk')
+      # Never a second launcher beside it on the same run directory (the
+      # first 30-minute run had one, and then two chiefs).
+      self.stop_launchers()
     os.remove(filler)
     self.start()  # as a person would, once there is space
     return (f'filled {self.disk}; the run '
@@ -399,6 +407,22 @@ class Chaos:
   def stop_sampling(self) -> None:
     self._stop.set()
 
+  def running_launchers(self) -> list[int]:
+    return [l.proc.pid for l in self.launches if l.proc.poll() is None]
+
+  def stop_launchers(self) -> list[int]:
+    """SIGKILLs every launcher still running (their tasks die with them)
+    and then any task of the run left; the launchers' pids."""
+    running = [l for l in self.launches if l.proc.poll() is None]
+    for launch_ in running:
+      launch_.proc.kill()
+      launch_.proc.wait()
+    if running:
+      time.sleep(2)  # PR_SET_PDEATHSIG
+    for pid in run_processes(self.run_dir):
+      _signal(pid, signal.SIGKILL)
+    return [l.proc.pid for l in running]
+
 
 def _alive(pid: int) -> bool:
   """Whether `pid` is a process that has not exited (zombies count as gone)."""
@@ -413,9 +437,13 @@ def _signal(pid: int, signum: int) -> None:
     pass
 
 
-def check(chaos: Chaos, status: int, checkpoint_every_s: float,
-          eval_return: Optional[float], game: str) -> list[dict]:
-  """The invariants' table rows: name, checks made, violations, detail."""
+def check(chaos: Chaos, status: Optional[int], checkpoint_every_s: float,
+          eval_return: Optional[float], game: str,
+          harness: tuple[str, ...] = (), launchers: tuple[int, ...] = ()
+          ) -> list[dict]:
+  """The invariants' table rows: name, checks made, violations, detail.
+  `harness`: what stopped the harness itself (an exception while injecting,
+  waiting or evaluating); `launchers`: launchers still running at the end."""
   rows = []
 
   def row(name, checks, bad, detail=''):
@@ -423,7 +451,10 @@ def check(chaos: Chaos, status: int, checkpoint_every_s: float,
                  'detail': detail or '; '.join(b.split('\n')[0] for b in bad[:3]),
                  'examples': bad[:3]})
 
-  row('budget', 1, [] if status == 0 else [f'last launch exited {status}'])
+  row('harness', 1, list(harness))
+  row('budget', 1, [] if status == 0 else [
+      f'last launch exited {status}' if status is not None
+      else 'the last launch did not end (see harness)'])
   injected = sum(1 for d in chaos.done if d['injected'])
   row('injected', len(chaos.done), chaos.not_injected,
       f'{injected} of {len(chaos.done)} scheduled faults hit their target')
@@ -467,8 +498,9 @@ def check(chaos: Chaos, status: int, checkpoint_every_s: float,
   namespaces = subprocess.run(['ip', 'netns', 'list'], capture_output=True,
                               text=True).stdout if shutil.which('ip') else ''
   leftovers = ([f'processes {left}'] if left else []) + (
-      [f'namespaces: {namespaces.strip()}'] if 'gorila-' in namespaces else [])
-  row('leftovers', 2, leftovers)
+      [f'namespaces: {namespaces.strip()}'] if 'gorila-' in namespaces else []) + (
+      [f'launchers still running: pids {list(launchers)}'] if launchers else [])
+  row('leftovers', 3, leftovers)
   row('tensorboard', 1, _tensorboard_agrees(chaos.run_dir))
   if game == 'CartPole-v1':
     row('learning', 1, [] if eval_return is not None
@@ -546,10 +578,24 @@ def measure(config_name: str, overrides, seed: int, minutes: float,
                 and (k != 'cut_link' or hosts))
   faults = schedule(seed, minutes, every_s, kinds)
   chaos = Chaos(config_name, overrides, run_dir, frames, disk, hosts)
+  try:  # the record is written whatever stops the harness; nothing is left
+    return _run_and_check(chaos, config, faults, frames, seed, minutes, every_s)
+  finally:
+    chaos.stop_launchers()
+    if disk:
+      subprocess.run(['umount', '-l', disk], check=False)
+
+
+def _run_and_check(chaos: Chaos, config, faults: list[Fault], frames: int,
+                   seed: int, minutes: float, every_s: tuple[float, float]
+                   ) -> dict[str, Any]:
+  """Injects the schedule, waits for the run's end, checks the invariants."""
+  harness = []
   start = time.monotonic()
   chaos.start()
   sampler = threading.Thread(target=chaos.sample_forever, daemon=True)
   sampler.start()
+  status = None
   try:
     for fault in faults:
       time.sleep(max(0.0, start + fault.at_s - time.monotonic()))
@@ -557,13 +603,21 @@ def measure(config_name: str, overrides, seed: int, minutes: float,
             f'{fault.target} {fault.duration_s:.0f}'.rstrip(), flush=True)
       chaos.inject(fault)
     status = chaos.launch.proc.wait(timeout=frames / 20 + 1800)
+  except Exception as e:  # pylint: disable=broad-except
+    harness.append(f'injecting or waiting: {type(e).__name__}: {e}')
   finally:
     chaos.stop_sampling()
     time.sleep(3)
-  eval_returns = _evaluate(run_dir)
+  launchers = chaos.running_launchers()  # killed after the checks (measure)
+  run_dir = chaos.run_dir
+  try:
+    eval_returns = _evaluate(run_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    eval_returns = {}
+    harness.append(f'the learning check: {type(e).__name__}: {e}')
   eval_return = max(eval_returns.values()) if eval_returns else None
   rows = check(chaos, status, config.run.checkpoint_every_s, eval_return,
-               config.env.id)
+               config.env.id, tuple(harness), tuple(launchers))
   result = {'seed': seed, 'minutes': minutes, 'every_s': list(every_s),
             'frames': frames, 'faults': [dataclasses.asdict(f) for f in faults],
             'history': [{**d, 'when': d['when'] - start} for d in chaos.done],
@@ -576,8 +630,6 @@ def measure(config_name: str, overrides, seed: int, minutes: float,
             'run_dir': run_dir}
   if result['violations']:
     result['kept'] = _keep_evidence(chaos)
-  if disk:
-    subprocess.run(['umount', '-l', disk], check=False)
   return result
 
 

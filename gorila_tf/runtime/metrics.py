@@ -232,12 +232,13 @@ def disk_full_is_said(path: str):
 class SummaryWriter:
   """TensorBoard scalars plus a JSON-lines copy for scripts and tests.
 
-  Every write raises errors.DiskFull when the disk is full.
+  Opening it and every write raise errors.DiskFull when the disk is full.
   """
 
   def __init__(self, run_dir: str, subdir: str = 'tb',
                progress_file: str = 'progress.jsonl'):
-    self._writer = tf.summary.create_file_writer(os.path.join(run_dir, subdir))
+    with disk_full_is_said(run_dir):  # its first event is written at once
+      self._writer = tf.summary.create_file_writer(os.path.join(run_dir, subdir))
     self._progress_path = os.path.join(run_dir, progress_file)
     self._lock = threading.Lock()
     self._run_dir = run_dir

@@ -148,9 +148,17 @@ def test_a_run_that_ignores_a_full_disk_is_a_violation(tmp_path, monkeypatch):
   import subprocess  # pylint: disable=g-import-not-at-top
 
   class NeverStops:
-    pid = 1
+    pid, killed = 1, False
+
+    def poll(self):
+      return -9 if self.killed else None
+
+    def kill(self):
+      self.killed = True
 
     def wait(self, timeout=None):
+      if self.killed:
+        return -9
       raise subprocess.TimeoutExpired('launcher', timeout)
 
   def small_filler(directory):
@@ -163,11 +171,57 @@ def test_a_run_that_ignores_a_full_disk_is_a_violation(tmp_path, monkeypatch):
   chaos = Planted(str(tmp_path), [sample(0, 0)])
   chaos.launches[0].proc = NeverStops()
   chaos.disk = str(tmp_path)
-  monkeypatch.setattr(chaos, 'start', lambda: None)
+  # Started again only once the one that ignored the disk is gone: the first
+  # 30-minute run started a second launcher beside it (then two chiefs).
+  started = []
+  monkeypatch.setattr(chaos, 'start',
+                      lambda: started.append(chaos.launches[0].proc.killed))
   chaos.inject(bench_chaos.Fault(60, 'disk_full'))
+  assert started == [True]
   rows = by_name(bench_chaos.check(chaos, 0, 20.0, 200.0, 'CartPole-v1'))
   assert rows['disk_full']['violations'] == 1
   assert 'did not stop on a full disk' in rows['disk_full']['examples'][0]
+
+
+def test_a_launcher_left_running_is_a_violation(tmp_path):
+  rows = by_name(bench_chaos.check(Planted(str(tmp_path), [sample(0, 0)]), 0,
+                                   20.0, 200.0, 'CartPole-v1', launchers=(4242,)))
+  assert rows['leftovers']['violations'] == 1
+  assert 'launchers still running: pids [4242]' in rows['leftovers']['detail']
+
+
+def test_the_record_is_written_when_the_harness_itself_fails(tmp_path,
+                                                            monkeypatch):
+  # The first 30-minute run died in its own learning check (a checkpoint cut
+  # to 16 bytes) and wrote no table, no fault history.
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+
+  def unreadable(run_dir):
+    raise IndexError('Read less bytes than requested')
+
+  monkeypatch.setattr(bench_chaos, '_evaluate', unreadable)
+  monkeypatch.setattr(bench_chaos.tempfile, 'tempdir', str(tmp_path))
+  chaos = Planted(str(tmp_path / 'run'), [sample(0, 0)])
+  chaos._stop = threading.Event()  # pylint: disable=protected-access
+  ended = subprocess.Popen(['true'])
+  ended.wait()
+  chaos.launches[0].proc = ended
+  monkeypatch.setattr(chaos, 'start', lambda: None)
+  monkeypatch.setattr(chaos, 'inject', lambda fault: chaos.done.append(
+      {'kind': fault.kind, 'when': 0.0, 'injected': True, 'hit': 'planted'}))
+  result = bench_chaos._run_and_check(  # pylint: disable=protected-access
+      chaos, config_lib.resolve('cartpole', []),
+      [bench_chaos.Fault(0, 'kill_writer')], frames=100, seed=1, minutes=0.1,
+      every_s=(1, 2))
+  rows = by_name(result['invariants'])
+  assert rows['harness']['violations'] == 1
+  assert rows['harness']['detail'] == (
+      'the learning check: IndexError: Read less bytes than requested')
+  assert rows['budget']['violations'] == 0
+  assert [h['hit'] for h in result['history']] == ['planted']
+  assert os.path.isdir(result['kept'])
 
 
 @pytest.mark.e2e

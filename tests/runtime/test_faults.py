@@ -225,3 +225,25 @@ def test_a_full_disk_is_refused_before_anything_is_written(tmp_path):
   assert proc.returncode == 2
   assert 'MiB free; at least 100 MiB is needed (run.min_free_disk_mb)' in proc.stderr
   assert proc.stdout.strip() == ''  # the run dir was removed again
+
+
+@needs_mounts
+def test_a_summary_writer_opened_on_a_full_disk_says_disk_full(tmp_path):
+  # A chaos run's chief met the disk filling between its start-up check and
+  # opening its summaries: TensorFlow's ResourceExhaustedError, a traceback
+  # and a restart, instead of one line and a stop.
+  mount = tmp_path / 'mnt'
+  mount.mkdir()
+  opens = ('from gorila_tf import errors; from gorila_tf.runtime import metrics\n'
+           'try:\n'
+           f'  metrics.SummaryWriter("{mount}/run")\n'
+           'except errors.DiskFull as e:\n'
+           '  print("DiskFull:", e)\n')
+  script = (f'mount -t tmpfs -o size=1m none {mount} && mkdir {mount}/run && '
+            f'(cat /dev/zero > {mount}/filler 2>/dev/null; true) && '
+            f'{sys.executable} -c \'{opens}\'')
+  proc = subprocess.run(['unshare', '-m', 'sh', '-c', script], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip() == (f'DiskFull: no space left writing in {mount}/run '
+                                 '(No space left on device)'), proc.stderr[-2000:]
