@@ -584,6 +584,10 @@ def measure(config_name: str, overrides, seed: int, minutes: float,
     chaos.stop_launchers()
     if disk:
       subprocess.run(['umount', '-l', disk], check=False)
+      try:
+        os.rmdir(disk)  # the mount point, empty once unmounted
+      except OSError:
+        pass
 
 
 def _run_and_check(chaos: Chaos, config, faults: list[Fault], frames: int,
