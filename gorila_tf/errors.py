@@ -5,6 +5,8 @@
     LeaseHeld          2  the run directory belongs to another live chief
     CheckpointNotWritten 2  the run directory cannot take a checkpoint
                           (read-only, gone); the last good one is kept
+    CheckpointUnreadable 2  a checkpoint asked for cannot be read (cut short,
+                          garbled): the evaluator skips it, a tool refuses it
     DiskFull           2  the run directory's disk is full: stopped, nothing
                           lost; the same command resumes once there is space
     NumericalError     4  NaN/inf in a loss, gradient or parameter
@@ -41,6 +43,13 @@ class LeaseHeld(GorilaError):
 
 class CheckpointNotWritten(GorilaError):
   """A checkpoint could not be written; the last good one is kept."""
+
+  exit_status = exit_codes.BAD_INPUT
+
+
+class CheckpointUnreadable(GorilaError, ValueError):
+  """A checkpoint cannot be read (cut short or garbled). A ValueError too, so
+  that checkpointing.UNREADABLE covers it."""
 
   exit_status = exit_codes.BAD_INPUT
 

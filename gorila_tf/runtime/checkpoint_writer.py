@@ -43,6 +43,9 @@ START_TIMEOUT_S = 300.0  # importing TensorFlow in the child, on a busy machine
 SAVE_TIMEOUT_S = 600.0  # a save that takes longer than this: the writer is stuck
 
 
+CHIEF_GONE = (BrokenPipeError, ConnectionResetError, EOFError)
+
+
 def _serve(connection, directory: str, max_to_keep: int,
            build_plain_model: Callable) -> None:
   """The writer process: answers ('ok', path) or ('error', why) per request."""
@@ -52,6 +55,16 @@ def _serve(connection, directory: str, max_to_keep: int,
   signal.signal(signal.SIGTERM, signal.SIG_IGN)
   signal.signal(signal.SIGINT, signal.SIG_IGN)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  try:
+    _answer_requests(connection, directory, max_to_keep, build_plain_model)
+  except CHIEF_GONE:
+    # Killed while this writer started or saved (a chaos run printed the
+    # BrokenPipeError's traceback): nobody is left to answer.
+    return
+
+
+def _answer_requests(connection, directory: str, max_to_keep: int,
+                     build_plain_model: Callable) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   mirror = build_plain_model()
   variables = mirror.state_variables()
@@ -59,24 +72,27 @@ def _serve(connection, directory: str, max_to_keep: int,
                                        max_to_keep=max_to_keep)
   connection.send(('ready', None))
   while True:
-    try:
-      request = connection.recv()
-    except EOFError:  # the chief is gone
-      return
+    request = connection.recv()
     if request[0] == 'stop':
       return
     _, number, values = request
     try:
       for variable, value in zip(variables, values):
         variable.assign(value)
-      connection.send(('ok', manager.save(checkpoint_number=number)))
+      reply = ('ok', manager.save(checkpoint_number=number))
     except (OSError, tf.errors.OpError) as e:
       why = getattr(e, 'strerror', None) or getattr(e, 'message', None) or str(e)
-      connection.send(('error', why.splitlines()[0] if why else repr(e)))
+      reply = ('error', why.splitlines()[0] if why else repr(e))
+    connection.send(reply)
 
 
-class WriterGone(errors.CheckpointNotWritten):
-  """The writer process is gone (killed or crashed)."""
+class WriterGone(errors.Stuck):
+  """The writer process is gone (killed or crashed). Not bad input: when
+  writers started again for one save keep dying, the chief exits for a
+  restart (errors.Stuck) and resumes from its last checkpoint."""
+
+
+WRITER_STARTS = 3  # writers one save may use: two faults at once killed two
 
 
 @contextlib.contextmanager
@@ -122,17 +138,23 @@ class CheckpointWriter:
     """Writes checkpoint `number` of the values; returns its path.
 
     A writer that died (killed, crashed) is started again and asked once
-    more: what it was writing is left unfinished, which TensorFlow's
-    checkpoints survive (the index is written last).
+    more, up to WRITER_STARTS writers in all: what it was writing is left
+    unfinished, which TensorFlow's checkpoints survive (the index is written
+    last). Then WriterGone (a restart of the chief).
     """
+    for _ in range(WRITER_STARTS - 1):
+      try:
+        return self._save(number, values)
+      except WriterGone as e:
+        logging.warning('checkpoint writer: %s; starting a new one', e)
+        self.restarts += 1
+        self._process.join(timeout=5)
+        self._start()
     try:
       return self._save(number, values)
     except WriterGone as e:
-      logging.warning('checkpoint writer: %s; starting a new one', e)
-      self.restarts += 1
-      self._process.join(timeout=5)
-      self._start()
-      return self._save(number, values)
+      raise WriterGone(f'checkpoint {number}: {WRITER_STARTS} checkpoint '
+                       f'writers in a row exited, the last: {e}') from None
 
   @property
   def pid(self) -> int | None:

@@ -32,12 +32,13 @@ saving and any newly traced function wait on every worker.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import reverb
 import tensorflow as tf
@@ -61,6 +62,33 @@ from gorila_tf.runtime import metrics
 from gorila_tf.runtime import model as model_lib
 from gorila_tf.runtime import ps
 from gorila_tf.runtime import run_dir as run_dir_lib
+
+
+@contextlib.contextmanager
+def lost_ps_is_stuck(latest_checkpoint: Callable[[], Optional[str]]):
+  """A ps lost inside becomes errors.Stuck: one line, and a restart.
+
+  The coordinator recovers from a lost worker by itself; what reaches the
+  chief's loop as UnavailableError is a lost ps, which ParameterServerStrategy
+  cannot go on without (the launcher restarts the chief with it). A chaos run
+  printed the coordinator's traceback there instead.
+  """
+  try:
+    yield
+  except tf.errors.UnavailableError as e:
+    raise errors.Stuck(
+        f'a parameter server is unreachable (UnavailableError: '
+        f'{_first_line(e.message)}): the chief restarts and resumes from '
+        f'{latest_checkpoint()}') from None
+
+
+def _first_line(message: str) -> str:
+  """What a gRPC error says, in one line: its first line naming the failure
+  (TensorFlow's start with "Graph execution error:")."""
+  lines = [l.strip() for l in message.splitlines() if l.strip()]
+  said = [l for l in lines if 'UNAVAILABLE' in l or 'failed to connect' in l
+          or 'Socket closed' in l]
+  return ((said or lines or [''])[0])[:200]
 
 
 def _start_chief_reverb(task: cluster_lib.Task,
@@ -229,7 +257,8 @@ class Chief:
     self.publish()
     self._iterator = self.make_iterator()
     try:
-      TrainingLoop(c, self, float(self.model.wall_time_s.numpy())).run(stop)
+      with lost_ps_is_stuck(self.latest_checkpoint):
+        TrainingLoop(c, self, float(self.model.wall_time_s.numpy())).run(stop)
     except errors.DiskFull as e:
       raise errors.DiskFull(checkpointing.after_disk_full(
           str(e), self._run_dir, self.latest_checkpoint(),

@@ -52,10 +52,12 @@ import tensorflow as tf
 from absl import logging
 
 from gorila_tf import config as config_lib
+from gorila_tf import errors
 from gorila_tf import reference
 from gorila_tf.agent import actor as actor_lib
 from gorila_tf.agent import environments
 from gorila_tf.agent import networks
+from gorila_tf.runtime import checkpointing
 from gorila_tf.runtime import lease as lease_lib
 from gorila_tf.runtime import metrics
 from gorila_tf.runtime import policy as policy_lib
@@ -168,11 +170,20 @@ def restore_online_network(checkpoint_path: str, config: config_lib.GorilaConfig
 
   Returns:
     (network, updates, frames) of that checkpoint.
+
+  Raises:
+    errors.CheckpointUnreadable: it is cut short or garbled (a chaos run's
+      evaluator met one and crashed with TensorFlow's IndexError).
   """
   q_net = networks.make_q_network(config.network, info)
   frames = tf.Variable(0, dtype=tf.int64)
   checkpoint = tf.train.Checkpoint(q_network=q_net, frames=frames)
-  checkpoint.restore(checkpoint_path).expect_partial()
+  try:
+    checkpoint.restore(checkpoint_path).expect_partial()
+  except checkpointing.UNREADABLE as e:
+    raise errors.CheckpointUnreadable(
+        f'checkpoint {checkpoint_path} is unreadable ({type(e).__name__}: '
+        f'{(str(e).splitlines() or [""])[0][:200]})') from None
   updates = int(checkpoint_path.rsplit('-', 1)[-1])
   return q_net, updates, int(frames.numpy())
 
@@ -292,6 +303,17 @@ def score(checkpoint: str, config: config_lib.GorilaConfig,
   return row
 
 
+def _readable(checkpoint: str, config: config_lib.GorilaConfig,
+              info: environments.EnvInfo) -> bool:
+  """Whether `checkpoint`'s network restores; one line when it does not."""
+  try:
+    restore_online_network(checkpoint, config, info)
+    return True
+  except errors.CheckpointUnreadable as e:
+    logging.warning('evaluator: %s: not evaluated', e)
+    return False
+
+
 def scored_episodes(run_dir: str, checkpoint: str) -> int:
   """The most episodes an eval.jsonl row of `checkpoint` was scored on, 0 if
   none (rows name their checkpoint by path; the run directory may have moved)."""
@@ -329,6 +351,9 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
     # Read before the checkpoint: no race (training has ended when either is).
     done = run_dir_lib.is_done(run_dir) or stopped.is_set()
     latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest and latest != evaluated and not _readable(latest, config, info):
+      evaluated, evaluated_in_full = latest, True  # skipped; the next one is due
+      continue
     if done and latest and not (latest == evaluated and evaluated_in_full):
       # The run's last checkpoint, on the whole protocol: also when a quick
       # evaluation took it before the end of training was seen.

@@ -57,6 +57,41 @@ def test_counters_may_go_back_only_to_a_resumed_checkpoint(tmp_path):
   assert rows['counters']['violations'] == 1
 
 
+def test_downtime_between_faults_does_not_shrink_what_a_resume_may_lose(tmp_path):
+  # 100 updates/s for 60 s, then 10 minutes down (the first 30-minute run:
+  # the rate averaged over it all made 30 s of training look like a loss of
+  # 2.5 checkpoint intervals), then resumed 30 s (3,000 updates) back.
+  trained = [sample(t, 100 * t) for t in range(0, 62, 2)]
+  down = [sample(t, 6000) for t in range(62, 662, 2)]
+  def resumed(at):
+    return [sample(662 + t, at + 100 * t) for t in range(0, 62, 2)]
+  for at, violations in ((3000, 0), (500, 1)):  # 30 s lost; 55 s lost
+    chaos = Planted(str(tmp_path), trained + down + resumed(at),
+                    [(662, at)])
+    rows = by_name(bench_chaos.check(chaos, 0, 20.0, 200.0, 'CartPole-v1'))
+    assert rows['counters']['violations'] == violations, rows['counters']
+
+
+def test_a_starting_chief_may_find_its_dead_predecessors_lease_for_a_while(
+    tmp_path):
+  # A new chief takes the lease over once it has started: seen 2-17 s.
+  def samples(taken_over_after_s):
+    rows = [sample(t, t, lease=10, pids=(10,)) for t in range(0, 20, 2)]
+    for t in range(20, 80, 2):  # chief 10 killed at 20 s; 11 starts
+      holder = 11 if t - 20 >= taken_over_after_s else 10
+      rows.append({**sample(t, t, lease=holder, pids=(11,)),
+                   'lease_pid_alive': holder == 11})
+    return rows
+  rows = by_name(bench_chaos.check(Planted(str(tmp_path), samples(16)), 0,
+                                   20.0, 200.0, 'CartPole-v1'))
+  assert rows['lease']['violations'] == 0
+  rows = by_name(bench_chaos.check(Planted(str(tmp_path), samples(40)), 0,
+                                   20.0, 200.0, 'CartPole-v1'))
+  assert rows['lease']['violations'] == 4  # at 52, 54, 56, 58 s: run > 30 s
+  assert 'lease names pid 10 (gone; the chief has run 32 s)' in (
+      rows['lease']['examples'][0])
+
+
 def test_two_chiefs_or_a_lease_naming_another_process_are_violations(tmp_path):
   samples = [sample(0, 0), sample(2, 10, chiefs=2, pids=(10, 11)),
              sample(4, 20, lease=99)]

@@ -96,6 +96,46 @@ def test_a_killed_writer_is_started_again_and_the_checkpoint_written(tmp_path):
   assert tf.train.latest_checkpoint(str(tmp_path)) == second
 
 
+def _killing_the_first_writers(writer, count):
+  """`writer._save`, but the writer in place is SIGKILLed before each of the
+  first `count` calls (the chaos run's two kill_writer faults at once)."""
+  save, calls = writer._save, []  # pylint: disable=protected-access
+
+  def killing(number, values):
+    calls.append(number)
+    if len(calls) <= count:
+      os.kill(writer.pid, signal.SIGKILL)
+      writer._process.join()  # pylint: disable=protected-access
+    return save(number, values)
+
+  return killing
+
+
+@pytest.mark.cluster
+def test_writers_killed_one_after_another_are_started_again_then_a_restart(
+    tmp_path, monkeypatch):
+  # A 30-minute chaos run's chief stopped the run (exit 2, "cannot write a
+  # checkpoint") when the writer started again after a kill was killed too.
+  config, info = cartpole()
+  source = plain_model(config, info)
+  values = [v.numpy() for v in source.state_variables()]
+  writer = writer_for(tmp_path, config, info, source, max_to_keep=3)
+  try:
+    writer.save(1, values)
+    monkeypatch.setattr(writer, '_save', _killing_the_first_writers(
+        writer, checkpoint_writer.WRITER_STARTS - 1))
+    assert writer.save(2, values).endswith('ckpt-2')
+    assert writer.restarts == checkpoint_writer.WRITER_STARTS - 1
+    monkeypatch.setattr(writer, '_save', _killing_the_first_writers(
+        writer, checkpoint_writer.WRITER_STARTS))
+    with pytest.raises(errors.Stuck, match=r'checkpoint 3: 3 checkpoint '
+                       r'writers in a row exited, the last: the writer exited'):
+      writer.save(3, values)
+  finally:
+    writer.close()
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith('ckpt-2')
+
+
 def _replay_checkpoint(run_dir, bundle=0, items=40):
   """A real Reverb checkpoint of a small table under run_dir's replay/."""
   import reverb  # pylint: disable=g-import-not-at-top
@@ -162,3 +202,15 @@ def test_a_truncated_replay_file_is_unreadable_too(tmp_path):
     with open(path, 'wb') as f:
       f.write(data)
   assert checkpointing.replay_checkpoint_problem(newest) is None
+
+
+@pytest.mark.cluster
+def test_a_writer_whose_chief_is_gone_exits_quietly(tmp_path):
+  # A chaos run's chief was killed while its writer started: the writer's
+  # 'ready' met a broken pipe and multiprocessing printed the traceback.
+  config, info = cartpole()
+  source = plain_model(config, info)
+  writer = writer_for(tmp_path, config, info, source, max_to_keep=1)
+  writer._connection.close()  # pylint: disable=protected-access
+  writer._process.join(timeout=120)  # pylint: disable=protected-access
+  assert writer._process.exitcode == 0  # pylint: disable=protected-access

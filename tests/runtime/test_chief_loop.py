@@ -191,3 +191,22 @@ def test_streams_that_end_again_before_any_update_stop_the_run_as_stuck():
                      'update since'):
     run_loop(cluster, make_config())
   assert cluster.streams_restarted_at == [36]
+
+
+def test_a_lost_ps_in_the_loop_is_one_line_for_a_restart():
+  # What a chaos run's chief printed as a traceback after `kill ps1`: the
+  # coordinator's UnavailableError from an op on the lost ps.
+  message = ('Graph execution error:\n\n:{"created":"@1796592657.2","description":'
+             '"Error received from peer"}\n3 root error(s) found.\n'
+             '  (0) UNAVAILABLE:  failed to connect to all addresses\n'
+             '  (1) CANCELLED:  Function was cancelled before it was started')
+  with pytest.raises(errors.Stuck) as raised:
+    with chief.lost_ps_is_stuck(lambda: '/run/checkpoints/ckpt-120'):
+      raise tf.errors.UnavailableError(None, None, message)
+  assert str(raised.value) == (
+      'a parameter server is unreachable (UnavailableError: (0) UNAVAILABLE:  '
+      'failed to connect to all addresses): the chief restarts and resumes '
+      'from /run/checkpoints/ckpt-120')
+  with pytest.raises(tf.errors.InvalidArgumentError):  # anything else: as is
+    with chief.lost_ps_is_stuck(lambda: None):
+      raise tf.errors.InvalidArgumentError(None, None, 'bad shape')

@@ -106,3 +106,28 @@ def test_a_checkpoint_already_scored_is_known_by_its_name(tmp_path):
   assert evaluator.scored_episodes(str(tmp_path), f'{checkpoints}/ckpt-500') == 10
   assert evaluator.scored_episodes(str(tmp_path), f'{checkpoints}/ckpt-90') == 0
   assert evaluator.scored_episodes(str(tmp_path / 'none'), f'{checkpoints}/ckpt-9') == 0
+
+
+def test_a_checkpoint_cut_short_is_one_line_and_not_evaluated(tmp_path, caplog):
+  # A chaos run's evaluator met a checkpoint cut to 16 bytes (the
+  # corrupt_checkpoint fault) and crashed with TensorFlow's IndexError and a
+  # traceback, again at each restart.
+  import os  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from gorila_tf import errors  # pylint: disable=g-import-not-at-top
+  config = config_lib.resolve('cartpole')
+  info = environments.env_info(config.env)
+  q_net = networks.make_q_network(config.network, info)
+  frames = tf.Variable(123, dtype=tf.int64)
+  path = tf.train.Checkpoint(q_network=q_net, frames=frames).write(
+      str(tmp_path / 'ckpt-7'))
+  assert evaluator._readable(path, config, info)  # pylint: disable=protected-access
+  data = [p for p in os.listdir(tmp_path) if p.startswith('ckpt-7.data')][0]
+  with open(tmp_path / data, 'r+b') as f:
+    f.truncate(16)
+  with pytest.raises(errors.CheckpointUnreadable, match=(
+      r'^checkpoint \S+ckpt-7 is unreadable \(IndexError: Read less bytes')):
+    evaluator.restore_online_network(path, config, info)
+  assert not evaluator._readable(path, config, info)  # pylint: disable=protected-access
+  assert 'ckpt-7 is unreadable (IndexError' in caplog.text
+  assert 'not evaluated' in caplog.text
