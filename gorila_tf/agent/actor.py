@@ -28,56 +28,19 @@ from absl import logging
 from gorila_tf import config as config_lib
 from gorila_tf.agent import dqn
 from gorila_tf.agent import environments
-from gorila_tf.agent import networks
 from gorila_tf.agent import replay
 
 
-class GreedyPolicy:
-  """A compiled batch argmax over the network's Q-values.
-
-  With a compute dtype other than float32 (`network.compute_dtype`) it acts
-  with its own copy of the parameters in that dtype, cast when it is made
-  and at each `sync()`, instead of at every step's forward pass: an actor
-  acts ~50 times between two parameter refreshes, and casting its 1.7M
-  Pong parameters at every step was ~2 % of a training cluster's CPU
-  (perf, docs/benchmarks.md). The actions are those of `q_net(observations)`
-  as of the last sync (the same casts, once).
-  """
-
-  def __init__(self, q_net: tf.Module, observation_shape: Sequence[int],
-               observation_dtype: tf.DType):
-    self._q_net = q_net
-    spec = getattr(q_net, 'spec', None)  # an exported SavedModel has none
-    dtype = tf.as_dtype(spec.compute_dtype) if spec else tf.float32
-    self._copy = None
-    if dtype != tf.float32:
-      self._copy = [tf.Variable(tf.cast(p, dtype), trainable=False)
-                    for p in q_net.read()]
-    signature = [tf.TensorSpec((None,) + tuple(observation_shape),
-                               observation_dtype)]
-    self._greedy = tf.function(self._actions, input_signature=signature)
-
-  def _actions(self, observations):
-    if self._copy is None:
-      q_values = self._q_net(observations)
-    else:  # already in the compute dtype: apply's casts are no-ops
-      q_values = networks.apply(self._q_net.spec, self._copy, observations)
-    return tf.argmax(q_values, axis=-1, output_type=tf.int32)
-
-  def __call__(self, observations) -> tf.Tensor:
-    return self._greedy(observations)
-
-  def sync(self) -> None:
-    """Takes the network's current parameters (after they were assigned)."""
-    if self._copy is not None:
-      for copy, value in zip(self._copy, self._q_net.read()):
-        copy.assign(tf.cast(value, copy.dtype))
-
-
 def make_greedy_policy(q_net: tf.Module, observation_shape: Sequence[int],
-                       observation_dtype: tf.DType) -> GreedyPolicy:
-  """A compiled batch argmax over the network's current Q-values."""
-  return GreedyPolicy(q_net, observation_shape, observation_dtype)
+                       observation_dtype: tf.DType):
+  """A compiled batch argmax over the network's Q-values."""
+
+  @tf.function(input_signature=[
+      tf.TensorSpec((None,) + tuple(observation_shape), observation_dtype)])
+  def greedy(observations):
+    return tf.argmax(q_net(observations), axis=-1, output_type=tf.int32)
+
+  return greedy
 
 
 def epsilon_greedy(greedy_actions: Optional[np.ndarray],
@@ -151,7 +114,6 @@ class Actor:
   def refresh_parameters(self) -> None:
     result = self._subscriber.refresh()
     if result is not None:
-      self._greedy.sync()
       self._param_version, self._published_frames = result
       self._frames_since_refresh = 0
 

@@ -68,12 +68,9 @@ def test_actor_fills_replay_and_reports_every_step_and_episode(servers):
   assert stats.param_versions == []  # nothing published: random actions
 
 
-@pytest.mark.parametrize('compute_dtype', ['float32', 'bfloat16'])
-def test_actor_acts_greedily_with_published_parameters(servers, compute_dtype):
+def test_actor_acts_greedily_with_published_parameters(servers):
   chief, bundle = servers
   config = make_config(epsilon_start=0.0, epsilon_end=0.0)
-  config = dataclasses.replace(config, network=dataclasses.replace(
-      config.network, compute_dtype=compute_dtype))
   info = environments.env_info(config.env)
   # A network whose Q-values prefer action 1 everywhere: zero weights, bias [0, 1].
   source = networks.make_q_network(config.network, info)
@@ -91,27 +88,6 @@ def test_actor_acts_greedily_with_published_parameters(servers, compute_dtype):
   actor.run(threading.Event(), max_steps=5)
   actor.close()
   assert set(metrics.drain_stats(chief.localhost_client()).param_versions) == {7}
-
-
-def test_a_bfloat16_policy_acts_as_its_network_did_at_the_last_sync():
-  config = config_lib.resolve('cartpole', ['network.compute_dtype=bfloat16'])
-  info = environments.env_info(config.env)
-  net = networks.make_q_network(config.network, info, seed=1)
-  policy = actor_lib.make_greedy_policy(net, info.observation_shape, tf.float32)
-  observations = np.random.default_rng(0).normal(
-      size=(256,) + tuple(info.observation_shape)).astype(np.float32)
-  # Compiled as the policy is (eager bfloat16 kernels may round differently).
-  actions = tf.function(lambda o: tf.argmax(net(o), axis=-1, output_type=tf.int32))
-  before = actions(observations).numpy()
-  assert 0 < before.mean() < 1  # both actions: a check that can fail
-  np.testing.assert_array_equal(policy(observations).numpy(), before)
-  for v in net.params:
-    v.assign(-v)  # every preference turned round
-  after = actions(observations).numpy()
-  assert (after != before).any()
-  np.testing.assert_array_equal(policy(observations).numpy(), before)
-  policy.sync()
-  np.testing.assert_array_equal(policy(observations).numpy(), after)
 
 
 def test_subscriber_waits_quietly_for_a_chief_that_is_not_there():
