@@ -620,7 +620,7 @@ def measure(config_name: str, overrides, seed: int, minutes: float,
   faults = schedule(seed, minutes, every_s, kinds)
   chaos = Chaos(config_name, overrides, run_dir, frames, disk, hosts)
   try:  # the record is written whatever stops the harness; nothing is left
-    return _run_and_check(chaos, config, faults, frames, seed, minutes, every_s)
+    return run_and_check(chaos, config, faults, frames, seed, minutes, every_s)
   finally:
     chaos.stop_launchers()
     if disk:
@@ -631,7 +631,7 @@ def measure(config_name: str, overrides, seed: int, minutes: float,
         pass
 
 
-def _run_and_check(chaos: Chaos, config, faults: list[Fault], frames: int,
+def run_and_check(chaos: Chaos, config, faults: list[Fault], frames: int,
                    seed: int, minutes: float, every_s: tuple[float, float]
                    ) -> dict[str, Any]:
   """Injects the schedule, waits for the run's end, checks the invariants."""

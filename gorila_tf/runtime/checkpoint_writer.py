@@ -161,6 +161,13 @@ class CheckpointWriter:
     """The writer process's pid (for fault injection and tests)."""
     return self._process.pid
 
+  def abandon(self, timeout_s: float) -> int | None:
+    """Leaves the writer as a chief that died does (its end of the pipe
+    closed, no 'stop'); the writer's exit status once it is gone (tests)."""
+    self._connection.close()
+    self._process.join(timeout=timeout_s)
+    return self._process.exitcode
+
   def _save(self, number: int, values: Sequence[np.ndarray]) -> str:
     try:
       if not self._ready:

@@ -303,7 +303,7 @@ def score(checkpoint: str, config: config_lib.GorilaConfig,
   return row
 
 
-def _readable(checkpoint: str, config: config_lib.GorilaConfig,
+def readable(checkpoint: str, config: config_lib.GorilaConfig,
               info: environments.EnvInfo) -> bool:
   """Whether `checkpoint`'s network restores; one line when it does not."""
   try:
@@ -351,7 +351,7 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
     # Read before the checkpoint: no race (training has ended when either is).
     done = run_dir_lib.is_done(run_dir) or stopped.is_set()
     latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest and latest != evaluated and not _readable(latest, config, info):
+    if latest and latest != evaluated and not readable(latest, config, info):
       evaluated, evaluated_in_full = latest, True  # skipped; the next one is due
       continue
     if done and latest and not (latest == evaluated and evaluated_in_full):

@@ -3,6 +3,7 @@ and a short real run with overlapping faults (bench_chaos.py)."""
 
 import json
 import os
+import threading
 
 import pytest
 
@@ -34,6 +35,7 @@ class Planted(bench_chaos.Chaos):
     self.launches = [launch]
     self.done, self.not_injected, self.violations = [], [], []
     self.disk = None
+    self._stop = threading.Event()
 
 
 def sample(t, updates, chiefs=1, lease=10, pids=(10,)):
@@ -230,7 +232,6 @@ def test_the_record_is_written_when_the_harness_itself_fails(tmp_path,
   # The first 30-minute run died in its own learning check (a checkpoint cut
   # to 16 bytes) and wrote no table, no fault history.
   import subprocess  # pylint: disable=g-import-not-at-top
-  import threading  # pylint: disable=g-import-not-at-top
   from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
 
   def unreadable(run_dir):
@@ -239,14 +240,13 @@ def test_the_record_is_written_when_the_harness_itself_fails(tmp_path,
   monkeypatch.setattr(bench_chaos, '_evaluate', unreadable)
   monkeypatch.setattr(bench_chaos.tempfile, 'tempdir', str(tmp_path))
   chaos = Planted(str(tmp_path / 'run'), [sample(0, 0)])
-  chaos._stop = threading.Event()  # pylint: disable=protected-access
   ended = subprocess.Popen(['true'])
   ended.wait()
   chaos.launches[0].proc = ended
   monkeypatch.setattr(chaos, 'start', lambda: None)
   monkeypatch.setattr(chaos, 'inject', lambda fault: chaos.done.append(
       {'kind': fault.kind, 'when': 0.0, 'injected': True, 'hit': 'planted'}))
-  result = bench_chaos._run_and_check(  # pylint: disable=protected-access
+  result = bench_chaos.run_and_check(
       chaos, config_lib.resolve('cartpole', []),
       [bench_chaos.Fault(0, 'kill_writer')], frames=100, seed=1, minutes=0.1,
       every_s=(1, 2))

@@ -4,6 +4,8 @@ checkpoints from values the chief read, in the model's own checkpoint layout."""
 import functools
 import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -96,24 +98,31 @@ def test_a_killed_writer_is_started_again_and_the_checkpoint_written(tmp_path):
   assert tf.train.latest_checkpoint(str(tmp_path)) == second
 
 
-def _killing_the_first_writers(writer, count):
-  """`writer._save`, but the writer in place is SIGKILLed before each of the
-  first `count` calls (the chaos run's two kill_writer faults at once)."""
-  save, calls = writer._save, []  # pylint: disable=protected-access
+def kill_writers(writer, count):
+  """SIGKILLs the writer in place, then each new one the chief starts, until
+  `count` are killed (the chaos run's two kill_writer faults at once); a
+  thread, joined when its writers are dead."""
+  killed = []
 
-  def killing(number, values):
-    calls.append(number)
-    if len(calls) <= count:
-      os.kill(writer.pid, signal.SIGKILL)
-      writer._process.join()  # pylint: disable=protected-access
-    return save(number, values)
+  def watch():
+    pid, deadline = None, time.monotonic() + 300
+    while len(killed) < count and time.monotonic() < deadline:
+      if writer.pid != pid and writer.pid is not None:
+        pid = writer.pid
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+      time.sleep(0.02)
 
-  return killing
+  thread = threading.Thread(target=watch, daemon=True)
+  thread.start()
+  while not killed:
+    time.sleep(0.02)
+  return thread
 
 
 @pytest.mark.cluster
 def test_writers_killed_one_after_another_are_started_again_then_a_restart(
-    tmp_path, monkeypatch):
+    tmp_path):
   # A 30-minute chaos run's chief stopped the run (exit 2, "cannot write a
   # checkpoint") when the writer started again after a kill was killed too.
   config, info = cartpole()
@@ -122,15 +131,15 @@ def test_writers_killed_one_after_another_are_started_again_then_a_restart(
   writer = writer_for(tmp_path, config, info, source, max_to_keep=3)
   try:
     writer.save(1, values)
-    monkeypatch.setattr(writer, '_save', _killing_the_first_writers(
-        writer, checkpoint_writer.WRITER_STARTS - 1))
+    killer = kill_writers(writer, checkpoint_writer.WRITER_STARTS - 1)
     assert writer.save(2, values).endswith('ckpt-2')
+    killer.join()
     assert writer.restarts == checkpoint_writer.WRITER_STARTS - 1
-    monkeypatch.setattr(writer, '_save', _killing_the_first_writers(
-        writer, checkpoint_writer.WRITER_STARTS))
+    killer = kill_writers(writer, checkpoint_writer.WRITER_STARTS)
     with pytest.raises(errors.Stuck, match=r'checkpoint 3: 3 checkpoint '
                        r'writers in a row exited, the last: the writer exited'):
       writer.save(3, values)
+    killer.join()
   finally:
     writer.close()
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith('ckpt-2')
@@ -211,6 +220,4 @@ def test_a_writer_whose_chief_is_gone_exits_quietly(tmp_path):
   config, info = cartpole()
   source = plain_model(config, info)
   writer = writer_for(tmp_path, config, info, source, max_to_keep=1)
-  writer._connection.close()  # pylint: disable=protected-access
-  writer._process.join(timeout=120)  # pylint: disable=protected-access
-  assert writer._process.exitcode == 0  # pylint: disable=protected-access
+  assert writer.abandon(timeout_s=120) == 0  # a traceback exits 1

@@ -121,13 +121,13 @@ def test_a_checkpoint_cut_short_is_one_line_and_not_evaluated(tmp_path, caplog):
   frames = tf.Variable(123, dtype=tf.int64)
   path = tf.train.Checkpoint(q_network=q_net, frames=frames).write(
       str(tmp_path / 'ckpt-7'))
-  assert evaluator._readable(path, config, info)  # pylint: disable=protected-access
+  assert evaluator.readable(path, config, info)
   data = [p for p in os.listdir(tmp_path) if p.startswith('ckpt-7.data')][0]
   with open(tmp_path / data, 'r+b') as f:
     f.truncate(16)
   with pytest.raises(errors.CheckpointUnreadable, match=(
       r'^checkpoint \S+ckpt-7 is unreadable \(IndexError: Read less bytes')):
     evaluator.restore_online_network(path, config, info)
-  assert not evaluator._readable(path, config, info)  # pylint: disable=protected-access
+  assert not evaluator.readable(path, config, info)
   assert 'ckpt-7 is unreadable (IndexError' in caplog.text
   assert 'not evaluated' in caplog.text
