@@ -135,6 +135,29 @@ def test_replay_checkpoints_skip_silent_bundles_and_checkpoint_the_others(tmp_pa
 
 
 
+def test_a_replay_checkpoint_that_fails_is_one_line_not_a_thread_traceback(
+    monkeypatch, caplog):
+  # On a full disk Reverb's client raised IndexError ("...items.tfrecord; No
+  # space left on device") in the chief's checkpoint thread, which printed
+  # its traceback on the console (the disk-full test, a fresh clone).
+  class FullDisk:
+    def __init__(self, address):
+      del address
+
+    def checkpoint(self):
+      raise IndexError('/run/replay/bundle_0/items.tfrecord; No space left on device')
+
+  monkeypatch.setattr(checkpointing.reverb, 'Client', FullDisk)
+  uncaught = []
+  monkeypatch.setattr(threading, 'excepthook', uncaught.append)
+  checkpoints = checkpointing.ReplayCheckpoints(['localhost:1'])
+  assert checkpoints.request(responsive=[True]) == ([0], [])
+  checkpoints.wait(timeout_s=30)
+  assert not uncaught
+  assert ('replay of bundle 0 not checkpointed: IndexError: /run/replay/'
+          'bundle_0/items.tfrecord; No space left on device') in caplog.text
+
+
 def test_percentiles_are_named_after_the_tag_and_empty_without_samples():
   from gorila_tf.runtime import metrics  # pylint: disable=g-import-not-at-top
   assert metrics.percentiles('s', []) == {}
