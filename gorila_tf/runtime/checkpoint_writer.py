@@ -43,7 +43,9 @@ START_TIMEOUT_S = 300.0  # importing TensorFlow in the child, on a busy machine
 SAVE_TIMEOUT_S = 600.0  # a save that takes longer than this: the writer is stuck
 
 
-CHIEF_GONE = (BrokenPipeError, ConnectionResetError, EOFError)
+# The other end of the pipe is gone: the chief (seen from the writer) or the
+# writer (seen from the chief).
+PIPE_CLOSED = (BrokenPipeError, ConnectionResetError, EOFError)
 
 
 def _serve(connection, directory: str, max_to_keep: int,
@@ -57,7 +59,7 @@ def _serve(connection, directory: str, max_to_keep: int,
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   try:
     _answer_requests(connection, directory, max_to_keep, build_plain_model)
-  except CHIEF_GONE:
+  except PIPE_CLOSED:
     # Killed while this writer started or saved (a chaos run printed the
     # BrokenPipeError's traceback): nobody is left to answer.
     return
@@ -174,7 +176,7 @@ class CheckpointWriter:
         self._answer(START_TIMEOUT_S, 'start')
         self._ready = True
       self._connection.send(('save', number, list(values)))
-    except (BrokenPipeError, ConnectionResetError, EOFError):
+    except PIPE_CLOSED:
       raise WriterGone(f'the writer exited (status {self._process.exitcode})') from None
     path = self._answer(SAVE_TIMEOUT_S, 'save')
     self.latest_checkpoint = path
@@ -186,7 +188,7 @@ class CheckpointWriter:
                                         f'{timeout_s:.0f} s')
     try:
       kind, payload = self._connection.recv()
-    except (EOFError, ConnectionResetError):
+    except PIPE_CLOSED:
       raise WriterGone(f'the writer exited (status {self._process.exitcode})'
                        ) from None
     if kind == 'error':
