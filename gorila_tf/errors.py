@@ -73,11 +73,21 @@ def is_no_space(error: BaseException) -> bool:
   return any(text in str(error) for text in NO_SPACE_TEXTS)
 
 
+def first_line(message: object, limit: int = 200,
+               prefer: tuple[str, ...] = ()) -> str:
+  """What an error says, in one line: the first non-blank line of `message`
+  (or of the first line naming one of `prefer`), TensorFlow's
+  `{{function_node ...}}` prefix left out, cut to `limit` characters."""
+  lines = [l.strip() for l in str(message).splitlines() if l.strip()]
+  said = [l for l in lines if any(p in l for p in prefer)]
+  line = (said or lines or [''])[0]
+  return re.sub(r'^\{\{[^}]*\}\}\s*', '', line)[:limit]
+
+
 def no_space_line(error: BaseException) -> str:
   """One line for a full disk that `error` met: what it was writing (the
-  first line of its message, TensorFlow's op prefix left out) and what to do."""
-  first = str(error).strip().split('\n')[0]
-  first = re.sub(r'^\{\{[^}]*\}\}\s*', '', first)  # {{function_node ...}}
+  first line of its message) and what to do."""
+  first = first_line(error, limit=300)
   return (f'no space left on device: {first}; stopped; free space and run '
           'the same command again')
 

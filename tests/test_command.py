@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from gorila_tf import command
+from gorila_tf import errors
 from gorila_tf import exit_codes
 
 
@@ -37,3 +38,18 @@ def test_another_unexpected_error_is_not_called_a_full_disk():
   with pytest.raises(tf.errors.ResourceExhaustedError):
     command.guarded(raising(tf.errors.ResourceExhaustedError(
         None, None, 'OOM when allocating tensor')), ['cmd'])
+
+
+@pytest.mark.parametrize('message,prefer,limit,line', [
+    ('', (), 200, ''),
+    ('\n  \n', (), 200, ''),
+    ('  first\nsecond', (), 200, 'first'),
+    ('{{function_node __wrapped__X}} disk gone\nmore', (), 200, 'disk gone'),
+    ('Graph execution error:\n\nUNAVAILABLE: failed to connect', ('UNAVAILABLE',),
+     200, 'UNAVAILABLE: failed to connect'),
+    ('Graph execution error:\nnothing named', ('UNAVAILABLE',), 200,
+     'Graph execution error:'),
+    ('x' * 500, (), 120, 'x' * 120),
+])
+def test_an_error_is_said_in_its_first_line(message, prefer, limit, line):
+  assert errors.first_line(message, limit, prefer) == line

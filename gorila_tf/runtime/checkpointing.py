@@ -60,8 +60,7 @@ def restore_newest_readable(manager: tf.train.CheckpointManager,
       return path
     except UNREADABLE as e:
       logging.warning('checkpoint %s is unreadable (%s: %s); trying the one '
-                      'before it', path, type(e).__name__,
-                      str(e).splitlines()[0][:200])
+                      'before it', path, type(e).__name__, errors.first_line(e))
   if candidates:
     raise errors.ConfigError(_none_readable(manager.directory, candidates))
   return None
@@ -181,7 +180,7 @@ def replay_checkpoint_problem(checkpoint: str) -> Optional[str]:
     try:
       records = sum(1 for _ in tf.data.TFRecordDataset(path, 'ZLIB'))
     except tf.errors.OpError as e:
-      return f'{name} cannot be read ({e.message.splitlines()[0][:120]})'
+      return f'{name} cannot be read ({errors.first_line(e.message, 120)})'
     if name == 'tables.tfrecord' and records == 0:
       return f'{name} holds no table'
   return None
@@ -267,4 +266,4 @@ def _checkpoint_one(bundle: int, address: str) -> None:
     # raised IndexError, and the thread printed a traceback) is one line; the
     # chief's own writes say a full disk and stop the run.
     logging.warning('replay of bundle %d not checkpointed: %s: %s', bundle,
-                    type(e).__name__, (str(e).splitlines() or [''])[0][:300])
+                    type(e).__name__, errors.first_line(e, 300))

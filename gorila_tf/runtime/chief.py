@@ -78,17 +78,13 @@ def lost_ps_is_stuck(latest_checkpoint: Callable[[], Optional[str]]):
   except tf.errors.UnavailableError as e:
     raise errors.Stuck(
         f'a parameter server is unreachable (UnavailableError: '
-        f'{_first_line(e.message)}): the chief restarts and resumes from '
+        f'{errors.first_line(e.message, prefer=GRPC_FAILURES)}): the chief restarts and resumes from '
         f'{latest_checkpoint()}') from None
 
 
-def _first_line(message: str) -> str:
-  """What a gRPC error says, in one line: its first line naming the failure
-  (TensorFlow's start with "Graph execution error:")."""
-  lines = [l.strip() for l in message.splitlines() if l.strip()]
-  said = [l for l in lines if 'UNAVAILABLE' in l or 'failed to connect' in l
-          or 'Socket closed' in l]
-  return ((said or lines or [''])[0])[:200]
+# The line of a gRPC error that names the failure (TensorFlow's messages
+# start with "Graph execution error:").
+GRPC_FAILURES = ('UNAVAILABLE', 'failed to connect', 'Socket closed')
 
 
 def _start_chief_reverb(task: cluster_lib.Task,

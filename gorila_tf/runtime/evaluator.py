@@ -183,7 +183,7 @@ def restore_online_network(checkpoint_path: str, config: config_lib.GorilaConfig
   except checkpointing.UNREADABLE as e:
     raise errors.CheckpointUnreadable(
         f'checkpoint {checkpoint_path} is unreadable ({type(e).__name__}: '
-        f'{(str(e).splitlines() or [""])[0][:200]})') from None
+        f'{errors.first_line(e)})') from None
   updates = int(checkpoint_path.rsplit('-', 1)[-1])
   return q_net, updates, int(frames.numpy())
 
@@ -303,17 +303,6 @@ def score(checkpoint: str, config: config_lib.GorilaConfig,
   return row
 
 
-def readable(checkpoint: str, config: config_lib.GorilaConfig,
-              info: environments.EnvInfo) -> bool:
-  """Whether `checkpoint`'s network restores; one line when it does not."""
-  try:
-    restore_online_network(checkpoint, config, info)
-    return True
-  except errors.CheckpointUnreadable as e:
-    logging.warning('evaluator: %s: not evaluated', e)
-    return False
-
-
 def scored_episodes(run_dir: str, checkpoint: str) -> int:
   """The most episodes an eval.jsonl row of `checkpoint` was scored on, 0 if
   none (rows name their checkpoint by path; the run directory may have moved)."""
@@ -351,31 +340,32 @@ def run(config: config_lib.GorilaConfig, run_dir: str,
     # Read before the checkpoint: no race (training has ended when either is).
     done = run_dir_lib.is_done(run_dir) or stopped.is_set()
     latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest and latest != evaluated and not readable(latest, config, info):
-      evaluated, evaluated_in_full = latest, True  # skipped; the next one is due
-      continue
-    if done and latest and not (latest == evaluated and evaluated_in_full):
-      # The run's last checkpoint, on the whole protocol: also when a quick
-      # evaluation took it before the end of training was seen.
-      row = score(latest, config, info, run_dir, writer, tenant, stopped,
-                  episodes=full, final=True)
-      evaluated, evaluated_in_full = latest, True
-      export_if_it_plays(row, config, info, run_dir)
-    elif done:
-      break
-    elif (latest and latest != evaluated
-          and time.monotonic() - last_eval >= config.eval.every_s):
-      quick = config.eval.quick_episodes if config.eval.quick_episodes < full else 0
-      row = score(latest, config, info, run_dir, writer, tenant, stopped,
-                  episodes=quick or full, final=False)
-      if quick and target is not None and row['mean'] >= target:
-        # The quick score says the agent may play: the protocol decides.
+    try:
+      if done and latest and not (latest == evaluated and evaluated_in_full):
+        # The run's last checkpoint, on the whole protocol: also when a quick
+        # evaluation took it before the end of training was seen.
         row = score(latest, config, info, run_dir, writer, tenant, stopped,
-                    episodes=full, final=False)
-      evaluated, last_eval = latest, time.monotonic()
-      evaluated_in_full = row['episodes'] == full
-      if export_if_it_plays(row, config, info, run_dir):
-        break  # the chief stops training on PLAYS.json
-    else:
-      time.sleep(poll_s or min(5.0, config.eval.every_s))
+                    episodes=full, final=True)
+        evaluated, evaluated_in_full = latest, True
+        export_if_it_plays(row, config, info, run_dir)
+      elif done:
+        break
+      elif (latest and latest != evaluated
+            and time.monotonic() - last_eval >= config.eval.every_s):
+        quick = config.eval.quick_episodes if config.eval.quick_episodes < full else 0
+        row = score(latest, config, info, run_dir, writer, tenant, stopped,
+                    episodes=quick or full, final=False)
+        if quick and target is not None and row['mean'] >= target:
+          # The quick score says the agent may play: the protocol decides.
+          row = score(latest, config, info, run_dir, writer, tenant, stopped,
+                      episodes=full, final=False)
+        evaluated, last_eval = latest, time.monotonic()
+        evaluated_in_full = row['episodes'] == full
+        if export_if_it_plays(row, config, info, run_dir):
+          break  # the chief stops training on PLAYS.json
+      else:
+        time.sleep(poll_s or min(5.0, config.eval.every_s))
+    except errors.CheckpointUnreadable as e:  # cut short or garbled
+      logging.warning('evaluator: %s: not evaluated', e)
+      evaluated, evaluated_in_full = latest, True  # skipped; the next one is due
   writer.close()

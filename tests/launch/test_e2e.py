@@ -452,6 +452,7 @@ def killed_then_stopped(tmp_path_factory):
     launcher.wait_for(r'restarting chief after the loss of ps1', after=mark)
     s.resumed = launcher.wait_for(
         r'resumed from .*ckpt-(\d+) at (\d+) updates, (\d+) frames', after=mark)
+    s.after_ps_kill = launcher.lines[mark:]
     mark = len(launcher.lines)
     for _ in range(3):  # the resumed chief trains and summarises
       launcher.wait_for(TRAINING, after=mark)
@@ -487,6 +488,9 @@ def test_cluster_survives_a_killed_worker_and_a_killed_ps(killed_then_stopped):
   resume = next(i for i, r in enumerate(progress) if r['cluster/resumes'] >= 1)
   assert min(frames[resume:]) >= int(resumed.group(3)) > 0
   assert frames[resume:] == sorted(frames[resume:])
+  # The chief that lost its ps said so in one line, if at all: no traceback
+  # (a chaos run's console had the coordinator's).
+  assert not [l for l in s.after_ps_kill if 'Traceback' in l], s.after_ps_kill
 
 
 # One CartPole cluster with a slowed worker, shared by the checks below:

@@ -9,6 +9,8 @@ from gorila_tf import config as config_lib
 from gorila_tf.agent import environments
 from gorila_tf.agent import networks
 from gorila_tf.runtime import evaluator
+from gorila_tf.runtime import metrics
+from gorila_tf.runtime import run_dir as run_dir_lib
 
 
 def pong_config(*overrides):
@@ -120,14 +122,20 @@ def test_a_checkpoint_cut_short_is_one_line_and_not_evaluated(tmp_path, caplog):
   q_net = networks.make_q_network(config.network, info)
   frames = tf.Variable(123, dtype=tf.int64)
   path = tf.train.Checkpoint(q_network=q_net, frames=frames).write(
-      str(tmp_path / 'ckpt-7'))
-  assert evaluator.readable(path, config, info)
-  data = [p for p in os.listdir(tmp_path) if p.startswith('ckpt-7.data')][0]
-  with open(tmp_path / data, 'r+b') as f:
+      str(tmp_path / 'checkpoints' / 'ckpt-7'))
+  evaluator.restore_online_network(path, config, info)  # reads, intact
+  data = [p for p in os.listdir(tmp_path / 'checkpoints')
+          if p.startswith('ckpt-7.data')][0]
+  with open(tmp_path / 'checkpoints' / data, 'r+b') as f:
     f.truncate(16)
   with pytest.raises(errors.CheckpointUnreadable, match=(
       r'^checkpoint \S+ckpt-7 is unreadable \(IndexError: Read less bytes')):
     evaluator.restore_online_network(path, config, info)
-  assert not evaluator.readable(path, config, info)
+  # The evaluator's loop on a finished run whose last checkpoint is that one:
+  # one line, no row, and it ends.
+  tf.compat.v1.train.update_checkpoint_state(str(tmp_path / 'checkpoints'), path)
+  run_dir_lib.mark_done(str(tmp_path))
+  evaluator.run(config, str(tmp_path), poll_s=0.01)
   assert 'ckpt-7 is unreadable (IndexError' in caplog.text
   assert 'not evaluated' in caplog.text
+  assert not metrics.read_progress(str(tmp_path), 'eval.jsonl')
