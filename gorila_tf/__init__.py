@@ -20,7 +20,18 @@ Commands and tools (evaluate, play, export, plot, suite, bench) live apart in
 `gorila_tf.tools`.
 """
 
+import os
+
 __version__ = '0.1.0'
+
+# TensorFlow 2.15 runs oneDNN's kernels by default only on CPUs with AVX-512
+# (VNNI, BF16, AMX); on an AVX2-only CPU it runs Eigen's, and the DQN update
+# is 1.5x slower (one-process, float32, batch 64: 12.8 updates/s against 19.8
+# with oneDNN; docs/benchmarks.md). Read once, when TensorFlow is first
+# imported: every command and task of this package imports gorila_tf before
+# TensorFlow, and the launchers' tasks inherit it. TF_ENABLE_ONEDNN_OPTS=0
+# in the environment keeps Eigen's.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 
 def _silence_gym_notice() -> None:

@@ -9,6 +9,10 @@ os.environ.setdefault('GRPC_FAIL_FAST', 'use_caller')
 
 import pytest  # pylint: disable=g-import-not-at-top
 
+# Before any test module imports TensorFlow: the kernels the package's own
+# processes run (oneDNN's, gorila_tf/__init__.py).
+import gorila_tf  # pylint: disable=g-import-not-at-top,unused-import
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -131,3 +132,17 @@ def test_every_target_depends_on_the_targets_of_what_it_imports():
         if needed and needed != name and needed not in target['deps']:
           problems.append(f'{name} ({src}) imports {module}: add ":{needed}"')
   assert not problems, '\n'.join(problems)
+
+
+@pytest.mark.parametrize('given,seen', [(None, '1'), ('0', '0')])
+def test_importing_the_package_turns_onednn_on_unless_told_otherwise(given, seen):
+  # TensorFlow runs oneDNN's kernels by default only on AVX-512 CPUs; on an
+  # AVX2 one Eigen's made the update 1.5x slower (gorila_tf/__init__.py).
+  env = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
+  if given is not None:
+    env['TF_ENABLE_ONEDNN_OPTS'] = given
+  out = subprocess.run(
+      [sys.executable, '-c', 'import os, gorila_tf; '
+       'print(os.environ["TF_ENABLE_ONEDNN_OPTS"])'],
+      env=env, capture_output=True, text=True, check=True, cwd=REPO)
+  assert out.stdout.strip() == seen
