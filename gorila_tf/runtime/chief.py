@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging as std_logging
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable, Optional, Protocol
@@ -87,6 +89,58 @@ def lost_ps_is_stuck(latest_checkpoint: Callable[[], Optional[str]]):
 GRPC_FAILURES = ('UNAVAILABLE', 'failed to connect', 'Socket closed')
 
 
+class ErrorsInOneLine(std_logging.Filter):
+  """TensorFlow's log records that carry an error, said in one line.
+
+  The coordinator logs each closure that failed on a lost ps as "Remote
+  function on worker ... failed with %r:%s" and the whole error: TensorFlow's
+  message holds the Python traceback of where each op was defined, so one
+  killed ps put five tracebacks on the console (tests/launch/test_e2e.py).
+  The record stays, with each error as its type and the line naming the
+  failure, and the record's own sentences joined on one line.
+  """
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    args = record.args if isinstance(record.args, tuple) else ()
+    if not isinstance(record.msg, str) or not any(
+        isinstance(a, BaseException) for a in args):
+      return True
+    # TensorFlow's "%r:%s" of one error would say it twice.
+    msg = record.msg.replace('%r:%s', '%s')
+    if msg != record.msg:
+      args = tuple(a for i, a in enumerate(args)
+                   if not (i and isinstance(a, BaseException) and a is args[i - 1]))
+    said = tuple(
+        f'{type(a).__name__}: '
+        f'{errors.first_line(getattr(a, "message", a), prefer=GRPC_FAILURES)}'
+        if isinstance(a, BaseException) else a for a in args)
+    try:
+      text = msg % said
+    except (TypeError, ValueError):
+      return True  # not a format we know: left as it was
+    record.msg = ' '.join(l.strip() for l in text.splitlines() if l.strip())
+    record.args = ()
+    return True
+
+
+def unraisable_in_one_line(unraisable) -> None:
+  """`sys.unraisablehook` for the chief: a TensorFlow error raised where
+  Python cannot raise it, in one line.
+
+  When a ps is lost, TensorFlow's eager executors of the failed closures are
+  collected with their pending work failed, and `Executor.__del__` raises
+  there: Python printed "Exception ignored in" and a traceback for each (five
+  on a killed ps's console). Anything else goes to Python's own hook.
+  """
+  error = unraisable.exc_value
+  if not isinstance(error, tf.errors.OpError):
+    sys.__unraisablehook__(unraisable)
+    return
+  where = getattr(unraisable.object, '__qualname__', unraisable.object)
+  logging.warning('ignored in %s: %s: %s', where, type(error).__name__,
+                  errors.first_line(error.message, prefer=GRPC_FAILURES))
+
+
 def _start_chief_reverb(task: cluster_lib.Task,
                         shapes: list[tf.TensorShape]) -> reverb.Server:
   _, port = cluster_lib.split_address(task.chief_reverb_address())
@@ -94,6 +148,15 @@ def _start_chief_reverb(task: cluster_lib.Task,
       tables=[broadcast.make_variables_table(shapes),
               metrics.make_stats_table()],
       port=port)
+
+
+class StoppedInStartUp(Exception):
+  """The chief was told to stop before its start-up was done."""
+
+
+def _go_on_unless(stop: Optional[threading.Event]) -> None:
+  if stop is not None and stop.is_set():
+    raise StoppedInStartUp()
 
 
 class Chief:
@@ -107,7 +170,9 @@ class Chief:
   """
 
   def __init__(self, task: cluster_lib.Task, config: config_lib.GorilaConfig,
-               run_dir: str):
+               run_dir: str, stop: Optional[threading.Event] = None):
+    """`stop`, once set, ends the start-up between its steps
+    (StoppedInStartUp): a Ctrl-C while the chief connects or builds."""
     self._task = task
     self._config = config
     self._run_dir = run_dir
@@ -117,6 +182,7 @@ class Chief:
     self._strategy = ps.make_strategy(task, config.launch.min_shard_bytes)
     self.cluster_coordinator = tf.distribute.coordinator.ClusterCoordinator(
         self._strategy)
+    _go_on_unless(stop)
     self.model = model_lib.build_model(self._strategy, self._builder,
                                        task.num_workers)
     self.learner = self._builder.make_learner(
@@ -127,6 +193,7 @@ class Chief:
             tf.config.list_logical_devices()),
         num_learners=task.num_workers)
     self._log_learner_setup()
+    _go_on_unless(stop)  # before the checkpoint writer's process starts
     self._open_checkpoints()
     self._read_progress = model_lib.make_progress_reader(self.model)
     self.learner.sync_target.get_concrete_function()
@@ -563,6 +630,9 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   # Until training starts, SIGTERM interrupts as SIGINT does, and the lease
   # is released on the way out instead of being left for others to time out.
   signal.signal(signal.SIGTERM, signal.default_int_handler)
+  # A lost ps's errors in one line each (they were tracebacks on the console).
+  tf.get_logger().addFilter(ErrorsInOneLine())
+  sys.unraisablehook = unraisable_in_one_line
   lease = preflight(task, config, run_dir)
   try:
     run_dir_lib.prepare(run_dir, config, config.run.min_free_disk_mb)
@@ -582,7 +652,14 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
       run_dir_lib.mark_done(run_dir)
       return
     plays = PlaysWatch(run_dir, target, stop)
-    chief = Chief(task, config, run_dir)
+    try:
+      chief = Chief(task, config, run_dir, stop)
+    except StoppedInStartUp:
+      plays.close()
+      # Nothing was written: the run directory is as the last launch left it.
+      logging.info('stopped during start-up, before training began: nothing '
+                   'new to save')
+      return
     try:
       chief.run(stop)
     finally:

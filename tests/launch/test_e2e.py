@@ -604,6 +604,10 @@ def test_sigterm_during_start_up_stops_cleanly_with_nothing_to_save(run_dir, mom
   if not os.path.exists(os.path.join(run_dir, 'checkpoints', 'checkpoint')):
     assert ('[launcher] stopped cleanly during start-up: nothing had been '
             'trained, so there was nothing to save') in out
+  if moment == 'building':
+    # Between its start-up steps, not after building everything (it went on
+    # for ~30 s and stopped at its loop's first check).
+    assert 'stopped during start-up, before training began' in out, out[-3000:]
 
 
 # Planted faults come this many updates into training: a few seconds of a

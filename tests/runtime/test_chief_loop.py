@@ -210,3 +210,63 @@ def test_a_lost_ps_in_the_loop_is_one_line_for_a_restart():
   with pytest.raises(tf.errors.InvalidArgumentError):  # anything else: as is
     with chief.lost_ps_is_stuck(lambda: None):
       raise tf.errors.InvalidArgumentError(None, None, 'bad shape')
+
+
+LOST_PS = ('Graph execution error:\n\nDetected at node ReadVariableOp_33 defined '
+           'at (most recent call last):\n<stack traces unavailable>\n'
+           '2 root error(s) found.\n'
+           '  (0) UNAVAILABLE:  Connection reset by peer\n'
+           '  (1) UNAVAILABLE:  Connection reset by peer\n0 successful operations.')
+
+
+def test_the_coordinators_error_records_are_one_line_each():
+  # As TensorFlow's coordinator logs a closure that failed on a lost ps (its
+  # message was ~20 lines on the console, for each closure).
+  error = tf.errors.UnavailableError(None, None, LOST_PS)
+  record = logging_record(
+      'Remote function on worker %s failed with %r:%s\n'
+      'It is treated as a transient connectivity failure for now.',
+      ('/job:worker/replica:0/task:1', error, error))
+  assert chief.ErrorsInOneLine().filter(record)
+  assert record.getMessage() == (
+      'Remote function on worker /job:worker/replica:0/task:1 failed with '
+      'UnavailableError: (0) UNAVAILABLE:  Connection reset by peer It is '
+      'treated as a transient connectivity failure for now.')
+  plain = logging_record('frames %d updates %d', (100, 7))
+  assert chief.ErrorsInOneLine().filter(plain)
+  assert plain.getMessage() == 'frames 100 updates 7'  # no error: as it was
+
+
+def logging_record(msg, args):
+  import logging  # pylint: disable=g-import-not-at-top
+  return logging.LogRecord('tensorflow', logging.ERROR, 'cluster_coordinator.py',
+                           906, msg, args, None)
+
+
+def test_an_error_python_cannot_raise_is_one_line_if_tensorflows(capsys, caplog):
+  # TensorFlow's Executor.__del__ raised on a lost ps's failed work: Python
+  # printed "Exception ignored in" and a traceback, five times.
+  import sys  # pylint: disable=g-import-not-at-top
+
+  class Executor:
+
+    def __init__(self, error):
+      self.error = error
+
+    def __del__(self):
+      raise self.error
+
+  hook = sys.unraisablehook
+  sys.unraisablehook = chief.unraisable_in_one_line
+  try:
+    Executor(tf.errors.UnavailableError(None, None,
+                                        'failed to connect to all addresses'))
+    assert capsys.readouterr().err == ''
+    assert ('ignored in test_an_error_python_cannot_raise_is_one_line_if_'
+            'tensorflows.<locals>.Executor.__del__: UnavailableError: failed to '
+            'connect to all addresses') in caplog.text
+    Executor(KeyError('not ours'))
+  finally:
+    sys.unraisablehook = hook
+  said = capsys.readouterr().err  # Python's own hook, as it was
+  assert 'Exception ignored in' in said and "KeyError: 'not ours'" in said
