@@ -182,7 +182,7 @@ def bench_actor(config, seconds: float) -> dict[str, Any]:
   actor.run(stop, max_steps=20)  # compile the policy first
   before = actor.env_steps
   start = time.monotonic()
-  threading.Thread(target=_stop_after, daemon=True, args=(
+  threading.Thread(target=stop_after, daemon=True, args=(
       seconds, stop, lambda: actor.env_steps > before)).start()
   actor.run(stop)
   took = time.monotonic() - start
@@ -194,7 +194,7 @@ def bench_actor(config, seconds: float) -> dict[str, Any]:
           'param_refresh_steps': config.actor.param_refresh_steps}
 
 
-def _stop_after(seconds: float, stop: threading.Event, progressed,
+def stop_after(seconds: float, stop: threading.Event, progressed,
                 patience_s: float = 60.0) -> None:
   """Sets `stop` after `seconds`, or later once `progressed()`: a window with
   no step at all measured nothing (in the suite, beside two clusters, 3 s of

@@ -18,14 +18,14 @@ def test_a_measuring_window_ends_after_its_seconds_and_its_first_step():
   stop, steps = threading.Event(), []
   start = time.monotonic()
   threading.Timer(0.3, lambda: steps.append(1)).start()  # a slow first step
-  bench._stop_after(0.05, stop, lambda: bool(steps))  # pylint: disable=protected-access
+  bench.stop_after(0.05, stop, lambda: bool(steps))
   assert stop.is_set() and steps and time.monotonic() - start >= 0.3
   stop.clear()
   start = time.monotonic()
-  bench._stop_after(0.05, stop, lambda: True)  # pylint: disable=protected-access
+  bench.stop_after(0.05, stop, lambda: True)
   assert stop.is_set() and time.monotonic() - start < 0.3
   stop.clear()
-  bench._stop_after(0.0, stop, lambda: False, patience_s=0.1)  # pylint: disable=protected-access
+  bench.stop_after(0.0, stop, lambda: False, patience_s=0.1)
   assert stop.is_set()  # a dead actor does not hang the bench
 
 
