@@ -84,6 +84,14 @@ def first_line(message: object, limit: int = 200,
   return re.sub(r'^\{\{[^}]*\}\}\s*', '', line)[:limit]
 
 
+def error_line(error: BaseException, limit: int = 200,
+               prefer: tuple[str, ...] = ()) -> str:
+  """An error in one line: its type and `first_line` of its message
+  (TensorFlow's errors: their `message`, without the op's stack)."""
+  said = first_line(getattr(error, 'message', error), limit, prefer)
+  return f'{type(error).__name__}: {said}'
+
+
 def no_space_line(error: BaseException) -> str:
   """One line for a full disk that `error` met: what it was writing (the
   first line of its message) and what to do."""

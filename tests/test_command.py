@@ -53,3 +53,13 @@ def test_another_unexpected_error_is_not_called_a_full_disk():
 ])
 def test_an_error_is_said_in_its_first_line(message, prefer, limit, line):
   assert errors.first_line(message, limit, prefer) == line
+
+
+def test_an_error_in_one_line_is_its_type_and_its_first_line():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  lost = tf.errors.UnavailableError(None, None, 'Graph execution error:\n\n'
+                                    '  (0) UNAVAILABLE:  Socket closed')
+  assert errors.error_line(lost, prefer=('UNAVAILABLE',)) == (
+      'UnavailableError: (0) UNAVAILABLE:  Socket closed')
+  assert errors.error_line(IndexError('Read less bytes\nmore'), 9) == (
+      'IndexError: Read less')

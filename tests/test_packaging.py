@@ -141,8 +141,13 @@ def test_importing_the_package_turns_onednn_on_unless_told_otherwise(given, seen
   env = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
   if given is not None:
     env['TF_ENABLE_ONEDNN_OPTS'] = given
+  env['ONEDNN_VERBOSE'] = '1'  # oneDNN says each primitive it runs
   out = subprocess.run(
-      [sys.executable, '-c', 'import os, gorila_tf; '
-       'print(os.environ["TF_ENABLE_ONEDNN_OPTS"])'],
+      [sys.executable, '-c', 'import os, gorila_tf, tensorflow as tf; '
+       'tf.nn.conv2d(tf.ones([1, 8, 8, 4]), tf.ones([3, 3, 4, 8]), 1, "VALID"); '
+       'print("OPTS", os.environ["TF_ENABLE_ONEDNN_OPTS"])'],
       env=env, capture_output=True, text=True, check=True, cwd=REPO)
-  assert out.stdout.strip() == seen
+  assert f'OPTS {seen}' in out.stdout
+  # A real convolution ran on oneDNN's kernels, or (told otherwise) did not.
+  ran = re.search(r'onednn_verbose,.*exec,cpu,convolution', out.stdout)
+  assert bool(ran) == (seen == '1'), out.stdout[-2000:]

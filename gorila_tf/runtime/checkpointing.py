@@ -59,8 +59,8 @@ def restore_newest_readable(manager: tf.train.CheckpointManager,
       checkpoint.restore(path).assert_existing_objects_matched()
       return path
     except UNREADABLE as e:
-      logging.warning('checkpoint %s is unreadable (%s: %s); trying the one '
-                      'before it', path, type(e).__name__, errors.first_line(e))
+      logging.warning('checkpoint %s is unreadable (%s); trying the one '
+                      'before it', path, errors.error_line(e))
   if candidates:
     raise errors.ConfigError(_none_readable(manager.directory, candidates))
   return None
@@ -265,5 +265,5 @@ def _checkpoint_one(bundle: int, address: str) -> None:
     # A thread of its own: whatever Reverb raises (on a full disk its client
     # raised IndexError, and the thread printed a traceback) is one line; the
     # chief's own writes say a full disk and stop the run.
-    logging.warning('replay of bundle %d not checkpointed: %s: %s', bundle,
-                    type(e).__name__, errors.first_line(e, 300))
+    logging.warning('replay of bundle %d not checkpointed: %s', bundle,
+                    errors.error_line(e, 300))

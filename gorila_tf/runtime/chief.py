@@ -79,9 +79,9 @@ def lost_ps_is_stuck(latest_checkpoint: Callable[[], Optional[str]]):
     yield
   except tf.errors.UnavailableError as e:
     raise errors.Stuck(
-        f'a parameter server is unreachable (UnavailableError: '
-        f'{errors.first_line(e.message, prefer=GRPC_FAILURES)}): the chief restarts and resumes from '
-        f'{latest_checkpoint()}') from None
+        f'a parameter server is unreachable '
+        f'({errors.error_line(e, prefer=GRPC_FAILURES)}): the chief restarts '
+        f'and resumes from {latest_checkpoint()}') from None
 
 
 # The line of a gRPC error that names the failure (TensorFlow's messages
@@ -110,10 +110,8 @@ class ErrorsInOneLine(std_logging.Filter):
     if msg != record.msg:
       args = tuple(a for i, a in enumerate(args)
                    if not (i and isinstance(a, BaseException) and a is args[i - 1]))
-    said = tuple(
-        f'{type(a).__name__}: '
-        f'{errors.first_line(getattr(a, "message", a), prefer=GRPC_FAILURES)}'
-        if isinstance(a, BaseException) else a for a in args)
+    said = tuple(errors.error_line(a, prefer=GRPC_FAILURES)
+                 if isinstance(a, BaseException) else a for a in args)
     try:
       text = msg % said
     except (TypeError, ValueError):
@@ -137,8 +135,8 @@ def unraisable_in_one_line(unraisable) -> None:
     sys.__unraisablehook__(unraisable)
     return
   where = getattr(unraisable.object, '__qualname__', unraisable.object)
-  logging.warning('ignored in %s: %s: %s', where, type(error).__name__,
-                  errors.first_line(error.message, prefer=GRPC_FAILURES))
+  logging.warning('ignored in %s: %s', where,
+                  errors.error_line(error, prefer=GRPC_FAILURES))
 
 
 def _start_chief_reverb(task: cluster_lib.Task,

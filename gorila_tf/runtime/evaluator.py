@@ -182,8 +182,8 @@ def restore_online_network(checkpoint_path: str, config: config_lib.GorilaConfig
     checkpoint.restore(checkpoint_path).expect_partial()
   except checkpointing.UNREADABLE as e:
     raise errors.CheckpointUnreadable(
-        f'checkpoint {checkpoint_path} is unreadable ({type(e).__name__}: '
-        f'{errors.first_line(e)})') from None
+        f'checkpoint {checkpoint_path} is unreadable ({errors.error_line(e)})'
+    ) from None
   updates = int(checkpoint_path.rsplit('-', 1)[-1])
   return q_net, updates, int(frames.numpy())
 
