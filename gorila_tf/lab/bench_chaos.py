@@ -559,6 +559,20 @@ def _rate(updates: list[tuple[float, int]]) -> float:
   return float(np.median(rates)) if rates else 0.0
 
 
+def updates_per_s(samples: list[dict], first_fault: float) -> dict[str, float]:
+  """The run's pace: before the first fault (the same cluster, undisturbed),
+  while training (the median 20-s window that went up: downtime left out),
+  and over the whole run from its first update to its last (downtime in:
+  what the faults cost)."""
+  updates = [(s['t'], s['updates']) for s in samples if s['updates'] is not None]
+  trained = [(t, u) for t, u in updates if u > 0]
+  whole = 0.0
+  if len(trained) > 1 and trained[-1][0] > trained[0][0]:
+    whole = (trained[-1][1] - trained[0][1]) / (trained[-1][0] - trained[0][0])
+  return {'before_faults': _rate([(t, u) for t, u in updates if t < first_fault]),
+          'while_training': _rate(updates), 'whole_run': whole}
+
+
 def _tensorboard_agrees(run_dir: str) -> list[str]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   path = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
@@ -670,6 +684,8 @@ def run_and_check(chaos: Chaos, config, faults: list[Fault], frames: int,
             'faults_by_kind': _count(d['kind'] for d in chaos.done
                                      if d['injected']),
             'launches': len(chaos.launches), 'wall_s': time.monotonic() - start,
+            'updates_per_s': updates_per_s(chaos.samples, start + faults[0].at_s
+                                           if faults else float('inf')),
             'invariants': rows, 'violations': sum(r['violations'] for r in rows),
             'eval_return': eval_return, 'eval_returns': eval_returns,
             'run_dir': run_dir}
@@ -708,6 +724,13 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f'  {r["invariant"]} | {r["checks"]} | {r["violations"]} | '
                  f'{r["detail"]}')
   lines.append(f'  {result["violations"]} violations')
+  pace = result.get('updates_per_s')
+  if pace:
+    lines.append(f'  updates/s: {pace["before_faults"]:.1f} before the first '
+                 f'fault, {pace["while_training"]:.1f} while training (downtime '
+                 f'left out), {pace["whole_run"]:.1f} over the whole run '
+                 f'({pace["whole_run"] / max(pace["before_faults"], 1e-9):.2f} '
+                 'of the undisturbed pace)')
   if result.get('kept'):
     lines.append(f'  the console, samples and task logs: {result["kept"]}')
   return '\n'.join(lines)

@@ -74,6 +74,21 @@ def test_downtime_between_faults_does_not_shrink_what_a_resume_may_lose(tmp_path
     assert rows['counters']['violations'] == violations, rows['counters']
 
 
+def test_the_pace_before_the_faults_between_them_and_over_the_whole_run():
+  # 100 updates/s until the first fault at 60 s, 10 minutes down, then 50/s.
+  samples = ([sample(t, 0) for t in range(0, 10, 2)]  # starting up
+             + [sample(t, 100 * (t - 10)) for t in range(10, 62, 2)]
+             + [sample(t, 5000) for t in range(62, 662, 2)]
+             + [sample(t, 5000 + 50 * (t - 662)) for t in range(662, 724, 2)])
+  pace = bench_chaos.updates_per_s(samples, first_fault=60.0)
+  assert pace['before_faults'] == pytest.approx(100)
+  assert pace['while_training'] == pytest.approx(50, rel=0.05)  # the median window
+  # 8,000 updates from the first counted one (t 12 s) to the last (722 s).
+  assert pace['whole_run'] == pytest.approx((8000 - 200) / (722 - 12))
+  assert bench_chaos.updates_per_s([], first_fault=60.0) == {
+      'before_faults': 0.0, 'while_training': 0.0, 'whole_run': 0.0}
+
+
 def test_a_starting_chief_may_find_its_dead_predecessors_lease_for_a_while(
     tmp_path):
   # A new chief takes the lease over once it has started: seen 2-17 s.
