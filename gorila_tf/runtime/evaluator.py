@@ -198,12 +198,14 @@ def evaluate_checkpoint(checkpoint_path: str, config: config_lib.GorilaConfig,
     (its results-table row, the recorded pictures of one episode).
   """
   q_net, updates, frames = restore_online_network(checkpoint_path, config, info)
+  # Before the episodes: a checkpoint cut short after the network's tensors
+  # restores, and only this read of its last tensor finds the cut.
+  wall_time_s = checkpoint_wall_time_s(checkpoint_path)
   result = evaluate(q_net, config, info, seed=config.run.seed + updates,
                     unbudgeted=unbudgeted)
   row = reference.table_row(config.env.id, result.mean, result.stderr,
                             len(result.returns), protocol='noop', frames=frames)
   row.update(updates=updates, checkpoint=checkpoint_path)
-  wall_time_s = checkpoint_wall_time_s(checkpoint_path)
   if wall_time_s is not None:
     row['wall_time_s'] = round(wall_time_s, 1)
   return row, result.pictures
@@ -211,12 +213,17 @@ def evaluate_checkpoint(checkpoint_path: str, config: config_lib.GorilaConfig,
 
 def checkpoint_wall_time_s(checkpoint_path: str) -> Optional[float]:
   """The seconds of training a chief's checkpoint was written at (None for
-  a checkpoint without the counter)."""
+  a checkpoint without the counter); CheckpointUnreadable if it is cut short
+  or garbled there."""
   try:
     reader = tf.train.load_checkpoint(checkpoint_path)
     return float(reader.get_tensor('wall_time_s/.ATTRIBUTES/VARIABLE_VALUE'))
-  except (tf.errors.NotFoundError, ValueError):
+  except tf.errors.NotFoundError:
     return None
+  except checkpointing.UNREADABLE as e:
+    raise errors.CheckpointUnreadable(
+        f'checkpoint {checkpoint_path} is unreadable ({errors.error_line(e)})'
+    ) from None
 
 
 def export_if_it_plays(row: dict, config: config_lib.GorilaConfig,

@@ -110,10 +110,15 @@ def test_a_checkpoint_already_scored_is_known_by_its_name(tmp_path):
   assert evaluator.scored_episodes(str(tmp_path / 'none'), f'{checkpoints}/ckpt-9') == 0
 
 
-def test_a_checkpoint_cut_short_is_one_line_and_not_evaluated(tmp_path, caplog):
-  # A chaos run's evaluator met a checkpoint cut to 16 bytes (the
-  # corrupt_checkpoint fault) and crashed with TensorFlow's IndexError and a
-  # traceback, again at each restart.
+# The corrupt_checkpoint fault cuts the newest checkpoint short: before the
+# evaluator restores it, or (the 30-minute chaos run of 2026-12-07) while it
+# evaluates it, after the restore, so that only its read of the chief's
+# wall_time_s counter met the cut (a traceback, the evaluator restarted).
+# (Cut to nothing: in this small checkpoint the counter lies in its first 16
+# bytes, the fault's cut.)
+@pytest.mark.parametrize('cut', ['before its restore', 'after its restore'])
+def test_a_checkpoint_cut_short_is_one_line_and_not_evaluated(
+    tmp_path, caplog, monkeypatch, cut):
   import os  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from gorila_tf import errors  # pylint: disable=g-import-not-at-top
@@ -121,16 +126,34 @@ def test_a_checkpoint_cut_short_is_one_line_and_not_evaluated(tmp_path, caplog):
   info = environments.env_info(config.env)
   q_net = networks.make_q_network(config.network, info)
   frames = tf.Variable(123, dtype=tf.int64)
-  path = tf.train.Checkpoint(q_network=q_net, frames=frames).write(
-      str(tmp_path / 'checkpoints' / 'ckpt-7'))
+  wall_time_s = tf.Variable(60.0, dtype=tf.float64)  # as the chief's
+  path = tf.train.Checkpoint(q_network=q_net, frames=frames,
+                             wall_time_s=wall_time_s).write(
+                                 str(tmp_path / 'checkpoints' / 'ckpt-7'))
   evaluator.restore_online_network(path, config, info)  # reads, intact
-  data = [p for p in os.listdir(tmp_path / 'checkpoints')
-          if p.startswith('ckpt-7.data')][0]
-  with open(tmp_path / 'checkpoints' / data, 'r+b') as f:
-    f.truncate(16)
-  with pytest.raises(errors.CheckpointUnreadable, match=(
-      r'^checkpoint \S+ckpt-7 is unreadable \(IndexError: Read less bytes')):
-    evaluator.restore_online_network(path, config, info)
+  assert evaluator.checkpoint_wall_time_s(path) == 60.0
+  data = tmp_path / 'checkpoints' / [p for p in os.listdir(tmp_path / 'checkpoints')
+                                     if p.startswith('ckpt-7.data')][0]
+
+  def cut_short():
+    with open(data, 'r+b') as f:
+      f.truncate(16 if cut == 'before its restore' else 0)
+
+  unreadable = (r'^checkpoint \S+ckpt-7 is unreadable \(IndexError: Read less '
+                'bytes')
+  if cut == 'before its restore':
+    cut_short()
+    with pytest.raises(errors.CheckpointUnreadable, match=unreadable):
+      evaluator.restore_online_network(path, config, info)
+  else:
+    restore = evaluator.restore_online_network
+
+    def restore_then_cut(*args):
+      restored = restore(*args)
+      cut_short()
+      return restored
+
+    monkeypatch.setattr(evaluator, 'restore_online_network', restore_then_cut)
   # The evaluator's loop on a finished run whose last checkpoint is that one:
   # one line, no row, and it ends.
   tf.compat.v1.train.update_checkpoint_state(str(tmp_path / 'checkpoints'), path)
