@@ -219,6 +219,8 @@ def stop_all(tasks: Sequence[TaskProcess]) -> None:
       try:
         t.process.wait(timeout=max(0.0, deadline - time.monotonic()))
       except subprocess.TimeoutExpired:
+        say(f'[launcher] {t.role} was still running {grace:.0f} s after '
+            'SIGTERM; killed')
         t.kill_and_wait()
   for t in tasks:
     t.close()

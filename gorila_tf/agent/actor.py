@@ -166,8 +166,10 @@ class Actor:
       step += 1
     logging.info('actor stopped after %d env steps', self.env_steps)
 
-  def close(self) -> None:
+  def close(self, flush_timeout_ms: int = 5_000) -> None:
+    """Closes the writers (each waits up to `flush_timeout_ms` for its
+    pending items to reach the table), the stats and the games."""
     for writer in self._writers:
-      writer.close()
+      writer.close(timeout_ms=flush_timeout_ms)
     self._reporter.close()
     self._env.close()

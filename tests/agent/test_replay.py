@@ -2,6 +2,7 @@
 
 import dataclasses
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -233,6 +234,28 @@ def test_a_rate_limited_writer_blocks_the_actor_without_reverb_warnings(capfd):
   server.stop()
   actor.join(timeout=1)
   assert 'alarmingly high' not in capfd.readouterr().err
+
+
+def test_a_writer_closed_on_a_stop_leaves_refused_items_behind_at_once():
+  # A stopping worker's writers, their items held back by a table no
+  # learner samples any more: closed with a short flush timeout they drop
+  # them (the default waits 5 s each, and kept workers past the launcher's
+  # grace at the end of every run).
+  table = reverb.Table(
+      replay.REPLAY_TABLE, reverb.selectors.Uniform(), reverb.selectors.Fifo(),
+      max_size=1000, signature=replay.transition_signature(INFO),
+      rate_limiter=reverb.rate_limiters.SampleToInsertRatio(
+          samples_per_insert=1.0, min_size_to_sample=1, error_buffer=2.0))
+  server = reverb.Server([table])
+  writer = replay.TransitionWriter(server.localhost_client(), INFO.frame_stack)
+  writer.begin_episode(np.stack([frame(i) for i in range(3)]))
+  for k in range(3, 12):
+    writer.add(frame(k), action=0, reward=0.0, discount=1.0)
+  started = time.monotonic()
+  writer.close(timeout_ms=100)
+  assert time.monotonic() - started < 2.0
+  assert table.info.current_size < 9  # some were refused, and left behind
+  server.stop()
 
 
 def test_the_pending_limit_stays_below_reverbs_warning():

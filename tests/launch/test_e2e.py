@@ -574,6 +574,9 @@ def test_sigterm_checkpoints_then_stops_every_task(killed_then_stopped):
   s = killed_then_stopped
   assert s.code == 130, s.out[-3000:]
   assert not s.alive  # every task, the restarted ones by their new pids
+  # Each stopped on its SIGTERM, within the launcher's grace (workers once
+  # waited 5 s per replay writer for a flush the stopped learners refused).
+  assert 'after SIGTERM; killed' not in s.out, s.out[-3000:]
   # The chief stopped first and saved where it stopped.
   stopped = re.findall(r'stopped: (\d+) frames, (\d+) updates', s.out)
   assert stopped, s.out[-3000:]

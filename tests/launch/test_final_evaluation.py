@@ -83,3 +83,24 @@ def test_without_an_evaluator_nothing_is_stopped_early():
   local.evaluate_last_checkpoint([chief], threading.Event())
   assert chief.poll() is None
   chief.kill_and_wait()
+
+
+IGNORES_SIGTERM = '''
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+time.sleep(60)
+'''
+
+
+def test_a_task_still_running_after_its_grace_is_killed_and_said(monkeypatch):
+  monkeypatch.setattr(local, 'STOP_GRACE_S', 1.0)
+  said = []
+  monkeypatch.setattr(local, 'say', said.append)
+  chief = StandIn('chief', CHIEF, os.devnull)
+  worker = StandIn('worker', IGNORES_SIGTERM)
+  time.sleep(1.0)  # both have their handlers
+  local.stop_all([chief, worker])
+  assert chief.poll() == 0 and worker.poll() == -signal.SIGKILL
+  out = '\n'.join(said)
+  assert 'worker was still running 1 s after SIGTERM; killed' in out
+  assert 'chief was still running' not in out  # it stopped on its SIGTERM
