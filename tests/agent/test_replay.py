@@ -201,19 +201,26 @@ def test_importance_weights_by_hand():
   np.testing.assert_allclose(w, [1.0, 2 ** -0.5, 0.5], rtol=1e-6)
 
 
-def test_a_rate_limited_writer_blocks_the_actor_without_reverb_warnings(capfd):
-  # No learner samples, so the table takes ~3 inserts and then holds every
-  # insert back: backpressure stops the actor with at most MAX_PENDING_ITEMS
-  # pending, below the 50 at which Reverb logs "alarmingly high" (the limit
-  # used to be 64, and a rate-limited Pong cluster logged the warning ten
-  # times a second; test_e2e.py's Pong run checks its logs).
+def unsampled_table_and_writer():
+  """A replay table no learner samples (its rate limiter takes ~3 inserts,
+  then holds every insert back), its server, and a writer to it."""
   table = reverb.Table(
       replay.REPLAY_TABLE, reverb.selectors.Uniform(), reverb.selectors.Fifo(),
       max_size=1000, signature=replay.transition_signature(INFO),
       rate_limiter=reverb.rate_limiters.SampleToInsertRatio(
           samples_per_insert=1.0, min_size_to_sample=1, error_buffer=2.0))
   server = reverb.Server([table])
-  writer = replay.TransitionWriter(server.localhost_client(), INFO.frame_stack)
+  return table, server, replay.TransitionWriter(server.localhost_client(),
+                                                INFO.frame_stack)
+
+
+def test_a_rate_limited_writer_blocks_the_actor_without_reverb_warnings(capfd):
+  # No learner samples, so the table takes ~3 inserts and then holds every
+  # insert back: backpressure stops the actor with at most MAX_PENDING_ITEMS
+  # pending, below the 50 at which Reverb logs "alarmingly high" (the limit
+  # used to be 64, and a rate-limited Pong cluster logged the warning ten
+  # times a second; test_e2e.py's Pong run checks its logs).
+  table, server, writer = unsampled_table_and_writer()
   steps = []
 
   def act():
@@ -241,13 +248,7 @@ def test_a_writer_closed_on_a_stop_leaves_refused_items_behind_at_once():
   # learner samples any more: closed with a short flush timeout they drop
   # them (the default waits 5 s each, and kept workers past the launcher's
   # grace at the end of every run).
-  table = reverb.Table(
-      replay.REPLAY_TABLE, reverb.selectors.Uniform(), reverb.selectors.Fifo(),
-      max_size=1000, signature=replay.transition_signature(INFO),
-      rate_limiter=reverb.rate_limiters.SampleToInsertRatio(
-          samples_per_insert=1.0, min_size_to_sample=1, error_buffer=2.0))
-  server = reverb.Server([table])
-  writer = replay.TransitionWriter(server.localhost_client(), INFO.frame_stack)
+  table, server, writer = unsampled_table_and_writer()
   writer.begin_episode(np.stack([frame(i) for i in range(3)]))
   for k in range(3, 12):
     writer.add(frame(k), action=0, reward=0.0, discount=1.0)
