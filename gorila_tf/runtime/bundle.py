@@ -22,7 +22,9 @@ would fail at every start: checkpointing.set_aside_unreadable_replay).
 from __future__ import annotations
 
 import signal
+import sys
 import threading
+import traceback
 from typing import Optional
 
 import reverb
@@ -93,6 +95,24 @@ class LearnerWatch:
 # worker past the launcher's 10-s grace at the end of each run (a run's
 # stop took 11 s where its chief took 0.8; 2026-12-07).
 STOP_FLUSH_MS = 100
+
+
+# A stopping bundle waits this long for its actors' thread, well inside the
+# launcher's 10-s grace (launch/local.py): a restarted worker's actors once
+# stayed blocked after its SIGTERM (where, unknown: nothing logged it), its
+# main thread waited 10 s for them, and the launcher killed it first
+# (2026-12-07, the suite's killed-worker-and-ps run). The process ends
+# with os._exit, the thread with it.
+ACTORS_STOP_S = 5.0
+
+
+def where(thread: threading.Thread) -> str:
+  """`thread`'s current stack on one line, the innermost call first."""
+  frame = sys._current_frames().get(thread.ident)  # pylint: disable=protected-access
+  if frame is None:
+    return 'gone'
+  return ' <- '.join(f'{f.filename.rsplit("/", 1)[-1]}:{f.lineno} {f.name}'
+                     for f in reversed(traceback.extract_stack(frame)))
 
 
 def start_replay_server(task: cluster_lib.Task, builder: builder_lib.DQNBuilder,
@@ -175,6 +195,10 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
       failure.append(errors.Stuck(f'bundle {task.index}: {watch.describe()}'))
       stop.set()
   replay_server.stop()  # unblocks writers waiting on the rate limiter
-  thread.join(timeout=10)
+  thread.join(timeout=ACTORS_STOP_S)
+  if thread.is_alive():
+    logging.warning('bundle %d: its actors did not stop within %.0f s; '
+                    'exiting without them. Their thread was at: %s', task.index,
+                    ACTORS_STOP_S, where(thread))
   if failure:
     raise failure[0]

@@ -1,4 +1,5 @@
-"""bundle.LearnerWatch: when a bundle restarts itself because its learner stalled."""
+"""bundle.LearnerWatch: when a bundle restarts itself because its learner stalled;
+and what a stopping bundle says of actors that do not stop."""
 
 import pytest
 
@@ -52,3 +53,22 @@ def test_the_setting_is_bounded():
   with pytest.raises(errors.ConfigError, match='run.learner_stall_s'):
     config_lib.resolve('cartpole', ['run.learner_stall_s=5'])
   assert config_lib.resolve('cartpole', ['run.learner_stall_s=0']).run.learner_stall_s == 0
+
+
+def test_a_stuck_actor_thread_is_said_where_it_waits():
+  # What a bundle logs when its actors do not stop within ACTORS_STOP_S.
+  import threading  # pylint: disable=g-import-not-at-top
+  assert bundle.ACTORS_STOP_S < 10  # inside the launcher's grace
+  release = threading.Event()
+
+  def blocked_in_a_call():
+    release.wait()
+
+  thread = threading.Thread(target=blocked_in_a_call, daemon=True)
+  thread.start()
+  where = bundle.where(thread)
+  assert where.startswith('threading.py:') and 'wait' in where
+  assert 'test_learner_watch.py:' in where and 'blocked_in_a_call' in where
+  release.set()
+  thread.join()
+  assert bundle.where(thread) == 'gone'
