@@ -180,6 +180,10 @@ def test_a_fault_that_finds_nothing_to_hit_is_a_violation(tmp_path, monkeypatch)
       rows['injected']['examples'][0])
   assert 'cut_link worker1 at 80 s: not injected (no emulated hosts' in (
       rows['injected']['examples'][2])
+  # The table's line says why, not only how many.
+  assert rows['injected']['detail'].startswith(
+      '0 of 4 scheduled faults hit their target; kill worker0 at 60 s: not '
+      'injected (no live worker0 process in 0 s)')
 
 
 def test_a_live_target_is_hit_and_said(tmp_path):
@@ -286,8 +290,9 @@ def test_a_short_chaos_run_keeps_every_invariant(tmp_path):
                     '--chaos_frames=60000', f'--out={out}', timeout=1500)
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(out.read_text())['chaos']
+  # The table first: it names a fault that hit nothing, and why.
+  assert result['violations'] == 0, bench_chaos.table(result)
   # Counted from what was hit, not from the schedule.
   assert sum(result['faults_by_kind'].values()) == len(result['history']) >= 5
   assert all(h['injected'] and h['hit'] for h in result['history'])
-  assert result['violations'] == 0, bench_chaos.table(result)
   assert 'chaos run: seed 2' in proc.stdout
