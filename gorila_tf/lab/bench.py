@@ -104,7 +104,11 @@ def define_flags():
                       'directory (default: a temporary one).')
   flags.DEFINE_list('limit_batches', ['32', '64', '128'], 'limit: batch sizes.')
   flags.DEFINE_integer('chaos_seed', 0, 'chaos: the seed of the fault schedule.')
-  flags.DEFINE_float('chaos_minutes', 30.0, 'chaos: minutes of faults.')
+  flags.DEFINE_float('chaos_minutes', 30.0, 'chaos: the faults end this many '
+                     'minutes after the launch.')
+  flags.DEFINE_float('chaos_calm_s', bench_chaos.CALM_S, 'chaos: seconds of '
+                     'undisturbed training before the first fault (the pace '
+                     'without faults; Pong needs minutes to start learning).')
   flags.DEFINE_list('chaos_every_s', ['30', '60'], 'chaos: seconds between '
                     'faults, drawn uniformly from this range.')
   flags.DEFINE_integer('chaos_frames', 0, 'chaos: the frame budget (0: about '
@@ -497,7 +501,7 @@ def main(argv):
                  FLAGS.config, FLAGS.set, FLAGS.chaos_seed, FLAGS.chaos_minutes,
                  chaos_every, FLAGS.chaos_frames or int(
                      200 * 60 * FLAGS.chaos_minutes * config.env.frameskip),
-                 FLAGS.chaos_hosts),
+                 FLAGS.chaos_hosts, FLAGS.chaos_calm_s),
              'bad_input': lambda: bench_bad_input.measure(FLAGS.bad_input_cases),
              'startup': lambda: bench_startup.measure(FLAGS.config, FLAGS.set),
              'learning': lambda: bench_learning.measure(

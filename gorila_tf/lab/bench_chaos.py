@@ -5,8 +5,10 @@ r"""A chaos run: random, overlapping faults for D minutes, invariants checked.
 
 Trains a cluster with the local launcher and injects a fault every
 `--chaos_every_s` (drawn uniformly from that range, from a seeded RNG: the
-schedule is printed and the same seed replays it) until the minutes are up,
-then lets the run reach its frame budget. The faults:
+schedule is printed and the same seed replays it) from `--chaos_calm_s`
+after the launch (training undisturbed first: the pace without faults, in the
+same run) until `--chaos_minutes` after it, then lets the run reach its frame
+budget. The faults:
 
   kill_<task>        SIGKILL a worker, a ps, the chief or the evaluator
   pause_bundle       SIGSTOP a worker for 5-60 s, then SIGCONT
@@ -21,7 +23,7 @@ then lets the run reach its frame budget. The faults:
   cut_link           (emulated hosts) take a worker host's link down 5-60 s
 
 Every fault records what it hit (a pid, a file, a link); a task being
-restarted after an earlier fault is waited for, up to 30 s. Invariants,
+restarted after an earlier fault is waited for, up to TARGET_WAIT_S. Invariants,
 sampled every 2 s and checked at the end (a table and JSON, written whatever
 stopped the harness; its launchers and their tasks are killed after it):
   harness     the harness itself ran to the end (an exception while
@@ -125,11 +127,15 @@ class Fault:
   duration_s: float = 0.0
 
 
+CALM_S = 60.0  # training undisturbed before the first fault (CartPole's pace)
+
+
 def schedule(seed: int, minutes: float, every_s: tuple[float, float],
-             kinds: tuple[str, ...]) -> list[Fault]:
-  """The seeded fault schedule (the same seed, the same faults)."""
+             kinds: tuple[str, ...], calm_s: float = CALM_S) -> list[Fault]:
+  """The seeded fault schedule (the same seed, the same faults), from
+  `calm_s` to `minutes` after the launch."""
   rng = random.Random(seed)
-  faults, at = [], 60.0  # training first
+  faults, at = [], calm_s  # training first
   while at < minutes * 60:
     kind = rng.choice(kinds)
     if kind == 'two_at_once':
@@ -627,7 +633,7 @@ def _mount_disk(size_mb: int) -> Optional[str]:
 
 def measure(config_name: str, overrides, seed: int, minutes: float,
             every_s: tuple[float, float], frames: int,
-            hosts: bool = False) -> dict[str, Any]:
+            hosts: bool = False, calm_s: float = CALM_S) -> dict[str, Any]:
   """One chaos run; its fault history, invariants and figures."""
   from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   config = config_lib.resolve(config_name, [*OVERRIDES, *overrides])
@@ -636,7 +642,7 @@ def measure(config_name: str, overrides, seed: int, minutes: float,
   run_dir = os.path.join(base, 'run')
   kinds = tuple(k for k in KINDS if (k != 'disk_full' or disk)
                 and (k != 'cut_link' or hosts))
-  faults = schedule(seed, minutes, every_s, kinds)
+  faults = schedule(seed, minutes, every_s, kinds, calm_s)
   chaos = Chaos(config_name, overrides, run_dir, frames, disk, hosts)
   try:  # the record is written whatever stops the harness; nothing is left
     return run_and_check(chaos, config, faults, frames, seed, minutes, every_s)
@@ -683,7 +689,7 @@ def run_and_check(chaos: Chaos, config, faults: list[Fault], frames: int,
   rows = check(chaos, status, config.run.checkpoint_every_s, eval_return,
                config.env.id, tuple(harness), tuple(launchers))
   result = {'seed': seed, 'minutes': minutes, 'every_s': list(every_s),
-            'frames': frames, 'faults': [dataclasses.asdict(f) for f in faults],
+            'calm_s': faults[0].at_s if faults else None, 'frames': frames, 'faults': [dataclasses.asdict(f) for f in faults],
             'history': [{**d, 'when': d['when'] - start} for d in chaos.done],
             'scheduled_by_kind': _count(f.kind for f in faults),
             'faults_by_kind': _count(d['kind'] for d in chaos.done
@@ -721,8 +727,9 @@ def _count(kinds) -> dict[str, int]:
 
 
 def table(result: dict[str, Any]) -> str:
-  lines = [f'chaos run: seed {result["seed"]}, {result["minutes"]:g} min of '
-           f'faults every {result["every_s"][0]:g}-{result["every_s"][1]:g} s, '
+  lines = [f'chaos run: seed {result["seed"]}, faults every '
+           f'{result["every_s"][0]:g}-{result["every_s"][1]:g} s from '
+           f'{result.get("calm_s") or CALM_S:g} s to {result["minutes"]:g} min, '
            f'{result["launches"]} launches, faults {result["faults_by_kind"]}',
            '  invariant | checks | violations | detail']
   for r in result['invariants']:

@@ -26,6 +26,16 @@ def test_the_same_seed_replays_the_same_faults():
              for f in pauses)
 
 
+def test_a_calm_start_moves_the_first_fault_and_keeps_the_end():
+  # Pong needs minutes before it learns: its undisturbed pace is measured in
+  # the same run before the first fault.
+  calm = bench_chaos.schedule(3, 35, (30, 60), bench_chaos.KINDS, calm_s=300)
+  assert calm[0].at_s == 300 and calm[-1].at_s < 35 * 60
+  assert 35 * 60 - calm[-1].at_s <= 60  # faults up to the end
+  assert bench_chaos.schedule(3, 30, (30, 60), bench_chaos.KINDS) == (
+      bench_chaos.schedule(3, 30, (30, 60), bench_chaos.KINDS, calm_s=60))
+
+
 class Planted(bench_chaos.Chaos):
   """A chaos run's record, planted: no cluster."""
 
