@@ -26,6 +26,14 @@ def test_the_same_seed_replays_the_same_faults():
              for f in pauses)
 
 
+def test_the_harness_evaluates_greedily_and_without_the_evaluators_budget():
+  from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.resolve('pong_fast', [])
+  assert config.eval.cpu_cores > 0  # the evaluator's, beside training
+  greedy = bench_chaos.greedy_config(config).eval
+  assert (greedy.epsilon, greedy.episodes, greedy.cpu_cores) == (0.0, 10, 0.0)
+
+
 def test_a_calm_start_moves_the_first_fault_and_keeps_the_end():
   # Pong needs minutes before it learns: its undisturbed pace is measured in
   # the same run before the first fault.
