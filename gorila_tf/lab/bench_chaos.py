@@ -697,7 +697,8 @@ def run_and_check(chaos: Chaos, config, faults: list[Fault], frames: int,
   rows = check(chaos, status, config.run.checkpoint_every_s, eval_return,
                config.env.id, tuple(harness), tuple(launchers))
   result = {'seed': seed, 'minutes': minutes, 'every_s': list(every_s),
-            'calm_s': faults[0].at_s if faults else None, 'frames': frames, 'faults': [dataclasses.asdict(f) for f in faults],
+            'calm_s': faults[0].at_s if faults else None,  # the first fault's
+            'frames': frames, 'faults': [dataclasses.asdict(f) for f in faults],
             'history': [{**d, 'when': d['when'] - start} for d in chaos.done],
             'scheduled_by_kind': _count(f.kind for f in faults),
             'faults_by_kind': _count(d['kind'] for d in chaos.done
@@ -735,9 +736,11 @@ def _count(kinds) -> dict[str, int]:
 
 
 def table(result: dict[str, Any]) -> str:
+  calm_s = result.get('calm_s')  # None: no fault was scheduled
   lines = [f'chaos run: seed {result["seed"]}, faults every '
            f'{result["every_s"][0]:g}-{result["every_s"][1]:g} s from '
-           f'{result.get("calm_s") or CALM_S:g} s to {result["minutes"]:g} min, '
+           f'{"-" if calm_s is None else f"{calm_s:g}"} s to '
+           f'{result["minutes"]:g} min, '
            f'{result["launches"]} launches, faults {result["faults_by_kind"]}',
            '  invariant | checks | violations | detail']
   for r in result['invariants']:

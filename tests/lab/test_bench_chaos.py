@@ -34,6 +34,13 @@ def test_the_harness_evaluates_greedily_and_without_the_evaluators_budget():
   assert (greedy.epsilon, greedy.episodes, greedy.cpu_cores) == (0.0, 10, 0.0)
 
 
+def test_the_table_says_when_the_faults_start_even_at_once():
+  result = {'seed': 1, 'every_s': [30, 60], 'minutes': 5, 'launches': 1,
+            'faults_by_kind': {}, 'invariants': [], 'violations': 0}
+  assert 'from 0 s to 5 min' in bench_chaos.table({**result, 'calm_s': 0.0})
+  assert 'from 300 s to 5 min' in bench_chaos.table({**result, 'calm_s': 300.0})
+
+
 def test_a_calm_start_moves_the_first_fault_and_keeps_the_end():
   # Pong needs minutes before it learns: its undisturbed pace is measured in
   # the same run before the first fault.
