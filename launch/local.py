@@ -386,8 +386,8 @@ def resolve_config() -> tuple[config_lib.GorilaConfig, str, list[str]]:
   run_dir = FLAGS.run_dir or run_dir_lib.default_run_dir(config)
   # Before anything is created in it: a live chief's run dir is refused here.
   seen = lease_lib.check_free(run_dir, config.run.lease_timeout_s)
-  if seen.state == 'stale':  # not advancing: the chief decides, and says so
-    say(f'[launcher] {lease_lib.waiting_line(run_dir, seen.raw, config.run.lease_timeout_s)}')
+  if seen.state in ('stale', 'exited'):  # the chief decides, and says so
+    say(f'[launcher] {lease_lib.launcher_line(run_dir, seen, config.run.lease_timeout_s)}')
   run_dir_lib.check_writable(run_dir, config.run.min_free_disk_mb)
   if os.path.exists(os.path.join(run_dir, run_dir_lib.SIGNATURE_FILE)):
     # Here, once, before any task starts (each would refuse it on its own);

@@ -456,6 +456,18 @@ def every_range(texts: list[str]) -> tuple[float, float]:
   return low, high
 
 
+def chaos_window(minutes: float, calm_s: float) -> None:
+  """ConfigError unless faults fit between --chaos_calm_s and --chaos_minutes."""
+  if not 0 < minutes <= 24 * 60:
+    raise errors.ConfigError(f'--chaos_minutes={minutes:g} is out of range; '
+                             'allowed: 0 < minutes <= 1440')
+  if not 0 <= calm_s < 60 * minutes:
+    raise errors.ConfigError(
+        f'--chaos_calm_s={calm_s:g} is out of range; allowed: 0 <= calm_s < '
+        f'{60 * minutes:g} (the faults end --chaos_minutes={minutes:g} after '
+        'the launch)')
+
+
 def main(argv):
   del argv
   unknown = [s for s in FLAGS.sections if s not in SECTIONS]
@@ -467,6 +479,7 @@ def main(argv):
   points = scaling_points(FLAGS.scaling_points)
   seeds = learning_seeds(FLAGS.learning_seeds)
   chaos_every = every_range(FLAGS.chaos_every_s)
+  chaos_window(FLAGS.chaos_minutes, FLAGS.chaos_calm_s)
   if 'scaling' in FLAGS.sections:
     topology.check_emulation()
   results: dict[str, Any] = {

@@ -168,9 +168,12 @@ class Chief:
   """
 
   def __init__(self, task: cluster_lib.Task, config: config_lib.GorilaConfig,
-               run_dir: str, stop: Optional[threading.Event] = None):
+               run_dir: str, stop: Optional[threading.Event] = None,
+               confirm_lease: Optional[Callable[[], bool]] = None):
     """`stop`, once set, ends the start-up between its steps
-    (StoppedInStartUp): a Ctrl-C while the chief connects or builds."""
+    (StoppedInStartUp): a Ctrl-C while the chief connects or builds.
+    `confirm_lease` (lease.Lease.confirm) is asked before each checkpoint."""
+    self._confirm_lease = confirm_lease
     self._task = task
     self._config = config
     self._run_dir = run_dir
@@ -274,6 +277,9 @@ class Chief:
 
   def save(self) -> str:
     """Checkpoints the model (if it is finite) and every answering bundle's replay."""
+    if self._confirm_lease is not None and not self._confirm_lease():
+      raise errors.LeaseHeld(f'run directory {self._run_dir} is another '
+                             "chief's now: not checkpointed")
     self.model.saved_at.assign(time.time())
     values = [t.numpy() for t in self._read_state()]
     updates = int(values[self._iterations_index])
@@ -651,7 +657,7 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
       return
     plays = PlaysWatch(run_dir, target, stop)
     try:
-      chief = Chief(task, config, run_dir, stop)
+      chief = Chief(task, config, run_dir, stop, confirm_lease=lease.confirm)
     except StoppedInStartUp:
       plays.close()
       # Nothing was written: the run directory is as the last launch left it.
@@ -663,7 +669,7 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
     finally:
       plays.close()
       chief.close()
-    if chief.budget_spent() or plays.reached:
+    if (chief.budget_spent() or plays.reached) and lease.confirm():
       run_dir_lib.mark_done(run_dir)
   finally:
     lease.release()  # after the last write, DONE included

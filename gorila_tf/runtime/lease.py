@@ -3,7 +3,8 @@
 One chief at a time writes a run directory. Before it writes anything, the
 chief takes the directory's lease, a small JSON file
 
-    <run_dir>/LEASE   {"host", "pid", "token", "started_at", "heartbeat_at", "beat"}
+    <run_dir>/LEASE   {"host", "pid", "token", "started_at", "heartbeat_at", "beat",
+                       "boot_id", "pid_ns", "pid_start"}
 
 renews it from a daemon thread while it runs, and deletes it on exit. The
 owner's loop:
@@ -13,6 +14,9 @@ owner's loop:
       LEASE exists and carries our launch's token (GORILA_LEASE_TOKEN): it is
         our launch's previous chief, which the launcher restarts only once it
         has exited -> take it over at once
+      its owner ran on this machine (same host, boot and pid namespace) and
+        its process is gone (no such pid, a zombie, or a pid reused by a
+        later process)                -> take it over at once, warn
       else watch it with our own monotonic clock:
         its content changes               -> a live owner: refuse (errors.LeaseHeld)
         unchanged for `timeout_s`         -> a dead owner: take it over, warn
@@ -44,6 +48,15 @@ the server's "now" from a probe file to compare against. The price: a lease
 is called stale only after watching it for the whole timeout, while a live
 one shows itself within one renewal period. `started_at` and `heartbeat_at`
 are the owner's clock, for people to read.
+
+An owner on this machine needs no watching: the kernel says whether its
+process still exists. `boot_id` (random per boot) tells this boot of this
+machine from any other, `pid_ns` the pid namespace its pid means something
+in, and `pid_start` (the process's start time in clock ticks since boot)
+tells it from a later process given the same pid. A relaunch after a crash
+on one machine, the common case, so starts at once instead of after
+`timeout_s`; a lease written on another machine, another boot or another
+pid namespace (a container) is watched as before.
 
 Two chiefs taking over the same stale lease: each first creates
 `LEASE.takeover-<digest of the stale content>` exclusively; only the one that
@@ -113,6 +126,11 @@ class Holder:
   started_at: float  # the owner's wall clock, seconds since the epoch
   heartbeat_at: float  # the owner's wall clock at its last renewal
   beat: int  # renewals so far: what watchers see advance
+  # Where its process runs, to tell at once that it exited (empty in leases
+  # written before these fields: watched for the timeout as any other).
+  boot_id: str = ''  # /proc/sys/kernel/random/boot_id of its machine
+  pid_ns: str = ''  # its pid namespace, e.g. 'pid:[4026531836]'
+  pid_start: int = 0  # its start time, clock ticks since boot (0: unknown)
 
   def describe(self) -> str:
     return f'host {self.host}, pid {self.pid}, since {utc(self.started_at)}'
@@ -144,13 +162,86 @@ def _read_raw(path: str) -> Optional[bytes]:
     return None
 
 
+_HOLDER_FIELDS = frozenset(f.name for f in dataclasses.fields(Holder))
+
+
 def _parse(raw: Optional[bytes]) -> Optional[Holder]:
   if not raw:
     return None
   try:
-    return Holder(**json.loads(raw))
-  except (ValueError, TypeError):
+    fields = json.loads(raw)
+    # Fields a later version adds are left out, not a reason to call the
+    # lease unreadable (which would shorten the watch for a live owner).
+    return Holder(**{k: v for k, v in fields.items() if k in _HOLDER_FIELDS})
+  except (ValueError, TypeError, AttributeError):
     return None  # being written by an exclusive create, or not ours to read
+
+
+class Process(NamedTuple):
+  """Where a process runs and when it started, as its lease records it."""
+
+  boot_id: str
+  pid_ns: str
+  start: int  # clock ticks since boot; 0 when unknown
+
+
+def _read_text(path: str) -> str:
+  try:
+    with open(path) as f:
+      return f.read().strip()
+  except OSError:
+    return ''
+
+
+def _stat(pid: int) -> Optional[tuple[str, int]]:
+  """(state, start time in ticks) of a process of this pid namespace, or
+  None if there is none."""
+  text = _read_text(f'/proc/{pid}/stat')
+  if not text:
+    return None
+  # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  fields = text[text.rfind(')') + 2:].split()
+  try:
+    return fields[0], int(fields[19])
+  except (IndexError, ValueError):
+    return None
+
+
+def this_machine() -> Process:
+  """This process's boot and pid namespace (start 0: for comparing machines)."""
+  try:
+    pid_ns = os.readlink('/proc/self/ns/pid')
+  except OSError:
+    pid_ns = ''
+  return Process(_read_text('/proc/sys/kernel/random/boot_id'), pid_ns, 0)
+
+
+def process_of(pid: int) -> Process:
+  """Where process `pid` of this machine runs, and since when."""
+  stat = _stat(pid)
+  return this_machine()._replace(start=stat[1] if stat else 0)
+
+
+def exited(holder: Optional[Holder], host: Optional[str] = None) -> bool:
+  """True when the lease's owner ran on this machine and its process is gone.
+
+  Only a lease that names this host, this boot and this pid namespace
+  qualifies; the process is gone when its pid is free, a zombie (it has
+  exited; its parent has not reaped it yet), or held by a process started
+  at another time than the owner (the pid was reused). Anything unknown is
+  False: such a lease is watched for the timeout.
+  """
+  if holder is None or not holder.boot_id or not holder.pid_ns:
+    return False
+  here = this_machine()
+  if (holder.host, holder.boot_id, holder.pid_ns) != (
+      host or socket.gethostname(), here.boot_id, here.pid_ns):
+    return False
+  stat = _stat(holder.pid)
+  if stat is None:
+    return True
+  state, start = stat
+  return state in ('Z', 'X') or bool(holder.pid_start and start != holder.pid_start)
 
 
 def _describe(holder: Optional[Holder]) -> str:
@@ -184,10 +275,24 @@ def waiting_line(run_dir: str, raw: Optional[bytes], timeout_s: float) -> str:
           'taken over')
 
 
+def exited_line(run_dir: str, holder: Holder) -> str:
+  """What a chief or launcher says when the lease's owner has exited."""
+  return (f'the run directory {run_dir} is held by the chief on '
+          f'{holder.describe()}, which has exited (no such process on this '
+          'machine now): its lease is taken over at once')
+
+
+def launcher_line(run_dir: str, seen: 'Observation', timeout_s: float) -> str:
+  """What the launcher says about a lease it left to its chief."""
+  if seen.state == 'exited':
+    return exited_line(run_dir, seen.holder)
+  return waiting_line(run_dir, seen.raw, timeout_s)
+
+
 class Observation(NamedTuple):
   """What watching a lease showed."""
 
-  state: Literal['free', 'live', 'stale']
+  state: Literal['free', 'live', 'stale', 'exited']
   raw: Optional[bytes]  # the content it last had (None when free)
   holder: Optional[Holder]
 
@@ -233,9 +338,16 @@ def check_free(run_dir: str, timeout_s: float, clock: Clock = SYSTEM_CLOCK,
   is left to the chief, which takes it over once it has not advanced for
   `timeout_s`.
 
+  A lease whose owner ran on this machine and has exited (`exited`) is not
+  watched at all.
+
   Returns:
-    The observation (state 'free' or 'stale': the content it kept).
+    The observation (state 'free', 'stale' or 'exited': the content it kept).
   """
+  raw = _read_raw(lease_path(run_dir))
+  holder = _parse(raw)
+  if exited(holder):
+    return Observation('exited', raw, holder)
   window = min(timeout_s, 2 * renew_period(timeout_s) + poll_s)
   seen = watch(lease_path(run_dir), window, clock, poll_s)
   if seen.state == 'live':
@@ -274,6 +386,7 @@ class Lease:
     self._on_lost = on_lost
     self._host = host or socket.gethostname()
     self._pid = pid or os.getpid()
+    self._process = process_of(self._pid)
     self._started_at = clock.time()
     self._beat = 0
     self._markers_seen: dict[str, int] = {}
@@ -284,7 +397,9 @@ class Lease:
   def holder(self) -> Holder:
     return Holder(host=self._host, pid=self._pid, token=self.token,
                   started_at=self._started_at,
-                  heartbeat_at=self._clock.time(), beat=self._beat)
+                  heartbeat_at=self._clock.time(), beat=self._beat,
+                  boot_id=self._process.boot_id, pid_ns=self._process.pid_ns,
+                  pid_start=self._process.start)
 
   def acquire(self) -> None:
     """Takes the lease, or raises errors.LeaseHeld naming its live owner.
@@ -317,6 +432,12 @@ class Lease:
                    'launch (%s)', self.run_dir, previous.describe())
       return True
     raw = _read_raw(self.path)
+    previous = _parse(raw)
+    if exited(previous) and self._take_over(raw, dead_marker_check=False):
+      self.taken_from = previous
+      logging.warning('lease: %s', exited_line(self.run_dir, previous))
+      return True
+    # (Replaced meanwhile, or another chief is taking it over: watched.)
     logging.warning('lease: %s', waiting_line(self.run_dir, raw, self.timeout_s))
     seen = watch(self.path, stale_after_s(raw, self.timeout_s), self._clock,
                  self._poll_s)
@@ -349,12 +470,19 @@ class Lease:
       os.fsync(f.fileno())
     return True
 
-  def _take_over(self, stale: bytes) -> bool:
-    """Replaces the stale lease unless another chief is doing so."""
+  def _take_over(self, stale: bytes, dead_marker_check: bool = True) -> bool:
+    """Replaces the stale lease unless another chief is doing so.
+
+    `dead_marker_check`: count a marker found as seen after a watch (two
+    such, a whole timeout apart, are a dead chief's); False where no watch
+    came before (an exited owner's lease), so only watches count.
+    """
     marker = f'{self.path}.takeover-{hashlib.sha256(stale).hexdigest()[:16]}'
     try:
       os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except FileExistsError:
+      if not dead_marker_check:
+        return False
       # Another chief is taking it over, or died doing so: after a second
       # full timeout with the lease unchanged, the marker is a dead one's.
       self._markers_seen[marker] = self._markers_seen.get(marker, 0) + 1
@@ -408,6 +536,24 @@ class Lease:
     self._beat += 1
     self._replace()
     return True
+
+  def confirm(self) -> bool:
+    """Re-reads the lease before a write: False (after `on_lost`) if it is
+    another chief's now.
+
+    The heartbeat finds a lost lease within a renewal period; a chief paused
+    past the timeout (a stopped process, a suspended VM) resumes in its main
+    loop too, which may be about to checkpoint into a directory another
+    chief has taken over. Reads only: renewing stays the heartbeat's.
+    """
+    holder = _parse(_read_raw(self.path))
+    if holder is not None and holder.token == self.token:
+      return True
+    logging.error('lease of %s lost to the chief on %s', self.run_dir,
+                  _describe(holder))
+    if self._on_lost is not None:
+      self._on_lost(holder)
+    return False
 
   def start_heartbeat(self) -> None:
     """Renews the lease every `renew_every_s` from a daemon thread."""

@@ -7,6 +7,8 @@ import threading
 
 import pytest
 
+from gorila_tf import errors
+from gorila_tf.lab import bench
 from gorila_tf.lab import bench_chaos
 from tests.conftest import run_module
 
@@ -321,3 +323,30 @@ def test_a_short_chaos_run_keeps_every_invariant(tmp_path):
   assert sum(result['faults_by_kind'].values()) == len(result['history']) >= 5
   assert all(h['injected'] and h['hit'] for h in result['history'])
   assert 'chaos run: seed 2' in proc.stdout
+
+
+@pytest.mark.parametrize('every, minutes, calm_s, line', [
+    (['60', '30'], 30, 60, '--chaos_every_s=60,30 is not a range of seconds '
+     'low,high with 1 <= low <= high'),
+    (['0.5', '2'], 30, 60, '--chaos_every_s=0.5,2 is not a range'),
+    (['x'], 30, 60, '--chaos_every_s=x is not a range'),
+    (['30', '60'], 0, 60, '--chaos_minutes=0 is out of range; allowed: '
+     '0 < minutes <= 1440'),
+    (['30', '60'], 30, -1, '--chaos_calm_s=-1 is out of range; allowed: '
+     '0 <= calm_s < 1800 (the faults end --chaos_minutes=30 after the launch)'),
+    (['30', '60'], 3, 180, '--chaos_calm_s=180 is out of range; allowed: '
+     '0 <= calm_s < 180'),
+    (['30', '60'], 30, float('nan'), '--chaos_calm_s=nan is out of range'),
+])
+def test_chaos_flags_out_of_range_are_refused_naming_the_value(
+    every, minutes, calm_s, line):
+  with pytest.raises(errors.ConfigError) as refused:
+    bench.every_range(every)
+    bench.chaos_window(minutes, calm_s)
+  assert str(refused.value).startswith(line)
+
+
+def test_chaos_flags_in_range_are_taken():
+  assert bench.every_range(['30', '60']) == (30.0, 60.0)
+  bench.chaos_window(30, 0)  # faults from the start
+  bench.chaos_window(35, 300)  # the Pong run's

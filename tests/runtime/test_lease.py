@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -65,7 +66,11 @@ def test_a_free_run_directory_is_taken_at_once_with_its_owner_written_down(tmp_p
   assert clock.now == 0.0  # nothing watched, nothing waited for
   assert on_disk(tmp_path / 'run') == {
       'host': 'h1', 'pid': 111, 'token': 'a' * 32, 'beat': 0,
-      'started_at': clock.time(), 'heartbeat_at': clock.time()}
+      'started_at': clock.time(), 'heartbeat_at': clock.time(),
+      # where pid 111 runs: this machine's boot and pid namespace (no such
+      # process: start 0)
+      'boot_id': lease.this_machine().boot_id,
+      'pid_ns': lease.this_machine().pid_ns, 'pid_start': 0}
   assert owner.taken_from is None
 
 
@@ -318,16 +323,23 @@ def files_of(run_dir, *names):
   return digests
 
 
-# One run directory and three launches, shared by the two checks below: a
-# short run to checkpoint, its resume (A) training with no checkpoint due,
-# a second launch refused beside it, then A killed with SIGKILL (its lease
-# stays) and a third launch (B) that takes the lease over and resumes.
+# One run directory and four launches, shared by the checks below: a short
+# run to checkpoint, its resume (A) training with no checkpoint due, a second
+# launch refused beside it, then A killed with SIGKILL (its lease stays) and
+# a third launch (B) that takes the lease over at once and resumes; then B's
+# chief paused (SIGSTOP) past the lease timeout, a fourth launch (C) that
+# takes the lease over from it, and B's chief woken up (SIGCONT).
 LEASE_S = '--set=run.lease_timeout_s=5'
+
+
+def _owner(pid):
+  return rf'the chief on host \S+, pid {pid}, since [\d-]+ [\d:]+ UTC'
 
 
 @pytest.fixture(scope='module')
 def one_run_directory(tmp_path_factory):
   run_dir = str(tmp_path_factory.mktemp('lease') / 'run')
+  at = re.escape(run_dir)
   s = types.SimpleNamespace(run_dir=run_dir)
   s.done = subprocess.run(
       [sys.executable, '-m', 'gorila_tf.launch.local', '--config=cartpole',
@@ -358,18 +370,37 @@ def one_run_directory(tmp_path_factory):
       time.sleep(0.2)
     s.a_chief_alive = alive(s.a_chief)
     s.lease_left = lease.read(run_dir)
-    b = Launcher(run_dir, '--set=run.max_frames=10000000', LEASE_S, '--progress=off')
-    old = rf'the chief on host \S+, pid {s.a_chief}, since [\d-]+ [\d:]+ UTC'
-    s.watched = b.wait_for(rf'\[launcher\] the run directory {re.escape(run_dir)} '
-                           rf'is held by {old}; watching it for up to 5 s')
-    s.taken = b.wait_for(rf'\[chief\] W.* lease of {re.escape(run_dir)}: taken '
-                         rf'over from {old}, whose heartbeat stopped \(unchanged '
-                         r'for run.lease_timeout_s=5 s')
+    # B: a checkpoint due every 2 s, so that one is due when it wakes up.
+    b = Launcher(run_dir, '--set=run.max_frames=10000000', LEASE_S,
+                 '--set=run.checkpoint_every_s=2', '--progress=off')
+    exited = (rf'the run directory {at} is held by {_owner(s.a_chief)}, which '
+              r'has exited \(no such process on this machine now\): its lease '
+              'is taken over at once')
+    s.b_told = b.wait_for(rf'\[launcher\] {exited}')
+    s.b_took = b.wait_for(rf'\[chief\] W.* lease: {exited}')
     s.resumed = b.wait_for(r'resumed from \S+ckpt-(\d+) at (\d+) updates')
     b.wait_for(TRAINING, after=len(b.lines))
-    s.b_owns = lease.read(run_dir).pid == b.pids()['chief']
-    b.proc.send_signal(signal.SIGTERM)
-    s.b_code, s.b_out = b.finish(timeout=180)
+    s.b_chief = b.pids()['chief']
+    s.b_owns = lease.read(run_dir).pid == s.b_chief
+    os.kill(s.b_chief, signal.SIGSTOP)  # a chief paused: alive, not renewing
+    c = Launcher(run_dir, '--set=run.max_frames=10000000', LEASE_S,
+                 '--progress=off')
+    paused = _owner(s.b_chief)
+    s.watched = c.wait_for(rf'\[launcher\] the run directory {at} is held by '
+                           rf'{paused}; watching it for up to 5 s')
+    s.taken = c.wait_for(rf'\[chief\] W.* lease of {at}: taken over from '
+                         rf'{paused}, whose heartbeat stopped \(unchanged for '
+                         r'run.lease_timeout_s=5 s')
+    c.wait_for(TRAINING, after=len(c.lines))
+    s.c_chief = c.pids()['chief']
+    s.c_owns = lease.read(run_dir).pid == s.c_chief
+    woken = len(b.lines)
+    os.kill(s.b_chief, signal.SIGCONT)
+    s.b_code, _ = b.finish(timeout=60)
+    s.b_after = ''.join(b.lines[woken:])
+    s.c_trains_on = c.proc.poll() is None
+    c.proc.send_signal(signal.SIGTERM)
+    s.c_code, s.c_out = c.finish(timeout=180)
     s.lease_at_end = lease.read(run_dir)
     return s
   finally:
@@ -407,16 +438,32 @@ def test_a_second_launch_on_a_training_run_directory_is_refused_and_writes_nothi
 
 
 @pytest.mark.e2e
-def test_a_lease_left_by_a_sigkilled_chief_is_taken_over_after_the_timeout(
+def test_a_lease_left_by_a_sigkilled_chief_on_this_machine_is_taken_over_at_once(
     one_run_directory):
   s = one_run_directory
   checkpointed(s)
   assert not s.a_chief_alive and s.lease_left.pid == s.a_chief
-  assert s.watched and s.taken  # said, in this order, by launcher and chief
+  assert s.b_told and s.b_took  # said, in this order, by launcher and chief
   # The take-over continues the run from its checkpoint.
   assert int(s.resumed.group(2)) >= s.saved['updates'] > 0
   assert s.b_owns
-  assert s.b_code == exit_codes.INTERRUPTED, s.b_out[-3000:]
+
+
+@pytest.mark.e2e
+def test_a_chief_paused_past_the_timeout_loses_its_lease_and_stops_without_writing(
+    one_run_directory):
+  s = one_run_directory
+  checkpointed(s)
+  assert s.watched and s.taken  # said, in this order, by launcher and chief
+  assert s.c_owns
+  # Woken up, the paused chief finds the lease lost before it writes again
+  # (a checkpoint was due), and its launcher does not restart it.
+  assert re.search(rf'\[chief\] E.* lease of \S+ lost to {_owner(s.c_chief)}',
+                   s.b_after), s.b_after[-3000:]
+  assert not re.search(r'\[chief\] I.*\] checkpoint \S+ckpt-\d+ \(', s.b_after)
+  assert s.b_code == exit_codes.BAD_INPUT, s.b_after[-3000:]
+  assert s.c_trains_on
+  assert s.c_code == exit_codes.INTERRUPTED, s.c_out[-3000:]
   assert s.lease_at_end is None  # released on the way out
 
 
@@ -446,3 +493,114 @@ def test_a_readable_stale_lease_is_watched_for_the_whole_timeout_saying_whose(
   assert clock.now >= TIMEOUT_S
   assert 'is held by the chief on host h1, pid 222' in caplog.text
   assert f'watching it for up to {TIMEOUT_S:g} s' in caplog.text
+
+
+# An owner on this machine: the kernel says at once whether it still runs.
+
+
+@pytest.fixture
+def child():
+  """A real process on this machine, standing in for a chief."""
+  proc = subprocess.Popen(['sleep', '60'])
+  yield proc
+  proc.kill()
+  proc.wait()
+
+
+def owned_by(run_dir, pid, **fields):
+  """The lease a chief of process `pid` on this machine wrote, then left;
+  `fields` overwrite what it wrote (another boot, an older version)."""
+  make_lease(run_dir, FakeClock(), host=socket.gethostname(), pid=pid).acquire()
+  written = {**on_disk(run_dir), **fields}
+  (run_dir / 'LEASE').write_text(json.dumps(
+      {k: v for k, v in written.items() if v is not None}))
+
+
+def test_a_lease_whose_owner_exited_on_this_machine_is_taken_over_at_once(
+    tmp_path, child, caplog):
+  owned_by(tmp_path, child.pid)
+  assert on_disk(tmp_path)['pid_start'] > 0 and on_disk(tmp_path)['boot_id']
+  child.kill()
+  child.wait()  # reaped: the pid is free
+  clock = FakeClock()
+  heir = make_lease(tmp_path, clock, pid=222)
+  heir.acquire()
+  assert clock.now == 0.0  # not watched
+  assert heir.taken_from.pid == child.pid
+  assert on_disk(tmp_path)['token'] == heir.token
+  assert re.search(rf'is held by the chief on host \S+, pid {child.pid}, since '
+                   r'.* UTC, which has exited \(no such process on this machine '
+                   r'now\): its lease is taken over at once', caplog.text)
+
+
+def test_a_killed_owner_not_yet_reaped_has_exited_too(tmp_path, child):
+  owned_by(tmp_path, child.pid)
+  child.kill()
+  deadline = time.monotonic() + 10
+  while lease._stat(child.pid)[0] != 'Z' and time.monotonic() < deadline:
+    time.sleep(0.01)  # a zombie: exited, its parent (this test) not waiting yet
+  clock = FakeClock()
+  make_lease(tmp_path, clock, pid=222).acquire()
+  assert clock.now == 0.0
+
+
+def test_a_pid_reused_by_a_later_process_is_not_the_owner(tmp_path, child):
+  # The lease names a live pid whose process started at another time.
+  owned_by(tmp_path, child.pid, pid_start=lease._stat(child.pid)[1] + 1)
+  clock = FakeClock()
+  make_lease(tmp_path, clock, pid=222).acquire()
+  assert clock.now == 0.0
+
+
+@pytest.mark.parametrize('why, fields', [
+    ('its process still runs (paused, or its heartbeat thread stuck)', {}),
+    ('written in another boot', {'boot_id': 'another-boot'}),
+    ('written in another pid namespace', {'pid_ns': 'pid:[1]'}),
+    ('written on another host', {'host': 'another-host'}),
+    ('written before these fields', {'boot_id': None, 'pid_ns': None,
+                                     'pid_start': None}),
+])
+def test_a_lease_of_an_owner_not_known_to_have_exited_is_watched_for_the_timeout(
+    tmp_path, child, why, fields):
+  owned_by(tmp_path, child.pid, **fields)
+  if why != 'its process still runs (paused, or its heartbeat thread stuck)':
+    child.kill()
+    child.wait()  # gone, but its pid means nothing to this machine's kernel
+  assert lease.read(str(tmp_path)).pid == child.pid  # readable either way
+  assert lease.check_free(str(tmp_path), TIMEOUT_S, FakeClock()).state == 'stale'
+  clock = FakeClock()
+  make_lease(tmp_path, clock, pid=222).acquire()
+  assert clock.now >= TIMEOUT_S, why
+
+
+def test_the_launcher_leaves_an_exited_owners_lease_to_its_chief_at_once(
+    tmp_path, child):
+  owned_by(tmp_path, child.pid)
+  child.kill()
+  child.wait()
+  clock = FakeClock()
+  seen = lease.check_free(str(tmp_path), TIMEOUT_S, clock)
+  assert (seen.state, seen.holder.pid, clock.now) == ('exited', child.pid, 0.0)
+  assert lease.launcher_line(str(tmp_path), seen, TIMEOUT_S).endswith(
+      'which has exited (no such process on this machine now): its lease is '
+      'taken over at once')
+  assert on_disk(tmp_path)['pid'] == child.pid  # it wrote nothing
+
+
+def test_a_lease_with_fields_of_a_later_version_is_still_read(tmp_path):
+  make_lease(tmp_path, FakeClock()).acquire()
+  (tmp_path / 'LEASE').write_text(json.dumps({**on_disk(tmp_path), 'new': 1}))
+  assert lease.read(str(tmp_path)).pid == 111
+
+
+def test_a_chief_confirms_its_lease_before_writing_and_stops_once_it_lost_it(
+    tmp_path):
+  lost = []
+  paused = make_lease(tmp_path, FakeClock(), on_lost=lost.append)
+  paused.acquire()
+  assert paused.confirm() and lost == []
+  heir = make_lease(tmp_path, FakeClock(), host='h2')
+  heir.acquire()  # paused slept through the timeout; it wakes up to write
+  assert paused.confirm() is False
+  assert [h.host for h in lost] == ['h2']
+  assert on_disk(tmp_path)['token'] == heir.token  # confirming wrote nothing
