@@ -360,7 +360,7 @@ def bench_e2e(config_name: str, seconds: float,
   is reported beside the rates, for the machine-limit line.
   """
   import psutil  # pylint: disable=g-import-not-at-top
-  from gorila_tf.runtime import metrics  # pylint: disable=g-import-not-at-top
+  from gorila_tf.runtime import records  # pylint: disable=g-import-not-at-top
   run_dir = tempfile.mkdtemp(prefix='gorila-bench-')
   warmup = 60.0
   proc = subprocess.Popen(
@@ -376,7 +376,7 @@ def bench_e2e(config_name: str, seconds: float,
       except (psutil.NoSuchProcess, psutil.AccessDenied):
         pass
     time.sleep(1.0)
-  rows = [r for r in metrics.read_progress(run_dir)]
+  rows = [r for r in records.read_progress(run_dir)]
   start = rows[0]['time'] + warmup
   steady = [r for r in rows if r['time'] >= start]
   shutil.rmtree(run_dir, ignore_errors=True)

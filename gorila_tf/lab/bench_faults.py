@@ -150,8 +150,8 @@ def measure(config_name: str, overrides=(), warmup_s: float = 90.0,
 
 def rates_between(run_dir: str, start: float, end: float) -> dict[str, float]:
   """Updates/s and frames/s the chief recorded between two wall-clock times."""
-  from gorila_tf.runtime import metrics  # pylint: disable=g-import-not-at-top
-  rows = [r for r in metrics.read_progress(run_dir) if start <= r['time'] <= end]
+  from gorila_tf.runtime import records  # pylint: disable=g-import-not-at-top
+  rows = [r for r in records.read_progress(run_dir) if start <= r['time'] <= end]
   if len(rows) < 2:
     return {'updates_per_s': 0.0, 'frames_per_s': 0.0}
   span = rows[-1]['time'] - rows[0]['time']

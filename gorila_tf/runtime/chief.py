@@ -63,6 +63,7 @@ from gorila_tf.runtime import lease as lease_lib
 from gorila_tf.runtime import metrics
 from gorila_tf.runtime import model as model_lib
 from gorila_tf.runtime import ps
+from gorila_tf.runtime import records
 from gorila_tf.runtime import run_dir as run_dir_lib
 
 
@@ -422,7 +423,7 @@ class Chief:
     return drained
 
   def _write_summaries(self, window: bookkeeping.SummaryWindow) -> None:
-    t = metrics.TAGS
+    t = records.TAGS
     progress = {k: v.numpy() for k, v in self._read_progress().items()}
     frames, updates = self.frames, int(progress['updates'])
     a = self._config.actor

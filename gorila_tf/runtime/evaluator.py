@@ -61,6 +61,7 @@ from gorila_tf.runtime import checkpointing
 from gorila_tf.runtime import lease as lease_lib
 from gorila_tf.runtime import metrics
 from gorila_tf.runtime import policy as policy_lib
+from gorila_tf.runtime import records
 from gorila_tf.runtime import run_dir as run_dir_lib
 
 
@@ -251,9 +252,9 @@ def export_if_it_plays(row: dict, config: config_lib.GorilaConfig,
 def _write_row(writer: metrics.SummaryWriter, row: dict, pictures: tuple) -> None:
   if pictures:
     height, width = pictures[0].shape[:2]
-    writer.animation('eval/episode', metrics.gif_bytes(list(pictures), fps=15),
+    writer.animation('eval/episode', records.gif_bytes(list(pictures), fps=15),
                      width * 2, height * 2, row['frames'])
-  values = {metrics.TAGS['eval_return']: row['mean'],
+  values = {records.TAGS['eval_return']: row['mean'],
             'eval/episodic_return_stderr': row['stderr'],
             'eval/human_normalized_score': row['human_normalized'],
             'eval/dqn_published': row['dqn'],
@@ -319,7 +320,7 @@ def scored_episodes(run_dir: str, checkpoint: str) -> int:
   none (rows name their checkpoint by path; the run directory may have moved)."""
   name = os.path.basename(checkpoint)
   return max((int(r.get('episodes', 0)) for r in
-              metrics.read_progress(run_dir, 'eval.jsonl')
+              records.read_progress(run_dir, 'eval.jsonl')
               if os.path.basename(r.get('checkpoint', '')) == name), default=0)
 
 

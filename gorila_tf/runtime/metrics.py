@@ -8,10 +8,8 @@ scalars plus one JSON line per summary to `progress.jsonl` in the run dir.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
-import io
 import json
 import os
 import threading
@@ -299,23 +297,6 @@ class SummaryWriter:
       logging.warning('summaries of %s not flushed: %s', self._run_dir, e)
 
 
-def read_progress(run_dir: str, progress_file: str = 'progress.jsonl') -> list[dict]:
-  """The JSON lines written by `SummaryWriter.scalars` (for tests and tools)."""
-  path = os.path.join(run_dir, progress_file)
-  if not os.path.exists(path):
-    return []
-  records = []
-  with open(path) as f:
-    for line in f:
-      try:
-        records.append(json.loads(line))
-      except ValueError:
-        # Blank, or cut short by a full disk or a kill mid-write (the next
-        # record then shares its line): that line's records are skipped.
-        pass
-  return records
-
-
 def mean_or_nan(total: float, count: int) -> float:
   return total / count if count else float('nan')
 
@@ -326,35 +307,3 @@ def percentiles(tag: str, samples, qs=(50, 90, 99)) -> dict[str, float]:
     return {}
   values = np.percentile(np.asarray(samples, dtype=np.float64), qs)
   return {f'{tag}_p{q}': float(v) for q, v in zip(qs, values)}
-
-
-# Ordered tag names, so every writer uses the same spelling.
-TAGS = collections.OrderedDict(
-    episodic_return='charts/episodic_return',
-    episode_length='charts/episode_length',
-    frames_per_second='charts/frames_per_second',
-    updates_per_second='learners/updates_per_second',
-    td_loss='losses/td_loss',
-    mean_q='learners/mean_q',
-    gradient_staleness='learners/gradient_staleness',
-    applied='learners/applied_gradients',
-    discarded_stale='learners/discarded_stale_gradients',
-    discarded_outlier='learners/discarded_outlier_gradients',
-    epsilon='actors/epsilon',
-    replay_size='replay/size',
-    param_staleness='actors/param_staleness',
-    frames='charts/frames',
-    updates='learners/updates',
-    eval_return='eval/episodic_return',
-)
-
-
-def gif_bytes(pictures: list, fps: int = 30, scale: int = 2) -> bytes:
-  """An animated GIF of the pictures (gray or RGB arrays), each scaled up."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  images = [Image.fromarray(np.asarray(p, np.uint8)).resize(
-      (p.shape[1] * scale, p.shape[0] * scale), Image.NEAREST) for p in pictures]
-  buffer = io.BytesIO()
-  images[0].save(buffer, format='GIF', save_all=True, append_images=images[1:],
-                 duration=max(1, round(1000 / fps)), loop=0)
-  return buffer.getvalue()

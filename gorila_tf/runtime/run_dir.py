@@ -153,8 +153,11 @@ def resolve_checkpoint(run_dir: str | None, checkpoint: str | None,
   if not run_dir and not checkpoint:
     raise errors.ConfigError('give --run_dir or --checkpoint')
   if checkpoint is None:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
+    checkpoints = os.path.join(run_dir, 'checkpoints')
+    if os.path.exists(os.path.join(checkpoints, 'checkpoint')):
+      # (Without TensorFlow's state file there is none: refused at once.)
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      checkpoint = tf.train.latest_checkpoint(checkpoints)
     if checkpoint is None:
       raise errors.ConfigError(f'no checkpoint in {run_dir}/checkpoints')
   elif not os.path.exists(checkpoint + '.index'):

@@ -45,6 +45,7 @@ from gorila_tf.runtime import checkpointing
 from gorila_tf.runtime import lease as lease_lib
 from gorila_tf.runtime import metrics
 from gorila_tf.runtime import model as model_lib
+from gorila_tf.runtime import records
 from gorila_tf.runtime import run_dir as run_dir_lib
 
 
@@ -253,7 +254,7 @@ class _Loop:
       logging.warning('%s; training goes on', verdict.collapse)
 
   def _summarise(self, window: bookkeeping.SummaryWindow) -> None:
-    t, a = metrics.TAGS, self._config.actor
+    t, a = records.TAGS, self._config.actor
     stats = self._stats.drain()
     frames, updates = self.frames, self._agent.updates
     model = self._agent.model

@@ -29,7 +29,7 @@ from gorila_tf import command
 from gorila_tf import config as config_lib
 from gorila_tf import errors
 from gorila_tf import exit_codes
-from gorila_tf.runtime import metrics
+from gorila_tf.runtime import records
 
 FLAGS = flags.FLAGS
 
@@ -112,7 +112,7 @@ def main(argv):
   pictures, returns = play(q_net, config, info, FLAGS.episodes, FLAGS.max_frames,
                            view=FLAGS.view)
   with open(FLAGS.out, 'wb') as f:
-    f.write(metrics.gif_bytes(pictures, FLAGS.fps))
+    f.write(records.gif_bytes(pictures, FLAGS.fps))
   print(f'{FLAGS.out}: {len(pictures)} frames, {len(returns)} episode(s) of '
         f'{what}, returns {", ".join(f"{r:g}" for r in returns)}')
   return exit_codes.OK

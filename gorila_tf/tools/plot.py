@@ -33,7 +33,7 @@ import numpy as np
 from gorila_tf import command
 from gorila_tf import exit_codes
 from gorila_tf import reference
-from gorila_tf.runtime import metrics
+from gorila_tf.runtime import records
 from gorila_tf.runtime import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
@@ -49,8 +49,8 @@ def define_flags():
 
 def curve(run_dir: str) -> dict:
   """A run's score curve: frames, updates, minutes of training, scores."""
-  progress = metrics.read_progress(run_dir)
-  evals = metrics.read_progress(run_dir, 'eval.jsonl')
+  progress = records.read_progress(run_dir)
+  evals = records.read_progress(run_dir, 'eval.jsonl')
   frames_axis = np.array([r['step'] for r in progress], float)
   minutes_axis = np.array([r.get('wall_time_s', 0.0) for r in progress]) / 60
   updates_axis = np.array([r.get('learners/updates', np.nan) for r in progress],

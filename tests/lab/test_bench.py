@@ -1,6 +1,8 @@
 """The benchmark command: its arithmetic, its log reading, and a short real run."""
 
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -11,7 +13,7 @@ from gorila_tf.lab import bench
 from gorila_tf.lab import bench_faults
 from gorila_tf.lab import bench_learning
 from gorila_tf.lab import bench_report
-from tests.conftest import run_module
+from tests.conftest import REPO, run_module
 
 
 def test_a_measuring_window_ends_after_its_seconds_and_its_first_step():
@@ -102,6 +104,27 @@ def test_bench_refuses_unknown_sections_and_overrides():
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: --scaling_points: '8' is not <bundles>x<ps>, e.g. 4x2")
+  proc = run_module('gorila_tf.lab.bench', '--sections=chaos',
+                    '--chaos_minutes=2', '--chaos_calm_s=150', timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1] == (
+      'error: --chaos_calm_s=150 is out of range; allowed: 0 <= calm_s < 120 '
+      '(the faults end --chaos_minutes=2 after the launch)')
+
+
+def test_the_commands_import_no_tensorflow_before_they_check_their_flags():
+  # A bad flag is refused in a second, not after TensorFlow's start-up
+  # (~5 s alone, ~15 s beside a training cluster).
+  modules = ('gorila_tf.lab.bench', 'gorila_tf.tools.play',
+             'gorila_tf.tools.plot', 'gorila_tf.tools.export',
+             'gorila_tf.tools.evaluate', 'gorila_tf.tools.suite',
+             'gorila_tf.launch.local')
+  proc = subprocess.run(
+      [sys.executable, '-c', f'import sys\nfor m in {modules!r}: __import__(m)\n'
+       "print(sorted(m for m in ('tensorflow', 'reverb') if m in sys.modules))"],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip() == '[]'
 
 
 def test_rates_between_read_the_chiefs_records_in_a_time_window(tmp_path):

@@ -9,7 +9,7 @@ from gorila_tf import config as config_lib
 from gorila_tf.agent import environments
 from gorila_tf.agent import networks
 from gorila_tf.runtime import evaluator
-from gorila_tf.runtime import metrics
+from gorila_tf.runtime import records
 from gorila_tf.runtime import run_dir as run_dir_lib
 
 
@@ -161,4 +161,4 @@ def test_a_checkpoint_cut_short_is_one_line_and_not_evaluated(
   evaluator.run(config, str(tmp_path), poll_s=0.01)
   assert 'ckpt-7 is unreadable (IndexError' in caplog.text
   assert 'not evaluated' in caplog.text
-  assert not metrics.read_progress(str(tmp_path), 'eval.jsonl')
+  assert not records.read_progress(str(tmp_path), 'eval.jsonl')

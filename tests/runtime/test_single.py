@@ -5,7 +5,7 @@ import re
 
 import tensorflow as tf
 
-from gorila_tf.runtime import metrics
+from gorila_tf.runtime import records
 from tests.conftest import run_module
 
 
@@ -19,7 +19,7 @@ def test_cartpole_learns_in_one_process(run_dir):
   assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
   assert '[launcher] run dir' in proc.stdout and 'one process' in proc.stdout
   assert re.search(r'\[progress\] frames [\d,]+/60,000', proc.stdout)
-  progress = metrics.read_progress(run_dir)
+  progress = records.read_progress(run_dir)
   returns = [r['charts/episodic_return'] for r in progress
              if 'charts/episodic_return' in r]
   assert max(returns) > 150, returns  # random play: ~22
