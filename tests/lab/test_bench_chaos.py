@@ -314,6 +314,7 @@ def test_a_short_chaos_run_keeps_every_invariant(tmp_path):
                     # three full disks: a launcher left running by a full
                     # disk it ignored, fixed in 68c5928; docs/faults.md.)
                     '--chaos_minutes=2', '--chaos_every_s=10,20', '--chaos_seed=2',
+                    '--chaos_calm_s=60',  # as CartPole's 30-minute runs
                     '--chaos_frames=60000', f'--out={out}', timeout=1500)
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(out.read_text())['chaos']
