@@ -231,8 +231,9 @@ def exited(holder: Optional[Holder], host: Optional[str] = None) -> bool:
   at another time than the owner (the pid was reused). Anything unknown is
   False: such a lease is watched for the timeout.
   """
-  if holder is None or not holder.boot_id or not holder.pid_ns:
-    return False
+  if (holder is None or not holder.boot_id or not holder.pid_ns
+      or not isinstance(holder.pid, int) or holder.pid <= 0):
+    return False  # (a pid of 0 or a string: a lease edited by hand)
   here = this_machine()
   if (holder.host, holder.boot_id, holder.pid_ns) != (
       host or socket.gethostname(), here.boot_id, here.pid_ns):

@@ -507,10 +507,10 @@ def child():
   proc.wait()
 
 
-def owned_by(run_dir, pid, **fields):
-  """The lease a chief of process `pid` on this machine wrote, then left;
+def owned_by(run_dir, owner, **fields):
+  """The lease a chief of process `owner` on this machine wrote, then left;
   `fields` overwrite what it wrote (another boot, an older version)."""
-  make_lease(run_dir, FakeClock(), host=socket.gethostname(), pid=pid).acquire()
+  make_lease(run_dir, FakeClock(), host=socket.gethostname(), pid=owner).acquire()
   written = {**on_disk(run_dir), **fields}
   (run_dir / 'LEASE').write_text(json.dumps(
       {k: v for k, v in written.items() if v is not None}))
@@ -559,6 +559,7 @@ def test_a_pid_reused_by_a_later_process_is_not_the_owner(tmp_path, child):
     ('written on another host', {'host': 'another-host'}),
     ('written before these fields', {'boot_id': None, 'pid_ns': None,
                                      'pid_start': None}),
+    ('naming no process (edited by hand)', {'pid': 0}),
 ])
 def test_a_lease_of_an_owner_not_known_to_have_exited_is_watched_for_the_timeout(
     tmp_path, child, why, fields):
@@ -566,7 +567,7 @@ def test_a_lease_of_an_owner_not_known_to_have_exited_is_watched_for_the_timeout
   if why != 'its process still runs (paused, or its heartbeat thread stuck)':
     child.kill()
     child.wait()  # gone, but its pid means nothing to this machine's kernel
-  assert lease.read(str(tmp_path)).pid == child.pid  # readable either way
+  assert lease.read(str(tmp_path)).pid == fields.get('pid', child.pid)
   assert lease.check_free(str(tmp_path), TIMEOUT_S, FakeClock()).state == 'stale'
   clock = FakeClock()
   make_lease(tmp_path, clock, pid=222).acquire()
