@@ -193,7 +193,7 @@ def _read_text(path: str) -> str:
     return ''
 
 
-def _stat(pid: int) -> Optional[tuple[str, int]]:
+def process_state(pid: int) -> Optional[tuple[str, int]]:
   """(state, start time in ticks) of a process of this pid namespace, or
   None if there is none."""
   text = _read_text(f'/proc/{pid}/stat')
@@ -218,7 +218,7 @@ def this_machine() -> Process:
 
 def process_of(pid: int) -> Process:
   """Where process `pid` of this machine runs, and since when."""
-  stat = _stat(pid)
+  stat = process_state(pid)
   return this_machine()._replace(start=stat[1] if stat else 0)
 
 
@@ -238,7 +238,7 @@ def exited(holder: Optional[Holder], host: Optional[str] = None) -> bool:
   if (holder.host, holder.boot_id, holder.pid_ns) != (
       host or socket.gethostname(), here.boot_id, here.pid_ns):
     return False
-  stat = _stat(holder.pid)
+  stat = process_state(holder.pid)
   if stat is None:
     return True
   state, start = stat

@@ -537,7 +537,7 @@ def test_a_killed_owner_not_yet_reaped_has_exited_too(tmp_path, child):
   owned_by(tmp_path, child.pid)
   child.kill()
   deadline = time.monotonic() + 10
-  while lease._stat(child.pid)[0] != 'Z' and time.monotonic() < deadline:
+  while lease.process_state(child.pid)[0] != 'Z' and time.monotonic() < deadline:
     time.sleep(0.01)  # a zombie: exited, its parent (this test) not waiting yet
   clock = FakeClock()
   make_lease(tmp_path, clock, pid=222).acquire()
@@ -546,7 +546,7 @@ def test_a_killed_owner_not_yet_reaped_has_exited_too(tmp_path, child):
 
 def test_a_pid_reused_by_a_later_process_is_not_the_owner(tmp_path, child):
   # The lease names a live pid whose process started at another time.
-  owned_by(tmp_path, child.pid, pid_start=lease._stat(child.pid)[1] + 1)
+  owned_by(tmp_path, child.pid, pid_start=lease.process_state(child.pid)[1] + 1)
   clock = FakeClock()
   make_lease(tmp_path, clock, pid=222).acquire()
   assert clock.now == 0.0
