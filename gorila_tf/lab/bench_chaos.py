@@ -74,7 +74,7 @@ from typing import Any, Optional
 import numpy as np
 
 from gorila_tf import launch
-from gorila_tf.runtime import records
+from gorila_tf.runtime import records as records_lib
 
 STARTED = re.compile(r'\[launcher\] started (\w+) \(pid (\d+)\)')
 RESUMED = re.compile(r'\[chief\] .* resumed from \S+ at (\d+) updates')
@@ -296,7 +296,7 @@ class Chaos:
           holder = json.load(f).get('pid')
       except (OSError, ValueError):
         pass
-      records = records.read_progress(self.run_dir)
+      records = records_lib.read_progress(self.run_dir)
       last = next((r for r in reversed(records) if 'learners/updates' in r), {})
       self.samples.append({'t': time.monotonic(), 'chiefs': len(chiefs),
                            'chiefs_children': len(like) - len(chiefs),
@@ -501,7 +501,7 @@ def check(chaos: Chaos, status: Optional[int], checkpoint_every_s: float,
   row('lease', len(chaos.samples), lease_bad,
       f'{children} samples saw a chief\'s child before its exec (not a chief)'
       if children and not lease_bad else '')
-  last = next((r for r in reversed(records.read_progress(chaos.run_dir))
+  last = next((r for r in reversed(records_lib.read_progress(chaos.run_dir))
                if 'replay/size' in r), {})
   sizes = {k: v for k, v in last.items() if re.match(r'bundles/\d+/replay_size', k)}
   row('replay', max(len(sizes), 1),
@@ -591,7 +591,7 @@ def _tensorboard_agrees(run_dir: str) -> list[str]:
     return ['no checkpoint']
   saved = int(tf.train.load_checkpoint(path).get_tensor(
       'optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE'))
-  last = next((r for r in reversed(records.read_progress(run_dir))
+  last = next((r for r in reversed(records_lib.read_progress(run_dir))
                if 'learners/updates' in r), {})
   summarised = last.get('learners/updates')
   return [] if summarised == saved else [

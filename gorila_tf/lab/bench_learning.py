@@ -38,7 +38,7 @@ import numpy as np
 from gorila_tf import config as config_lib
 from gorila_tf import launch
 from gorila_tf.agent import environments
-from gorila_tf.runtime import records
+from gorila_tf.runtime import records as records_lib
 from gorila_tf.runtime import run_dir as run_dir_lib
 
 LAST_SUMMARIES = 10  # the training return is the mean of the last ones that have it
@@ -93,12 +93,12 @@ def analyze_run(run_dir: str) -> dict[str, Any]:
   config = run_dir_lib.read_config(run_dir)
   if config is None:
     return {'run_dir': run_dir, 'error': 'no config.json'}
-  records = records.read_progress(run_dir)
+  records = records_lib.read_progress(run_dir)
   probes = probe_checkpoints(run_dir, config)
   row = {'run_dir': run_dir, 'seed': config.run.seed,
          'frames': records[-1]['charts/frames'] if records else 0,
-         'training_return': last_mean(records, records.TAGS['episodic_return']),
-         'td_loss': last_mean(records, records.TAGS['td_loss']),
+         'training_return': last_mean(records, records_lib.TAGS['episodic_return']),
+         'td_loss': last_mean(records, records_lib.TAGS['td_loss']),
          'probes': probes}
   row.update(judge(probes, config.health))
   return row

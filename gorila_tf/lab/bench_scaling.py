@@ -31,7 +31,7 @@ import time
 from typing import Any, Optional, Sequence
 
 from gorila_tf import launch
-from gorila_tf.runtime import records
+from gorila_tf.runtime import records as records_lib
 
 BUNDLE_POINTS = ((1, 2), (2, 2), (4, 2), (8, 2))  # (bundles, ps)
 PS_POINTS = ((4, 1), (4, 4))  # with (4, 2) above: ps 1, 2, 4 at 4 bundles
@@ -76,7 +76,7 @@ def machine_busy_s() -> float:
 
 def snapshot(run_dir: str, placed: dict) -> dict[str, Any]:
   """Counters at one moment: the chief's last record, CPU, link bytes."""
-  records = [r for r in records.read_progress(run_dir)
+  records = [r for r in records_lib.read_progress(run_dir)
              if 'learners/updates' in r]
   hosts = placed['hosts']
   return {
@@ -178,7 +178,7 @@ def _wait_for_learning(run_dir: str, proc: subprocess.Popen) -> dict:
   while time.monotonic() < deadline:
     if proc.poll() is not None:
       raise RuntimeError(f'the launcher exited with status {proc.returncode}')
-    records = records.read_progress(run_dir) if os.path.exists(
+    records = records_lib.read_progress(run_dir) if os.path.exists(
         os.path.join(run_dir, 'progress.jsonl')) else []
     if records and records[-1].get('learners/updates', 0) > 0:
       with open(hosts_file) as f:

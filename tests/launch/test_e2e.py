@@ -19,7 +19,7 @@ import tensorflow as tf
 from gorila_tf import exit_codes
 from gorila_tf.launch import isolation
 from gorila_tf.launch import noise
-from gorila_tf.runtime import records
+from gorila_tf.runtime import records as records_lib
 from gorila_tf.runtime import run_dir as run_dir_lib
 from tests.conftest import REPO, run_module
 
@@ -65,7 +65,7 @@ def plays(tmp_path_factory):
                      '--max_wall_s=420', timeout=600)
   scenario = types.SimpleNamespace(run_dir=run_dir, first=first, again=None)
   if first.returncode == 0:
-    scenario.evals = records.read_progress(run_dir, 'eval.jsonl')
+    scenario.evals = records_lib.read_progress(run_dir, 'eval.jsonl')
     scenario.counters = checkpoint_counters(run_dir)
     scenario.again = run_module(
         'gorila_tf.launch.local', '--config=cartpole', f'--run_dir={run_dir}',
@@ -84,7 +84,7 @@ def test_cartpole_learns_through_the_real_cluster(plays):
   run_dir = plays.run_dir
   # stdout is a pipe here, so the progress line comes as plain lines.
   assert re.search(r'\[progress\] frames [\d,]+/1,000,000 .* ETA ', stdout)
-  progress = records.read_progress(run_dir)
+  progress = records_lib.read_progress(run_dir)
   returns = [r['charts/episodic_return'] for r in progress
              if 'charts/episodic_return' in r]
   # Random play scores ~22; the agent must be clearly better, while acting
@@ -93,12 +93,12 @@ def test_cartpole_learns_through_the_real_cluster(plays):
   evals = [r['eval/episodic_return'] for r in plays.evals]
   assert evals and max(evals) >= 100, evals
   tags = event_tags(os.path.join(run_dir, 'tb'))
-  assert set(records.TAGS.values()) - {records.TAGS['eval_return']} <= tags
+  assert set(records_lib.TAGS.values()) - {records_lib.TAGS['eval_return']} <= tags
   # Beyond scalars: the config as text and hparams, Q-value and staleness
   # histograms, and an evaluation episode to watch in the IMAGES tab.
   assert {'config', '_hparams_/session_start_info', 'learners/q_values',
           'learners/gradient_staleness_hist', 'actors/param_staleness_hist'} <= tags
-  assert {records.TAGS['eval_return'], 'eval/episode'} <= event_tags(
+  assert {records_lib.TAGS['eval_return'], 'eval/episode'} <= event_tags(
       os.path.join(run_dir, 'tb', 'eval'))
   # Learning health: probed, alive, nothing said about it.
   assert {'health/q_spread', 'health/q_spread_relative', 'health/dense_0/dead_share',
@@ -121,7 +121,7 @@ def test_an_ended_replay_stream_is_made_again_without_a_restart(plays):
       r"fault\): every worker's replay stream is made again", chief_log)]
   # Each remake gives every worker PLAYS_STREAM_BATCHES batches more.
   assert len(ended) >= 2 and ended == sorted(set(ended)), ended
-  records = records.read_progress(plays.run_dir)
+  records = records_lib.read_progress(plays.run_dir)
   assert max(r.get('cluster/replay_streams_restarted', 0)
              for r in records) == len(ended)
   # Training went on after each remake (the next one came at a later
@@ -147,7 +147,7 @@ def test_a_run_stopped_by_max_wall_s_has_its_last_checkpoint_evaluated(run_dir):
           'checkpoint') in proc.stdout
   assert 'Traceback' not in proc.stdout
   final = checkpoint_counters(run_dir)
-  evals = records.read_progress(run_dir, 'eval.jsonl')
+  evals = records_lib.read_progress(run_dir, 'eval.jsonl')
   assert evals and evals[-1]['updates'] == final['updates'] > 0, (evals, final)
   assert evals[-1]['step'] == final['frames']  # eval rows are at frames
   # Once: the periodic evaluation took only the first checkpoint.
@@ -201,7 +201,7 @@ def test_a_run_stops_when_its_agent_plays_and_leaves_a_policy(plays):
   assert again.returncode == 0, again.stdout[-3000:]
   assert 'already scored run.stop_at_eval_return=100' in again.stdout
   assert checkpoint_counters(run_dir) == plays.counters
-  assert records.read_progress(run_dir, 'eval.jsonl') == evals  # nor evaluated
+  assert records_lib.read_progress(run_dir, 'eval.jsonl') == evals  # nor evaluated
 
 
 # `make run`'s cluster for the paper's Pong (2 ps, 2 bundles, chief), shared
@@ -228,7 +228,7 @@ def pong(tmp_path_factory):
   for path in glob.glob(os.path.join(run_dir, 'logs', '*.log')):
     with open(path) as f:
       scenario.logs[os.path.basename(path)[:-4]] = f.read().splitlines()
-  scenario.steps_before = [r['step'] for r in records.read_progress(run_dir)]
+  scenario.steps_before = [r['step'] for r in records_lib.read_progress(run_dir)]
   # Short episodes here; the protocol's other settings are the paper's.
   scenario.evaluation = run_module(
       'gorila_tf.tools.evaluate', f'--run_dir={run_dir}', '--set=eval.episodes=2',
@@ -281,7 +281,7 @@ def test_pong_checkpoints_and_resumes_with_its_counters(pong):
   run_dir, before = pong.run_dir, pong.before
   assert before['frames'] > 0 and before['updates'] > 0
   assert before['env_steps'] * 4 == before['frames']
-  assert records.TAGS['td_loss'] in event_tags(os.path.join(run_dir, 'tb'))
+  assert records_lib.TAGS['td_loss'] in event_tags(os.path.join(run_dir, 'tb'))
   # The standalone evaluation of that checkpoint prints its table row.
   evaluation = pong.evaluation
   assert evaluation.returncode == 0, evaluation.stderr[-3000:]
@@ -297,7 +297,7 @@ def test_pong_checkpoints_and_resumes_with_its_counters(pong):
   assert after['updates'] > before['updates']
   # The curve continues: no step of the resumed run goes back before the first.
   steps_before = pong.steps_before
-  progress = records.read_progress(run_dir)
+  progress = records_lib.read_progress(run_dir)
   steps_after = [r['step'] for r in progress][len(steps_before):]
   assert steps_after and min(steps_after) >= before['frames']
   # Replay (Reverb checkpoints) and the epsilon schedule continue too.
@@ -481,7 +481,7 @@ def test_cluster_survives_a_killed_worker_and_a_killed_ps(killed_then_stopped):
   assert len(s.aside) == 1 and s.garbled
   resumed = s.resumed
   assert int(resumed.group(2)) > 0
-  progress = records.read_progress(s.run_dir)
+  progress = records_lib.read_progress(s.run_dir)
   # The first chief saw bundle 0 come back; its successor counts a resume.
   assert max(r.get('bundles/0/restarts', 0) for r in progress) >= 1
   assert progress[-1]['cluster/resumes'] >= 1
@@ -513,7 +513,7 @@ def slowed_then_killed(tmp_path_factory):
   try:
     deadline = time.monotonic() + 240
     while True:
-      progress = records.read_progress(run_dir)
+      progress = records_lib.read_progress(run_dir)
       last = progress[-1] if progress else {}
       if (last.get('bundles/0/updates', 0) > 1500
           and last.get('learners/discarded_stale_gradients', 0) > 0):
@@ -661,6 +661,6 @@ def test_a_planted_collapse_is_reported_and_stops_the_run(run_dir):
   assert planted < int(first.group(1)) < int(stopped.group(1)) <= planted + 2 * (200 + 64)
   assert 'Traceback' not in out
   assert '[launcher] chief cannot be helped by a restart' in out
-  last = [r for r in records.read_progress(run_dir) if 'health/q_spread' in r][-1]
+  last = [r for r in records_lib.read_progress(run_dir) if 'health/q_spread' in r][-1]
   assert last['health/dense_0/dead_share'] == 1.0
   assert last['health/q_spread_relative'] < 1e-4

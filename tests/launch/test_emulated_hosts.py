@@ -20,7 +20,7 @@ import types
 import pytest
 
 from gorila_tf.launch import hosts
-from gorila_tf.runtime import records
+from gorila_tf.runtime import records as records_lib
 from tests.conftest import REPO
 
 WHY_NOT = hosts.check_support()
@@ -67,7 +67,7 @@ def wait_for(condition, timeout_s, what):
 
 
 def latest(run_dir, key):
-  records = [r for r in records.read_progress(run_dir) if key in r]
+  records = [r for r in records_lib.read_progress(run_dir) if key in r]
   return records[-1][key] if records else 0
 
 
@@ -105,7 +105,7 @@ def remote_addresses(pid):
 
 def updates_between(run_dir, start, end):
   """Applied updates the chief recorded between two wall-clock times."""
-  inside = [r for r in records.read_progress(run_dir) if start <= r['time'] <= end]
+  inside = [r for r in records_lib.read_progress(run_dir) if start <= r['time'] <= end]
   return inside[-1]['learners/updates'] - inside[0]['learners/updates']
 
 
@@ -176,7 +176,7 @@ def test_cartpole_learns_across_five_emulated_hosts(five_hosts):
   assert s.code == 130, s.launcher_log[-4000:]  # stopped by SIGTERM
   addresses = sorted(h['address'] for h in s.placed['hosts'].values())
   assert addresses == [f'198.18.0.{i}' for i in range(1, 6)]
-  returns = [r['charts/episodic_return'] for r in records.read_progress(s.run_dir)
+  returns = [r['charts/episodic_return'] for r in records_lib.read_progress(s.run_dir)
              if 'charts/episodic_return' in r]
   assert max(returns) > 150, returns  # random play scores ~22
   assert not s.namespaces_left
@@ -209,7 +209,7 @@ def test_a_paused_bundle_and_a_cut_link_stall_nothing_and_the_bundle_rejoins(
     assert during > 0.2 * rate_before, (start, during, rate_before)
   # Checkpoints went on without it, its replay checkpoint skipped and counted.
   assert re.search(r'replay of 1/2 bundles; skipped \[1\]', chief_log)
-  records = records.read_progress(run_dir)
+  records = records_lib.read_progress(run_dir)
   assert min(r.get('bundles/1/responsive', 1) for r in records) == 0
   assert records[-1]['bundles/1/unresponsive_periods'] >= 2
   assert records[-1]['bundles/1/replay_checkpoints_skipped'] >= 1
