@@ -286,7 +286,19 @@ class Chaos:
   def launch(self) -> Launch:
     return self.launches[-1]
 
+  sampler_error: Optional[str] = None  # why sample_forever stopped early
+
   def sample_forever(self) -> None:
+    """Samples every 2 s until stopped. A sample that fails ends it, and
+    run_and_check says so as a harness violation: a record without samples
+    checks nothing (a rename once made every sample fail, and a short chaos
+    run passed on none)."""
+    try:
+      self._sample_until_stopped()
+    except Exception as e:  # pylint: disable=broad-except
+      self.sampler_error = f'{type(e).__name__}: {e}'
+
+  def _sample_until_stopped(self) -> None:
     while not self._stop.wait(2.0):
       like = chief_like_processes(self.run_dir)
       chiefs = without_their_children(like)
@@ -686,6 +698,10 @@ def run_and_check(chaos: Chaos, config, faults: list[Fault], frames: int,
   finally:
     chaos.stop_sampling()
     time.sleep(3)
+  if chaos.sampler_error:
+    harness.append(f'the sampler: {chaos.sampler_error}')
+  elif not chaos.samples:
+    harness.append('the sampler took no sample')
   launchers = chaos.running_launchers()  # killed after the checks (measure)
   run_dir = chaos.run_dir
   try:

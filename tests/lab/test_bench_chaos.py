@@ -351,3 +351,43 @@ def test_chaos_flags_in_range_are_taken():
   assert bench.every_range(['30', '60']) == (30.0, 60.0)
   bench.chaos_window(30, 0)  # faults from the start
   bench.chaos_window(35, 300)  # the Pong run's
+
+
+def test_a_sampler_that_fails_stops_and_says_why(tmp_path, monkeypatch):
+  def broken(run_dir, progress_file='progress.jsonl'):
+    raise UnboundLocalError('planted')
+
+  monkeypatch.setattr(bench_chaos.records_lib, 'read_progress', broken)
+  chaos = Planted(str(tmp_path), [])
+  sampler = threading.Thread(target=chaos.sample_forever)
+  sampler.start()
+  sampler.join(timeout=30)
+  assert not sampler.is_alive() and chaos.samples == []
+  assert chaos.sampler_error == 'UnboundLocalError: planted'
+
+
+@pytest.mark.parametrize('error, said', [
+    ('UnboundLocalError: planted', 'the sampler: UnboundLocalError: planted'),
+    (None, 'the sampler took no sample')])
+def test_a_record_without_samples_is_a_harness_violation(tmp_path, monkeypatch,
+                                                         error, said):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(bench_chaos, '_evaluate', lambda run_dir: {'ckpt-1': 200.0})
+  monkeypatch.setattr(bench_chaos.tempfile, 'tempdir', str(tmp_path))
+  chaos = Planted(str(tmp_path / 'run'), [])
+  ended = subprocess.Popen(['true'])
+  ended.wait()
+  chaos.launches[0].proc = ended
+  monkeypatch.setattr(chaos, 'start', lambda: None)
+  monkeypatch.setattr(chaos, 'sample_forever',
+                      lambda: setattr(chaos, 'sampler_error', error))
+  monkeypatch.setattr(chaos, 'inject', lambda fault: chaos.done.append(
+      {'kind': fault.kind, 'when': 0.0, 'injected': True, 'hit': 'planted'}))
+  result = bench_chaos.run_and_check(
+      chaos, config_lib.resolve('cartpole', []),
+      [bench_chaos.Fault(0, 'kill_writer')], frames=100, seed=1, minutes=0.1,
+      every_s=(1, 2))
+  rows = by_name(result['invariants'])
+  assert rows['harness']['violations'] == 1
+  assert rows['harness']['detail'] == said
