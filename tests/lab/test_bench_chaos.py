@@ -273,29 +273,34 @@ def test_a_launcher_left_running_is_a_violation(tmp_path):
   assert 'launchers still running: pids [4242]' in rows['leftovers']['detail']
 
 
-def test_the_record_is_written_when_the_harness_itself_fails(tmp_path,
-                                                            monkeypatch):
-  # The first 30-minute run died in its own learning check (a checkpoint cut
-  # to 16 bytes) and wrote no table, no fault history.
+def run_planted(chaos, tmp_path, monkeypatch):
+  """run_and_check on a planted record: one planted fault, a launch that
+  has exited, no cluster."""
   import subprocess  # pylint: disable=g-import-not-at-top
   from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-
-  def unreadable(run_dir):
-    raise IndexError('Read less bytes than requested')
-
-  monkeypatch.setattr(bench_chaos, '_evaluate', unreadable)
   monkeypatch.setattr(bench_chaos.tempfile, 'tempdir', str(tmp_path))
-  chaos = Planted(str(tmp_path / 'run'), [sample(0, 0)])
   ended = subprocess.Popen(['true'])
   ended.wait()
   chaos.launches[0].proc = ended
   monkeypatch.setattr(chaos, 'start', lambda: None)
   monkeypatch.setattr(chaos, 'inject', lambda fault: chaos.done.append(
       {'kind': fault.kind, 'when': 0.0, 'injected': True, 'hit': 'planted'}))
-  result = bench_chaos.run_and_check(
+  return bench_chaos.run_and_check(
       chaos, config_lib.resolve('cartpole', []),
       [bench_chaos.Fault(0, 'kill_writer')], frames=100, seed=1, minutes=0.1,
       every_s=(1, 2))
+
+
+def test_the_record_is_written_when_the_harness_itself_fails(tmp_path,
+                                                            monkeypatch):
+  # The first 30-minute run died in its own learning check (a checkpoint cut
+  # to 16 bytes) and wrote no table, no fault history.
+  def unreadable(run_dir):
+    raise IndexError('Read less bytes than requested')
+
+  monkeypatch.setattr(bench_chaos, '_evaluate', unreadable)
+  chaos = Planted(str(tmp_path / 'run'), [sample(0, 0)])
+  result = run_planted(chaos, tmp_path, monkeypatch)
   rows = by_name(result['invariants'])
   assert rows['harness']['violations'] == 1
   assert rows['harness']['detail'] == (
@@ -371,23 +376,11 @@ def test_a_sampler_that_fails_stops_and_says_why(tmp_path, monkeypatch):
     (None, 'the sampler took no sample')])
 def test_a_record_without_samples_is_a_harness_violation(tmp_path, monkeypatch,
                                                          error, said):
-  import subprocess  # pylint: disable=g-import-not-at-top
-  from gorila_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(bench_chaos, '_evaluate', lambda run_dir: {'ckpt-1': 200.0})
-  monkeypatch.setattr(bench_chaos.tempfile, 'tempdir', str(tmp_path))
   chaos = Planted(str(tmp_path / 'run'), [])
-  ended = subprocess.Popen(['true'])
-  ended.wait()
-  chaos.launches[0].proc = ended
-  monkeypatch.setattr(chaos, 'start', lambda: None)
   monkeypatch.setattr(chaos, 'sample_forever',
                       lambda: setattr(chaos, 'sampler_error', error))
-  monkeypatch.setattr(chaos, 'inject', lambda fault: chaos.done.append(
-      {'kind': fault.kind, 'when': 0.0, 'injected': True, 'hit': 'planted'}))
-  result = bench_chaos.run_and_check(
-      chaos, config_lib.resolve('cartpole', []),
-      [bench_chaos.Fault(0, 'kill_writer')], frames=100, seed=1, minutes=0.1,
-      every_s=(1, 2))
+  result = run_planted(chaos, tmp_path, monkeypatch)
   rows = by_name(result['invariants'])
   assert rows['harness']['violations'] == 1
   assert rows['harness']['detail'] == said
