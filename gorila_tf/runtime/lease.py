@@ -222,7 +222,7 @@ def process_of(pid: int) -> Process:
   return this_machine()._replace(start=stat[1] if stat else 0)
 
 
-def exited(holder: Optional[Holder], host: Optional[str] = None) -> bool:
+def exited(holder: Optional[Holder]) -> bool:
   """True when the lease's owner ran on this machine and its process is gone.
 
   Only a lease that names this host, this boot and this pid namespace
@@ -236,7 +236,7 @@ def exited(holder: Optional[Holder], host: Optional[str] = None) -> bool:
     return False  # (a pid of 0 or a string: a lease edited by hand)
   here = this_machine()
   if (holder.host, holder.boot_id, holder.pid_ns) != (
-      host or socket.gethostname(), here.boot_id, here.pid_ns):
+      socket.gethostname(), here.boot_id, here.pid_ns):
     return False
   stat = process_state(holder.pid)
   if stat is None:
@@ -527,12 +527,7 @@ class Lease:
                         self.run_dir)
         return True
       raw = _read_raw(self.path)
-    holder = _parse(raw)
-    if holder is None or holder.token != self.token:
-      logging.error('lease of %s lost to the chief on %s', self.run_dir,
-                    _describe(holder))
-      if self._on_lost is not None:
-        self._on_lost(holder)
+    if not self._still_ours(raw):
       return False
     self._beat += 1
     self._replace()
@@ -547,7 +542,11 @@ class Lease:
     loop too, which may be about to checkpoint into a directory another
     chief has taken over. Reads only: renewing stays the heartbeat's.
     """
-    holder = _parse(_read_raw(self.path))
+    return self._still_ours(_read_raw(self.path))
+
+  def _still_ours(self, raw: Optional[bytes]) -> bool:
+    """True if `raw` is our lease; else says whose it is, calls `on_lost`."""
+    holder = _parse(raw)
     if holder is not None and holder.token == self.token:
       return True
     logging.error('lease of %s lost to the chief on %s', self.run_dir,
