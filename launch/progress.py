@@ -51,8 +51,8 @@ def format_line(record: dict, eval_record: Optional[dict], max_frames: int,
                 elapsed_s: float, average_fps: Optional[float] = None) -> str:
   """One line from the latest progress and evaluation records.
 
-  The ETA is the frames still to go at `average_fps` (frames/s since the
-  launcher started watching, steadier than the latest window's), or at the
+  The ETA is the frames still to go at `average_fps` (frames/s since this
+  launch's first record, steadier than the latest window's), or at the
   latest frames/s when there is no average yet.
   """
   frames = record.get('charts/frames', record.get('step', 0))
@@ -73,22 +73,29 @@ def format_line(record: dict, eval_record: Optional[dict], max_frames: int,
   return ' | '.join(parts)
 
 
+def _size(path: str) -> int:
+  try:
+    return os.path.getsize(path)
+  except FileNotFoundError:
+    return 0
+
+
 class JsonlTail:
   """The last record of a growing JSON-lines file, read incrementally."""
 
   def __init__(self, path: str):
-    self._path = path
-    self._offset = 0
+    self.path = path
+    self.offset = 0  # bytes read so far
     self._partial = ''
     self.last: Optional[dict] = None
 
   def poll(self) -> bool:
     """Reads what was appended; True when there is a new record."""
     try:
-      with open(self._path) as f:
-        f.seek(self._offset)
+      with open(self.path) as f:
+        f.seek(self.offset)
         chunk = f.read()
-        self._offset = f.tell()
+        self.offset = f.tell()
     except FileNotFoundError:
       return False
     lines = (self._partial + chunk).split('\n')
@@ -159,6 +166,10 @@ class ProgressReporter(threading.Thread):
     super().__init__(daemon=True)
     self._console = console
     self._progress = JsonlTail(os.path.join(run_dir, 'progress.jsonl'))
+    # A resumed run's file already holds the earlier launches' records; the
+    # average starts at the first record written after them, or the hours
+    # the run stood stopped would count as hours of training.
+    self._earlier_bytes = _size(self._progress.path)
     self._evals = JsonlTail(os.path.join(run_dir, 'eval.jsonl'))
     self._max_frames = max_frames
     self._every_s = every_s
@@ -176,9 +187,11 @@ class ProgressReporter(threading.Thread):
     record = self._progress.last
     if record is not None and (new or self._console.live):
       now = (record.get('time', 0.0), record.get('charts/frames', 0.0))
-      self._first = self._first or now
-      span = now[0] - self._first[0]
-      average = (now[1] - self._first[1]) / span if span > 0 else None
+      if self._progress.offset > self._earlier_bytes:
+        self._first = self._first or now
+      first = self._first or now
+      span = now[0] - first[0]
+      average = (now[1] - first[1]) / span if span > 0 else None
       self._console.status(format_line(
           record, self._evals.last, self._max_frames,
           time.monotonic() - self._start, average))

@@ -34,19 +34,46 @@ def test_eta_uses_the_average_rate_when_there_is_one():
   assert line.endswith('ETA 0:05:00')  # 150,000 frames at 500 frames/s
 
 
+def _reporter(run_dir, out):
+  return progress.ProgressReporter(progress.make_console('lines', out),
+                                   str(run_dir), 200_000, 1.0,
+                                   threading.Event())
+
+
+def _append(path, **fields):
+  with open(path, 'a') as f:
+    f.write(json.dumps(dict(RECORD, **fields)) + '\n')
+
+
 def test_reporter_averages_frames_per_second_over_what_it_saw(tmp_path):
   path = tmp_path / 'progress.jsonl'
-  path.write_text(json.dumps(dict(RECORD, time=1000.0)) + '\n')
   out = io.StringIO()
-  reporter = progress.ProgressReporter(progress.make_console('lines', out),
-                                       str(tmp_path), 200_000, 1.0,
-                                       threading.Event())
+  reporter = _reporter(tmp_path, out)
+  _append(path, time=1000.0)
   reporter.report_once()  # one record: the latest window's 250 frames/s
-  with open(path, 'a') as f:  # 100 s later, 50,000 frames more: 500 frames/s
-    f.write(json.dumps(dict(RECORD, time=1100.0, **{'charts/frames': 100_000.0})) + '\n')
+  # 100 s later, 50,000 frames more: 500 frames/s
+  _append(path, time=1100.0, **{'charts/frames': 100_000.0})
   reporter.report_once()
   first, second = out.getvalue().splitlines()
   assert first.endswith('ETA 0:10:00') and second.endswith('ETA 0:03:20')
+
+
+def test_a_resumed_runs_average_starts_after_its_earlier_records(tmp_path):
+  path = tmp_path / 'progress.jsonl'
+  _append(path, time=1000.0)  # the earlier launch's last record
+  out = io.StringIO()
+  reporter = _reporter(tmp_path, out)
+  reporter.report_once()
+  # Resumed two hours later: 10,000 frames since the old record would be
+  # 1.4 frames/s over the gap; from its own first record the launch makes
+  # 500 frames/s.
+  _append(path, time=8200.0, **{'charts/frames': 60_000.0})
+  reporter.report_once()
+  _append(path, time=8220.0, **{'charts/frames': 70_000.0})
+  reporter.report_once()
+  old, _, resumed = out.getvalue().splitlines()
+  assert old.endswith('ETA 0:10:00')  # the record's own 250 frames/s
+  assert resumed.endswith('ETA 0:04:20')  # 130,000 frames at 500 frames/s
 
 
 def test_missing_values_show_as_dashes():
