@@ -34,7 +34,8 @@ from gorila_tf.errors import ConfigError
 
 
 # The closed sets of values, one source each (see the module docstring).
-NetworkKind = Literal['nature_cnn', 'mlp']  # 3 convs + 512 FC; fully connected
+NetworkKind = Literal['nature_cnn', 'nips_cnn', 'mlp']  # 3 convs + 512 FC
+# (Nature DQN); 2 convs + 256 FC (the 2013 NIPS workshop DQN); fully connected
 OptimizerName = Literal['rmsprop', 'adam']  # centered RMSProp (Nature DQN); Adam
 ReplayMode = Literal['local', 'global']  # a learner samples its own bundle; all
 EpsilonSchedule = Literal['linear', 'per_actor']  # paper; Ape-X's fixed per actor
@@ -109,7 +110,8 @@ class EnvConfig:
 class NetworkConfig:
   """The Q-network architecture."""
 
-  kind: NetworkKind = 'nature_cnn'  # 'nature_cnn' (3 convs + 512 FC) or 'mlp'
+  kind: NetworkKind = 'nature_cnn'  # 'nature_cnn' (3 convs + 512 FC), 'nips_cnn'
+  # (Mnih et al. 2013: 2 convs + 256 FC, a third of the arithmetic) or 'mlp'
   mlp_layers: tuple[int, ...] = (64, 64)  # hidden units per layer, used by 'mlp'
   dueling: bool = False  # dueling value/advantage head (Wang et al. 2016); paper: off
   init: NetworkInit = 'torch'  # 'torch': weights, biases in +-1/sqrt(fan_in)

@@ -9,6 +9,10 @@ the ps is updating, and sends the gradients back.
 Architectures:
   * 'nature_cnn': Mnih et al. 2015 — conv 32x8x8/4, conv 64x4x4/2,
     conv 64x3x3/1, FC 512, one output per action (ReLU between).
+  * 'nips_cnn': Mnih et al. 2013 (the NIPS workshop DQN) — conv 16x8x8/4,
+    conv 32x4x4/2, FC 256: ~3.0M multiply-adds per frame stack against the
+    Nature network's ~9.3M, and 0.68M parameters against 1.69M, for
+    machines where the update's arithmetic is what limits learning.
   * 'mlp': fully connected hidden layers (vector games such as CartPole).
   * `dueling=True` (Wang et al. 2016, option): separate 512-unit value and
     advantage streams, Q = V + A - mean(A).
@@ -30,9 +34,10 @@ import tensorflow as tf
 from gorila_tf import config as config_lib
 from gorila_tf.agent import environments
 
-# Nature DQN: (filters, kernel, stride) per conv layer, then one hidden FC layer.
-NATURE_CONV_LAYERS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
-NATURE_FC_UNITS = 512
+# Per convolutional kind: (filters, kernel, stride) per conv layer, then the
+# units of its one hidden FC layer.
+CNNS = {'nature_cnn': (((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512),
+        'nips_cnn': (((16, 8, 4), (32, 4, 2)), 256)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +48,7 @@ class NetworkSpec:
   observation_shape: tuple[int, ...]
   observation_dtype: str
   num_actions: int
-  hidden: tuple[int, ...]  # MLP hidden sizes, or (512,) for nature_cnn
+  hidden: tuple[int, ...]  # MLP hidden sizes, or a CNN's FC units: (512,)
   dueling: bool = False
   init: str = 'torch'  # config.NetworkInit: how initial_values draws
   compute_dtype: str = 'float32'  # config.ComputeDtype: the layers' arithmetic
@@ -52,8 +57,8 @@ class NetworkSpec:
 def make_spec(network: config_lib.NetworkConfig,
               info: environments.EnvInfo) -> NetworkSpec:
   config_lib.check_choice('network.kind', network.kind, config_lib.NetworkKind)
-  hidden = (NATURE_FC_UNITS,) if network.kind == 'nature_cnn' else tuple(
-      network.mlp_layers)
+  hidden = ((CNNS[network.kind][1],) if network.kind in CNNS
+            else tuple(network.mlp_layers))
   config_lib.check_choice('network.init', network.init, config_lib.NetworkInit)
   config_lib.check_choice('network.compute_dtype', network.compute_dtype,
                           config_lib.ComputeDtype)
@@ -88,12 +93,12 @@ def resolve_compute_dtype(name: str, cpuinfo: str = '/proc/cpuinfo') -> str:
   return 'bfloat16' if cpu_has_bf16(cpuinfo) else 'float32'
 
 
-def _conv_output_size(observation_shape: Sequence[int]) -> int:
+def _conv_output_size(observation_shape: Sequence[int], convs) -> int:
   _, height, width = observation_shape
-  for _, kernel, stride in NATURE_CONV_LAYERS:
+  for _, kernel, stride in convs:
     height = (height - kernel) // stride + 1
     width = (width - kernel) // stride + 1
-  return height * width * NATURE_CONV_LAYERS[-1][0]
+  return height * width * convs[-1][0]
 
 
 def _head_shapes(features: int, hidden: Sequence[int], outputs: int):
@@ -109,13 +114,14 @@ def _head_shapes(features: int, hidden: Sequence[int], outputs: int):
 def param_shapes(spec: NetworkSpec) -> list[tuple[str, tuple[int, ...]]]:
   """(name, shape) of every parameter, in `apply`'s order."""
   shapes = []
-  if spec.kind == 'nature_cnn':
+  if spec.kind in CNNS:
+    convs = CNNS[spec.kind][0]
     channels = spec.observation_shape[0]
-    for i, (filters, kernel, _) in enumerate(NATURE_CONV_LAYERS):
+    for i, (filters, kernel, _) in enumerate(convs):
       shapes += [(f'conv_{i}', (kernel, kernel, channels, filters)),
                  (f'conv_{i}_bias', (filters,))]
       channels = filters
-    features = _conv_output_size(spec.observation_shape)
+    features = _conv_output_size(spec.observation_shape, convs)
   else:
     features = int(np.prod(spec.observation_shape))
   if not spec.dueling:
@@ -198,16 +204,17 @@ def _forward(spec: NetworkSpec, params: Sequence[tf.Tensor],
   dtype = tf.as_dtype(spec.compute_dtype)
   if dtype != tf.float32:
     params = [tf.cast(p, dtype) for p in params]
-  if spec.kind == 'nature_cnn':
+  if spec.kind in CNNS:
+    convs = CNNS[spec.kind][0]
     # [B, stack, H, W] uint8 -> [B, H, W, stack] in [0, 1]: CPU convs need NHWC.
     x = tf.transpose(tf.cast(observations, tf.float32) / 255.0, [0, 2, 3, 1])
     x = tf.cast(x, dtype)
-    for i, (_, _, stride) in enumerate(NATURE_CONV_LAYERS):
+    for i, (_, _, stride) in enumerate(convs):
       x = tf.nn.conv2d(x, params[2 * i], stride, 'VALID') + params[2 * i + 1]
       x = tf.nn.relu(x)
       if hidden is not None:
         hidden[f'conv_{i}'] = x
-    trunk = 2 * len(NATURE_CONV_LAYERS)
+    trunk = 2 * len(convs)
   else:
     x = tf.cast(observations, dtype)
     trunk = 0

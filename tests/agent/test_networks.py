@@ -18,6 +18,25 @@ def test_nature_cnn_has_the_nature_dqn_parameter_count():
   assert net(tf.zeros((2, 4, 84, 84), tf.uint8)).shape == (2, 6)
 
 
+def test_nips_cnn_is_the_2013_dqn_and_computes_as_keras_layers_do():
+  net = networks.make_q_network(config_lib.NetworkConfig(kind='nips_cnn'), PONG)
+  # convs 4*8*8*16+16 + 16*4*4*32+32, fc 9*9*32*256+256, head 256*6+6
+  assert sum(int(np.prod(p.shape)) for p in net.params) == 677_686
+  # The same weights in Keras' own layers (Mnih et al. 2013's network).
+  keras = tf.keras.Sequential([
+      tf.keras.Input((84, 84, 4)),
+      tf.keras.layers.Conv2D(16, 8, 4, activation='relu'),
+      tf.keras.layers.Conv2D(32, 4, 2, activation='relu'),
+      tf.keras.layers.Flatten(),
+      tf.keras.layers.Dense(256, activation='relu'),
+      tf.keras.layers.Dense(6)])
+  keras.set_weights([p.numpy() for p in net.params])
+  frames = np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84), np.uint8)
+  expected = keras(np.transpose(frames, (0, 2, 3, 1)).astype(np.float32) / 255.0)
+  np.testing.assert_allclose(net(tf.constant(frames)), expected,
+                             rtol=1e-4, atol=1e-5)
+
+
 def test_mlp_maps_a_stacked_vector_observation_to_q_values():
   net = networks.make_q_network(
       config_lib.NetworkConfig(kind='mlp', mlp_layers=(8, 8)), CARTPOLE)
