@@ -276,6 +276,9 @@ class Chaos:
     self.violations: list[str] = []  # the run's, seen while injecting
     self.not_injected: list[str] = []  # scheduled faults that hit nothing
     self.done: list[dict] = []  # each fault: what it hit, or that it did not
+    # (pid, start time) of every process a fault killed: two faults at once
+    # on one target hit it once, then the next one (restarted), not twice.
+    self.killed: set[tuple[int, str]] = set()
     self._stop = threading.Event()
 
   def start(self) -> Launch:
@@ -344,15 +347,24 @@ class Chaos:
     deadline = time.monotonic() + wait_s
     while True:
       pid = self.launch.pids.get(role)
-      if pid and _alive(pid):
+      if pid and self._untouched(pid):
         return pid
       if time.monotonic() > deadline:
         raise NotInjected(f'no live {role} process in {wait_s:.0f} s')
       time.sleep(0.5)
 
+  def _untouched(self, pid: int) -> bool:
+    """Alive, and not a process an earlier fault killed (it may not have
+    died yet when the next fault comes)."""
+    return _alive(pid) and _identity(pid) not in self.killed
+
+  def _sigkill(self, pid: int) -> None:
+    self.killed.add(_identity(pid))
+    _signal(pid, signal.SIGKILL)
+
   def _kill(self, fault: Fault) -> str:
     pid = self._live_pid(fault.target)
-    _signal(pid, signal.SIGKILL)
+    self._sigkill(pid)
     return f'SIGKILL {fault.target} pid {pid}'
 
   def _pause_bundle(self, fault: Fault) -> str:
@@ -367,9 +379,10 @@ class Chaos:
     deadline = time.monotonic() + TARGET_WAIT_S
     while True:
       chief = self._live_pid('chief')
-      writers = [c for c in children(chief) if 'spawn_main' in _cmdline(c)]
+      writers = [c for c in children(chief)
+                 if 'spawn_main' in _cmdline(c) and self._untouched(c)]
       if writers:
-        _signal(writers[0], signal.SIGKILL)
+        self._sigkill(writers[0])
         return f'SIGKILL checkpoint writer pid {writers[0]} (chief {chief})'
       if time.monotonic() > deadline:
         raise NotInjected(f'the chief (pid {chief}) has no checkpoint writer')
@@ -450,6 +463,12 @@ class Chaos:
     for pid in run_processes(self.run_dir):
       _signal(pid, signal.SIGKILL)
     return [l.proc.pid for l in running]
+
+
+def _identity(pid: int) -> Optional[tuple[int, str]]:
+  """(pid, start time): one process, whatever later reuses its pid."""
+  fields = _stat_fields(pid)
+  return (pid, fields[19]) if fields and len(fields) > 19 else None
 
 
 def _alive(pid: int) -> bool:

@@ -61,6 +61,7 @@ class Planted(bench_chaos.Chaos):
     launch = type('L', (), {'resumes': list(resumes), 'pids': pids or {}})()
     self.launches = [launch]
     self.done, self.not_injected, self.violations = [], [], []
+    self.killed = set()
     self.disk = None
     self._stop = threading.Event()
 
@@ -224,6 +225,40 @@ def test_a_live_target_is_hit_and_said(tmp_path):
   assert chaos.done[0]['hit'] == f'SIGKILL worker1 pid {sleeper.pid}'
   rows = by_name(bench_chaos.check(chaos, 0, 20.0, 200.0, 'CartPole-v1'))
   assert rows['injected']['violations'] == 0
+
+
+def test_two_faults_at_once_on_one_target_hit_it_once(tmp_path, monkeypatch):
+  # two_at_once may draw the same kill twice: the second must wait for the
+  # target's successor, not hit the process the first killed (which may not
+  # have died yet) and count it as a second fault. Here no signal is sent,
+  # so both targets stay alive, as a killed process is for a moment.
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(bench_chaos, 'TARGET_WAIT_S', 0.2)
+  sent = []
+  monkeypatch.setattr(bench_chaos, '_signal', lambda pid, sig: sent.append(pid))
+  worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+  chief = subprocess.Popen(  # with a child as its checkpoint writer's
+      [sys.executable, '-c', 'import subprocess, sys, time\n'
+       'subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",'
+       ' "spawn_main"]); print("ready", flush=True); time.sleep(60)'],
+      stdout=subprocess.PIPE, text=True)
+  try:
+    assert chief.stdout.readline() == 'ready\n'
+    writer, = bench_chaos.children(chief.pid)
+    chaos = Planted(str(tmp_path), [sample(0, 0)],
+                    pids={'worker0': worker.pid, 'chief': chief.pid})
+    for kind, target in (('kill', 'worker0'),) * 2 + (('kill_writer', None),) * 2:
+      chaos.inject(bench_chaos.Fault(60, kind, target))
+  finally:
+    for child in bench_chaos.children(chief.pid):
+      os.kill(child, 9)
+    chief.kill()
+    worker.kill()
+  assert sent == [worker.pid, writer]
+  assert [d['injected'] for d in chaos.done] == [True, False, True, False]
+  assert 'no live worker0 process' in chaos.not_injected[0]
+  assert 'has no checkpoint writer' in chaos.not_injected[1]
 
 
 def test_a_run_that_ignores_a_full_disk_is_a_violation(tmp_path, monkeypatch):
