@@ -457,10 +457,18 @@ def killed_then_stopped(tmp_path_factory):
     s.resumed = launcher.wait_for(
         r'resumed from .*ckpt-(\d+) at (\d+) updates, (\d+) frames', after=mark)
     s.after_ps_kill = launcher.lines[mark:]
-    mark = len(launcher.lines)
-    for _ in range(3):  # the resumed chief trains and summarises
-      launcher.wait_for(TRAINING, after=mark)
-      mark = len(launcher.lines)
+    # The resumed chief trains and summarises until its actors' frames are
+    # counted again: an event, not a count of lines (their inserts wait on
+    # the learners under the replay's rate limit, and a fresh-clone run once
+    # stopped three summaries after the resume with the frames still at the
+    # checkpoint's).
+    mark, summaries, deadline = len(launcher.lines), 0, time.monotonic() + 180
+    while True:
+      trained = launcher.wait_for(TRAINING, after=mark)
+      mark, summaries = len(launcher.lines), summaries + 1
+      if summaries >= 3 and int(trained.group(1)) > int(s.resumed.group(3)):
+        break
+      assert time.monotonic() < deadline, launcher.lines[-60:]
     # Every task as it is now (the restarted ones by their new pids).
     pids = launcher.pids()
     s.interfaces = {role: isolation.interfaces(pid) for role, pid in pids.items()}
