@@ -74,6 +74,7 @@ from typing import Any, Optional
 import numpy as np
 
 from gorila_tf import launch
+from gorila_tf.runtime import lease
 from gorila_tf.runtime import records as records_lib
 
 STARTED = re.compile(r'\[launcher\] started (\w+) \(pid (\d+)\)')
@@ -278,7 +279,7 @@ class Chaos:
     self.done: list[dict] = []  # each fault: what it hit, or that it did not
     # (pid, start time) of every process a fault killed: two faults at once
     # on one target hit it once, then the next one (restarted), not twice.
-    self.killed: set[tuple[int, str]] = set()
+    self.killed: set[tuple[int, int]] = set()
     self._stop = threading.Event()
 
   def start(self) -> Launch:
@@ -356,10 +357,11 @@ class Chaos:
   def _untouched(self, pid: int) -> bool:
     """Alive, and not a process an earlier fault killed (it may not have
     died yet when the next fault comes)."""
-    return _alive(pid) and _identity(pid) not in self.killed
+    identity = _live_identity(pid)
+    return identity is not None and identity not in self.killed
 
   def _sigkill(self, pid: int) -> None:
-    self.killed.add(_identity(pid))
+    self.killed.add(_live_identity(pid))
     _signal(pid, signal.SIGKILL)
 
   def _kill(self, fault: Fault) -> str:
@@ -465,10 +467,12 @@ class Chaos:
     return [l.proc.pid for l in running]
 
 
-def _identity(pid: int) -> Optional[tuple[int, str]]:
-  """(pid, start time): one process, whatever later reuses its pid."""
-  fields = _stat_fields(pid)
-  return (pid, fields[19]) if fields and len(fields) > 19 else None
+def _live_identity(pid: int) -> Optional[tuple[int, int]]:
+  """(pid, start time) of a live process (zombies count as gone), or None:
+  one process, whatever later reuses its pid. One read of /proc, the
+  lease's (`lease.process_state`)."""
+  state = lease.process_state(pid)
+  return (pid, state[1]) if state is not None and state[0] != 'Z' else None
 
 
 def _alive(pid: int) -> bool:
