@@ -31,6 +31,14 @@ from gorila_tf.agent import environments
 from gorila_tf.agent import replay
 
 
+# On the way out, the actors' last items wait this long to reach the replay
+# (whose rate limiter blocks them once the learners stopped sampling, and
+# which the process is about to lose): waiting 5 s per writer kept every
+# worker past the launcher's 10-s grace at the end of each run (a run's
+# stop took 11 s where its chief took 0.8; 2026-12-07).
+STOP_FLUSH_MS = 100
+
+
 def make_greedy_policy(q_net: tf.Module, observation_shape: Sequence[int],
                        observation_dtype: tf.DType):
   """A compiled batch argmax over the network's Q-values."""

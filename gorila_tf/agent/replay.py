@@ -21,6 +21,7 @@ Learners read the table through Reverb's tf.data `TrajectoryDataset`.
 
 from __future__ import annotations
 
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -38,6 +39,13 @@ REPLAY_TABLE = 'replay'
 # writer's backpressure keeps it below that: at most MAX_PENDING_ITEMS, plus
 # the one item being created.
 MAX_PENDING_ITEMS = 48
+# How often a writer held back by the rate limiter looks at its stop event:
+# a stopped replay server does not end the wait (Reverb's writer retries).
+STOP_POLL_MS = 200
+
+
+class Stopped(Exception):
+  """A writer's wait for the replay ended because its `stop` was set."""
 
 
 def transition_signature(info: environments.EnvInfo,
@@ -97,11 +105,18 @@ class TransitionWriter:
   them wait for their chunk to fill; the rest are in flight. The limit stays
   under the 50 pending items at which Reverb warns (MAX_PENDING_ITEMS): a
   rate-limited cluster used to log that warning ten times a second.
+
+  A set `stop` ends that wait (`Stopped`): at a stop the learners take no
+  more samples, so the limiter never lets the insert through, and stopping
+  the replay server does not end it either (Reverb's writer retries: a
+  held-back writer was still blocked 3 s after its server's stop, and a
+  stopping bundle exited without its actors 5 s later; 2026-12-07).
   """
 
   def __init__(self, client: reverb.Client, frame_stack: int, n_step: int = 1,
                table: str = REPLAY_TABLE, chunk_length: int = 16,
-               max_pending_items: int = MAX_PENDING_ITEMS):
+               max_pending_items: int = MAX_PENDING_ITEMS,
+               stop: threading.Event | None = None):
     if not chunk_length < max_pending_items <= MAX_PENDING_ITEMS:
       raise ValueError(f'max_pending_items={max_pending_items} must exceed '
                        f'chunk_length={chunk_length} (items wait for their '
@@ -110,6 +125,7 @@ class TransitionWriter:
     self._n = n_step
     self._table = table
     self._max_pending = max_pending_items
+    self._stop = stop
     self._rows = 0  # rows written in this episode
     self._last_frame = None
     keep_alive = max(frame_stack + n_step, chunk_length)
@@ -160,9 +176,22 @@ class TransitionWriter:
             'reward': history['reward'][-n:],
             'discount': history['discount'][-n:],
         })
-    # Waits only while more than max_pending items are unconfirmed; items whose
-    # chunks are still open do not count, so chunks are never cut short.
-    self._writer.flush(block_until_num_items=self._max_pending)
+    self._wait_for_confirmations()
+
+  def _wait_for_confirmations(self) -> None:
+    """Waits only while more than max_pending items are unconfirmed; items
+    whose chunks are still open do not count, so chunks are never cut short."""
+    if self._stop is None:
+      self._writer.flush(block_until_num_items=self._max_pending)
+      return
+    while True:
+      try:
+        self._writer.flush(block_until_num_items=self._max_pending,
+                           timeout_ms=STOP_POLL_MS)
+        return
+      except reverb.errors.DeadlineExceededError:
+        if self._stop.is_set():
+          raise Stopped('the writer stopped waiting for the replay') from None
 
   def close(self, timeout_ms: int = 5_000) -> None:
     """Sends what is pending (unless the table keeps refusing) and closes."""

@@ -21,6 +21,7 @@ create sharded variables on the ps tasks (model.build_model).
 
 from __future__ import annotations
 
+import threading
 from typing import Callable, Optional, Sequence
 
 import reverb
@@ -79,24 +80,28 @@ class DQNBuilder:
     return replay.make_dataset(addresses, self.info, c.batch_size, c.n_step,
                                delay_ms, server_indices=server_indices)
 
-  def make_writers(self, client: reverb.Client,
-                   count: int) -> list[replay.TransitionWriter]:
+  def make_writers(self, client: reverb.Client, count: int,
+                   stop: Optional[threading.Event] = None
+                   ) -> list[replay.TransitionWriter]:
     return [replay.TransitionWriter(client, self.info.frame_stack,
                                     self.config.learner.n_step,
-                                    chunk_length=self.config.replay.chunk_length)
+                                    chunk_length=self.config.replay.chunk_length,
+                                    stop=stop)
             for _ in range(count)]
 
   def make_actor(self, client: reverb.Client,
                  parameters: Callable[[networks.QNetwork], actor_lib.ParameterSource],
                  stats: actor_lib.StatsSink, seed: int, bundle: int = 0,
-                 num_bundles: int = 1) -> actor_lib.Actor:
+                 num_bundles: int = 1,
+                 stop: Optional[threading.Event] = None) -> actor_lib.Actor:
     """`actor.envs_per_bundle` games writing into `client`'s replay table;
-    `parameters(q_net)` is where the actors' network gets its parameters."""
+    `parameters(q_net)` is where the actors' network gets its parameters; a
+    set `stop` ends a write held back by the replay's rate limiter."""
     n = self.config.actor.envs_per_bundle
     q_net = self.make_network(seed)
     return actor_lib.Actor(
         self.config, self.info, environments.VectorEnv(self.config.env, n, seed),
-        q_net, self.make_writers(client, n), parameters(q_net), stats,
+        q_net, self.make_writers(client, n, stop), parameters(q_net), stats,
         seed=seed, bundle=bundle, num_bundles=num_bundles)
 
   def make_health_probe(self, q_net: networks.QNetwork,

@@ -89,14 +89,6 @@ class LearnerWatch:
             'by a network fault can stay unanswered for good)')
 
 
-# On the way out, the actors' last items wait this long to reach the replay
-# (whose rate limiter blocks them once the learners stopped sampling, and
-# which the process is about to lose): waiting 5 s per writer kept every
-# worker past the launcher's 10-s grace at the end of each run (a run's
-# stop took 11 s where its chief took 0.8; 2026-12-07).
-STOP_FLUSH_MS = 100
-
-
 # A stopping bundle waits this long for its actors' thread, well inside the
 # launcher's 10-s grace (launch/local.py): a restarted worker's actors once
 # stayed blocked after its SIGTERM (where, unknown: nothing logged it), its
@@ -133,9 +125,9 @@ def start_replay_server(task: cluster_lib.Task, builder: builder_lib.DQNBuilder,
 
 
 def make_actor(task: cluster_lib.Task, builder: builder_lib.DQNBuilder,
-               replay_port: int) -> actor_lib.Actor:
+               replay_port: int, stop: threading.Event) -> actor_lib.Actor:
   """The bundle's actors, writing to the replay server on `replay_port`,
-  acting with the parameters the chief publishes."""
+  acting with the parameters the chief publishes, until `stop`."""
   chief = task.chief_reverb_address()
   return builder.make_actor(
       reverb.Client(f'localhost:{replay_port}'),
@@ -143,7 +135,7 @@ def make_actor(task: cluster_lib.Task, builder: builder_lib.DQNBuilder,
       metrics.StatsReporter(chief, task.index,
                             builder.config.actor.stats_interval_s),
       seed=builder_lib.actor_seed(builder.config, task.index),
-      bundle=task.index, num_bundles=task.num_workers)
+      bundle=task.index, num_bundles=task.num_workers, stop=stop)
 
 
 def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
@@ -159,7 +151,7 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
   failure = []
 
   def act():
-    actor = make_actor(task, builder, replay_server.port)
+    actor = make_actor(task, builder, replay_server.port, stop)
     try:
       actor.run(stop)
     except Exception as e:  # pylint: disable=broad-except
@@ -168,7 +160,7 @@ def run(task: cluster_lib.Task, config: config_lib.GorilaConfig,
         failure.append(e)
     finally:
       stop.set()
-      actor.close(flush_timeout_ms=STOP_FLUSH_MS)
+      actor.close(flush_timeout_ms=actor_lib.STOP_FLUSH_MS)
 
   def on_signal(signum, frame):
     del frame

@@ -167,14 +167,21 @@ class StatsReporter:
                       sent.env_steps)
       return False
     if delivery.expected_error() is not None:
+      with self._lock:
+        self._pending.merge(sent)  # not delivered: kept for the next try
+      if self._stop.is_set():
+        # The last send, at a run's stop: the chief stopped first (it
+        # checkpoints the bundles' replay), so this is expected.
+        logging.info('stats to %s failed at the stop (the chief stopped '
+                     'first): %s; %d steps not counted', self._address,
+                     delivery.error, sent.env_steps)
+        return False
       # Before any send was answered the chief is still starting: expected.
       logging.log_every_n_seconds(
           logging.WARNING if self._delivered else logging.INFO,
           'stats to %s failed: %s' + ('' if self._delivered else
                                       ' (the chief is still starting)'),
           30, self._address, delivery.error)
-      with self._lock:
-        self._pending.merge(sent)  # not delivered: kept for the next try
       return False
     self._delivered = True
     return True

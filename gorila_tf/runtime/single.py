@@ -36,6 +36,7 @@ from absl import logging
 
 from gorila_tf import config as config_lib
 from gorila_tf import errors
+from gorila_tf.agent import actor as actor_lib
 from gorila_tf.agent import dqn
 from gorila_tf.agent import health as health_lib
 from gorila_tf.agent import networks
@@ -168,10 +169,10 @@ class _Loop:
                                           self._checkpoints.checkpoint)
     self._train = agent.make_training(address)
     self._stats = LocalStats()
+    self._actors_stop = threading.Event()
     self._actor = agent.builder.make_actor(
         reverb.Client(address), self._parameters_for, self._stats,
-        seed=builder_lib.actor_seed(c, 0))
-    self._actors_stop = threading.Event()
+        seed=builder_lib.actor_seed(c, 0), stop=self._actors_stop)
     self._actor_thread = threading.Thread(target=self._act, daemon=True,
                                           name='actors')
     self._summaries = metrics.SummaryWriter(run_dir)
@@ -288,5 +289,5 @@ class _Loop:
   def close(self) -> None:
     self._actors_stop.set()
     self._actor_thread.join(timeout=10)
-    self._actor.close()
+    self._actor.close(flush_timeout_ms=actor_lib.STOP_FLUSH_MS)
     self._summaries.close()

@@ -201,7 +201,7 @@ def test_importance_weights_by_hand():
   np.testing.assert_allclose(w, [1.0, 2 ** -0.5, 0.5], rtol=1e-6)
 
 
-def unsampled_table_and_writer():
+def unsampled_table_and_writer(stop=None):
   """A replay table no learner samples (its rate limiter takes ~3 inserts,
   then holds every insert back), its server, and a writer to it."""
   table = reverb.Table(
@@ -211,7 +211,7 @@ def unsampled_table_and_writer():
           samples_per_insert=1.0, min_size_to_sample=1, error_buffer=2.0))
   server = reverb.Server([table])
   return table, server, replay.TransitionWriter(server.localhost_client(),
-                                                INFO.frame_stack)
+                                                INFO.frame_stack, stop=stop)
 
 
 def test_a_rate_limited_writer_blocks_the_actor_without_reverb_warnings(capfd):
@@ -241,6 +241,41 @@ def test_a_rate_limited_writer_blocks_the_actor_without_reverb_warnings(capfd):
   server.stop()
   actor.join(timeout=1)
   assert 'alarmingly high' not in capfd.readouterr().err
+
+
+def held_back_writer(writer):
+  """A thread that writes until the rate limiter holds it back; its fate."""
+  fate = []
+
+  def act():
+    try:
+      writer.begin_episode(np.stack([frame(i) for i in range(3)]))
+      for k in range(3, 200):
+        writer.add(frame(k), action=0, reward=0.0, discount=1.0)
+      fate.append('done')
+    except replay.Stopped:
+      fate.append('stopped')
+    except (reverb.errors.ReverbError, RuntimeError) as e:
+      fate.append(repr(e))
+
+  actor = threading.Thread(target=act, daemon=True)
+  actor.start()
+  actor.join(timeout=2)
+  assert actor.is_alive() and not fate  # held back by the rate limiter
+  return actor, fate
+
+
+def test_a_held_back_writer_stops_waiting_when_its_stop_is_set():
+  # A stopping bundle's actors: the learners took their last sample, so the
+  # limiter never lets the insert through. The stop event ends the wait
+  # (the server still up, as at a stop: it checkpoints first).
+  stop = threading.Event()
+  _, server, writer = unsampled_table_and_writer(stop)
+  actor, fate = held_back_writer(writer)
+  stop.set()
+  actor.join(timeout=2 * replay.STOP_POLL_MS / 1000 + 1)
+  assert fate == ['stopped']
+  server.stop()
 
 
 def test_a_writer_closed_on_a_stop_leaves_refused_items_behind_at_once():

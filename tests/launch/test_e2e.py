@@ -585,6 +585,9 @@ def test_sigterm_checkpoints_then_stops_every_task(killed_then_stopped):
   # Each stopped on its SIGTERM, within the launcher's grace (workers once
   # waited 5 s per replay writer for a flush the stopped learners refused).
   assert 'after SIGTERM; killed' not in s.out, s.out[-3000:]
+  # ...and each bundle's actors with it: the ones a rate limiter held back
+  # used to be left behind, said on the console (fixed 2026-12-07).
+  assert 'did not stop within' not in s.out, s.out[-3000:]
   # The chief stopped first and saved where it stopped.
   stopped = re.findall(r'stopped: (\d+) frames, (\d+) updates', s.out)
   assert stopped, s.out[-3000:]

@@ -137,7 +137,7 @@ SCHEDULE = (12, 2e-5, 40)
 
 def arm_config(optimizer: str, replica_sync_period: int, fused: bool,
                compute_dtype: str = 'float32', prefetch: bool = False,
-               schedule: bool = False):
+               schedule: bool = False, network: str = 'nature_cnn'):
   preset, extra = OPTIMIZERS[optimizer]
   if schedule:
     warmup, end, end_update = SCHEDULE
@@ -145,7 +145,7 @@ def arm_config(optimizer: str, replica_sync_period: int, fused: bool,
                      f'learner.learning_rate_end={end}',
                      f'learner.learning_rate_end_update={end_update}']
   return config_lib.resolve(preset, extra + [
-      f'network.compute_dtype={compute_dtype}',
+      f'network.kind={network}', f'network.compute_dtype={compute_dtype}',
       f'learner.prefetch_replica={str(prefetch).lower()}',
       f'learner.replica_sync_period={replica_sync_period}',
       f'learner.fused_update={str(fused).lower()}',
@@ -197,7 +197,8 @@ def make_reference(config, initial, dtype: str) -> reference_dqn.ReferenceDQN:
       steps_per_closure=c.steps_per_closure,
       schedule=None if c.learning_rate_end is None else (
           c.learning_rate_warmup, c.learning_rate_end,
-          c.learning_rate_end_update))
+          c.learning_rate_end_update),
+      network=config.network.kind)
 
 
 def closure_error(before, after, reference_after) -> float:
@@ -285,15 +286,18 @@ ARMS = [('adam', 1, True), ('adam', 1, False), ('adam', 2, True),
         ('adam', 2, True, 'bfloat16'), ('adam', 2, True, 'float32', True),
         # the step size warmed up, then falling (learner.learning_rate_*)
         # (pong_fast's update; the rule is one function for both optimizers)
-        ('adam', 2, True, 'float32', False, True)]
+        ('adam', 2, True, 'float32', False, True),
+        # the 2013 network (network.kind=nips_cnn; its 2592x256 kernel sharded)
+        ('adam', 2, True, 'float32', False, False, 'nips_cnn')]
 
 
 def arm_name(optimizer, period, fused, compute_dtype='float32',
-             prefetch=False, schedule=False) -> str:
+             prefetch=False, schedule=False, network='nature_cnn') -> str:
   name = f'{optimizer} replica_sync_period={period} fused={fused}'
   if compute_dtype != 'float32':
     name += f' {compute_dtype}'
-  return name + (' prefetch' if prefetch else '') + (' schedule' if schedule else '')
+  name += (' prefetch' if prefetch else '') + (' schedule' if schedule else '')
+  return name + ('' if network == 'nature_cnn' else f' {network}')
 
 
 

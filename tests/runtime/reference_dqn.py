@@ -1,7 +1,7 @@
 """An independent single-process DQN update, the yardstick of the equivalence test.
 
 Shares no code with gorila_tf: Keras layers for the Nature network (Mnih et
-al. 2015), Keras' own optimizers (Adam; centered RMSprop) for the update,
+al. 2015) or the 2013 workshop paper's smaller one, Keras' own optimizers (Adam; centered RMSprop) for the update,
 NumPy for the targets. It follows the published algorithm, with the options
 gorila_tf's presets use (n-step returns, double DQN), and a Gorila learner's
 round (Nair et al. 2015): the gradient is computed on a replica of the online
@@ -22,7 +22,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+# (filters, kernel, stride) per convolution and the hidden layer's units, as
+# the papers print them: Mnih et al. 2015 (Nature) and 2013 (NIPS workshop).
+NETWORKS = {'nature_cnn': (((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512),
+            'nips_cnn': (((16, 8, 4), (32, 4, 2)), 256)}
 KERAS_SLOT_NAMES = {'m': 'm', 'v': 'v', 'ms': 'velocity', 'mg': 'average_gradient'}
 
 
@@ -56,19 +59,22 @@ class StepSize(tf.keras.optimizers.schedules.LearningRateSchedule):
             'end_update': self._end_update}
 
 
-def nature_network(num_actions: int, dtype: str) -> tf.keras.Model:
-  """Nature DQN on [B, 4, 84, 84] uint8 frames: 3 convs, 512 units, Q per action."""
+def q_network(num_actions: int, dtype: str, kind: str = 'nature_cnn'
+              ) -> tf.keras.Model:
+  """DQN's network on [B, 4, 84, 84] uint8 frames: convs, a hidden layer, Q
+  per action (`kind` names the paper's, NETWORKS)."""
+  convs, units = NETWORKS[kind]
   frames = tf.keras.Input((4, 84, 84), dtype='uint8')
   outer = variable_dtype(dtype)
   layer_dtype = tf.keras.mixed_precision.Policy(MIXED) if dtype == MIXED else dtype
   x = tf.keras.layers.Lambda(
       lambda f: tf.transpose(tf.cast(f, outer) / 255.0, [0, 2, 3, 1]),
       dtype=outer)(frames)
-  for filters, kernel, stride in NATURE_CONVS:
+  for filters, kernel, stride in convs:
     x = tf.keras.layers.Conv2D(filters, kernel, stride, activation='relu',
                                dtype=layer_dtype)(x)
   x = tf.keras.layers.Flatten(dtype=layer_dtype)(x)
-  x = tf.keras.layers.Dense(512, activation='relu', dtype=layer_dtype)(x)
+  x = tf.keras.layers.Dense(units, activation='relu', dtype=layer_dtype)(x)
   q = tf.keras.layers.Dense(num_actions, dtype=layer_dtype)(x)
   if dtype == MIXED:  # Keras' advice: the outputs in float32
     q = tf.keras.layers.Activation('linear', dtype='float32')(q)
@@ -83,6 +89,7 @@ class ReferenceDQN:
     optimizer: 'adam' or 'rmsprop' (centered, rho `rho`).
     epsilon: the optimizer's epsilon for the loss `reduction` names.
     reduction: 'mean' or 'sum' of the per-transition Huber losses.
+    network: a key of NETWORKS.
   """
 
   def __init__(self, weights, num_actions: int, *, optimizer: str,
@@ -91,9 +98,10 @@ class ReferenceDQN:
                replica_sync_period: int, target_period: int,
                batch_size: int, dtype: str = 'float32',
                prefetch_replica: bool = False, steps_per_closure: int = 1,
-               schedule: tuple[int, float, int] | None = None):
+               schedule: tuple[int, float, int] | None = None,
+               network: str = 'nature_cnn'):
     self.online, self.replica, self.target = (
-        nature_network(num_actions, dtype) for _ in range(3))
+        q_network(num_actions, dtype, network) for _ in range(3))
     for net in (self.online, self.replica, self.target):
       net.set_weights([np.asarray(w, variable_dtype(dtype)) for w in weights])
     if schedule is not None:  # (warmup, end, end_update)

@@ -1,7 +1,8 @@
 """The distributed update is one-process DQN: the real update path on a real
 in-process cluster (2 ps, 1 worker, the 3136x512 kernel split over both)
 against an independent Keras DQN, closure by closure, on real Pong batches
-(tests/runtime/equivalence_harness.py runs it in a child process).
+(tests/runtime/equivalence_harness.py runs it in a child process); the
+Nature network in every arm but one, which runs the 2013 network.
 
 Tolerance: each closure's parameter step and the optimizer slots after it
 agree within 1e-3 relative (|ours - reference| / |reference|). Measured on
@@ -42,7 +43,7 @@ def result():
 
 
 def test_every_arm_ran_on_the_sharded_model_and_applied_every_update(result):
-  assert len(result['arms']) == 9
+  assert len(result['arms']) == 10
   for name, arm in result['arms'].items():
     assert arm['updates'] == arm['applied'] == 48, name
     assert 2 in arm['parts'], name  # the dense kernel lives on both ps tasks
@@ -60,7 +61,9 @@ def test_every_arm_ran_on_the_sharded_model_and_applied_every_update(result):
     # The step size warmed up over 12 updates, then falling to 2e-5 at 40
     # (learner.learning_rate_warmup / _end / _end_update) against a Keras
     # LearningRateSchedule through the same points.
-    'adam replica_sync_period=2 fused=True schedule'])
+    'adam replica_sync_period=2 fused=True schedule',
+    # network.kind=nips_cnn (Mnih et al. 2013) against Keras layers of it.
+    'adam replica_sync_period=2 fused=True nips_cnn'])
 def test_each_closure_takes_the_reference_dqn_step(result, arm):
   errors = result['arms'][arm]
   assert max(errors['closure_errors']) < TOLERANCE, errors['closure_errors']
