@@ -156,6 +156,8 @@ class TransitionWriter:
         self._append(self._last_frame, 0, 0.0, 0.0)
         if self._rows >= self._stack + self._n:
           self._create_item()
+    if self._stop is not None:
+      self._wait_for_confirmations(0)  # end_episode's own wait, stoppable
     self._writer.end_episode(clear_buffers=True)
     self._rows = 0
 
@@ -176,17 +178,19 @@ class TransitionWriter:
             'reward': history['reward'][-n:],
             'discount': history['discount'][-n:],
         })
-    self._wait_for_confirmations()
+    # Waits only while more than max_pending items are unconfirmed; items
+    # whose chunks are still open do not count, so chunks are never cut short.
+    self._wait_for_confirmations(self._max_pending)
 
-  def _wait_for_confirmations(self) -> None:
-    """Waits only while more than max_pending items are unconfirmed; items
-    whose chunks are still open do not count, so chunks are never cut short."""
+  def _wait_for_confirmations(self, pending: int) -> None:
+    """Waits while more than `pending` of the items are unconfirmed (0: all
+    sent, open chunks cut short as at an episode's end)."""
     if self._stop is None:
-      self._writer.flush(block_until_num_items=self._max_pending)
+      self._writer.flush(block_until_num_items=pending)
       return
     while True:
       try:
-        self._writer.flush(block_until_num_items=self._max_pending,
+        self._writer.flush(block_until_num_items=pending,
                            timeout_ms=STOP_POLL_MS)
         return
       except reverb.errors.DeadlineExceededError:

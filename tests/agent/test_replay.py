@@ -243,15 +243,16 @@ def test_a_rate_limited_writer_blocks_the_actor_without_reverb_warnings(capfd):
   assert 'alarmingly high' not in capfd.readouterr().err
 
 
-def held_back_writer(writer):
+def held_back_writer(writer, episode_steps=200):
   """A thread that writes until the rate limiter holds it back; its fate."""
   fate = []
 
   def act():
     try:
       writer.begin_episode(np.stack([frame(i) for i in range(3)]))
-      for k in range(3, 200):
+      for k in range(3, episode_steps):
         writer.add(frame(k), action=0, reward=0.0, discount=1.0)
+      writer.end_episode()
       fate.append('done')
     except replay.Stopped:
       fate.append('stopped')
@@ -265,13 +266,16 @@ def held_back_writer(writer):
   return actor, fate
 
 
-def test_a_held_back_writer_stops_waiting_when_its_stop_is_set():
+@pytest.mark.parametrize('episode_steps', [
+    200,  # held back in `add`
+    8])  # ...and at the end of an episode (Reverb's end_episode flushes all)
+def test_a_held_back_writer_stops_waiting_when_its_stop_is_set(episode_steps):
   # A stopping bundle's actors: the learners took their last sample, so the
   # limiter never lets the insert through. The stop event ends the wait
   # (the server still up, as at a stop: it checkpoints first).
   stop = threading.Event()
   _, server, writer = unsampled_table_and_writer(stop)
-  actor, fate = held_back_writer(writer)
+  actor, fate = held_back_writer(writer, episode_steps)
   stop.set()
   actor.join(timeout=2 * replay.STOP_POLL_MS / 1000 + 1)
   assert fate == ['stopped']
