@@ -1,10 +1,10 @@
 """Pong on a small machine as fast as we know how (beyond the paper's settings).
 
 Same distributed system (ps, bundles, chief). The paper's (from `pong`):
-the Nature network and its Torch7 initialisation, batch 32, one update per
-4 agent steps, Huber loss, gamma 0.99, reward clipping, 30 no-op starts.
-This package's, for speed on 2 cores (after Rainbow/Dopamine, Tianshou and
-CleanRL's Atari DQNs): 3-step returns, double DQN, Adam (lr 1e-4, reached
+the Torch7 initialisation, Huber loss, gamma 0.99, reward clipping, 30
+no-op starts. This package's, for speed on 2 cores (after Rainbow/Dopamine,
+Tianshou and CleanRL's Atari DQNs): the 2013 DQN's smaller network,
+3-step returns, double DQN, Adam (lr 1e-4, reached
 over a 10k-update warm-up), epsilon to 0.01 over 1M frames, one 64-batch
 update per 10 agent steps (6.4 samples per insert, Tianshou's), the target
 refreshed every 2,000 updates, replay 50k per bundle from 5k, actors
@@ -44,7 +44,15 @@ def get_config() -> cfg.GorilaConfig:
       # Q-values and loss stay float32), else float32: 1.28x the float32
       # cluster's updates/s on 2 cores; the learning check passes on every
       # bfloat16 run of the screen (docs/benchmarks.md, learning.md).
-      network=dataclasses.replace(base.network, compute_dtype='auto'),
+      # The 2013 DQN's network (Mnih et al. 2013: conv 16x8x8/4, conv
+      # 32x4x4/2, FC 256; a third of the Nature network's multiply-adds):
+      # ~2x the cluster's updates/s on a 2-core CPU (25.0 against 12.8
+      # without bf16). Behind the Nature network per update, ahead per
+      # minute: at 45 min -10.4, -8.2 and -10.3 on seeds 2, 3, 4 where the
+      # Nature network was at -15 (seed 2, 40 min) on the same CPU
+      # (2026-12-07, docs/learning.md). network.kind=nature_cnn for it.
+      network=dataclasses.replace(base.network, kind='nips_cnn',
+                                  compute_dtype='auto'),
       learner=dataclasses.replace(
           base.learner,
           # 1.5x batch 32's samples/s on this CPU (fuller kernels); at 45 min
