@@ -186,6 +186,10 @@ class TransitionWriter:
     """Waits while more than `pending` of the items are unconfirmed (0: all
     sent, open chunks cut short as at an episode's end)."""
     if self._stop is None:
+      # One blocking call, not the polling loop below without a stop: a
+      # daemon thread left polling a held-back writer made the interpreter
+      # abort at exit ("terminate called without an active exception",
+      # exit 134; tests/agent/test_replay.py, 2026-12-07).
       self._writer.flush(block_until_num_items=pending)
       return
     while True:

@@ -317,7 +317,8 @@ class Chaos:
       self.samples.append({'t': time.monotonic(), 'chiefs': len(chiefs),
                            'chiefs_children': len(like) - len(chiefs),
                            'lease_pid': holder, 'chief_pids': chiefs,
-                           'lease_pid_alive': bool(holder) and _alive(holder),
+                           'lease_pid_alive': bool(holder) and
+                           _live_identity(holder) is not None,
                            # Who they are and whose, when there are two.
                            'chief_facts': [process_facts(p) for p in chiefs]
                            if len(chiefs) > 1 else [],
@@ -473,12 +474,6 @@ def _live_identity(pid: int) -> Optional[tuple[int, int]]:
   lease's (`lease.process_state`)."""
   state = lease.process_state(pid)
   return (pid, state[1]) if state is not None and state[0] != 'Z' else None
-
-
-def _alive(pid: int) -> bool:
-  """Whether `pid` is a process that has not exited (zombies count as gone)."""
-  fields = _stat_fields(pid)
-  return fields is not None and bool(fields) and fields[0] != 'Z'
 
 
 def _signal(pid: int, signum: int) -> None:

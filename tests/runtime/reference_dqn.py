@@ -1,8 +1,8 @@
 """An independent single-process DQN update, the yardstick of the equivalence test.
 
 Shares no code with gorila_tf: Keras layers for the Nature network (Mnih et
-al. 2015) or the 2013 workshop paper's smaller one, Keras' own optimizers (Adam; centered RMSprop) for the update,
-NumPy for the targets. It follows the published algorithm, with the options
+al. 2015) or the 2013 workshop paper's smaller one, Keras' own optimizers
+(Adam; centered RMSprop) for the update, NumPy for the targets. It follows the published algorithm, with the options
 gorila_tf's presets use (n-step returns, double DQN), and a Gorila learner's
 round (Nair et al. 2015): the gradient is computed on a replica of the online
 network refreshed every `replica_sync_period` updates and applied to the
