@@ -344,9 +344,10 @@ def run_arms(strategy, coordinator, info, arms=ARMS, reference_period=None,
 # The arms in two halves of about equal cost, one child process each
 # (test_equivalence.py starts both at once): on 2 cores the halves overlap
 # the rest of the suite's first phase instead of running after it.
+# Each result key: (arms, run_arms' options for the references).
 PARTS = (
-    {'arms': ARMS[:6]},
-    {'arms': ARMS[6:],
+    {'arms': (ARMS[:6], {})},
+    {'arms': (ARMS[6:], {}),
      'planted': ([('adam', 2, True)], {'reference_period': 1}),
      'planted_prefetch': ([('adam', 2, True, 'float32', True)],
                           {'reference_prefetch': False})},
@@ -360,10 +361,9 @@ def main(parts: list[int]):
   info = environments.env_info(config_lib.resolve('pong').env)
   result = {}
   for part in parts:
-    for key, what in PARTS[part].items():
-      arms, planted = (what, {}) if key == 'arms' else what
+    for key, (arms, options) in PARTS[part].items():
       result.setdefault(key, {}).update(
-          run_arms(strategy, coordinator, info, arms=arms, **planted))
+          run_arms(strategy, coordinator, info, arms=arms, **options))
   print('RESULT ' + json.dumps(result), flush=True)
   os._exit(0)  # in-process servers have no clean shutdown
 

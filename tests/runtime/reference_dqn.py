@@ -2,12 +2,13 @@
 
 Shares no code with gorila_tf: Keras layers for the Nature network (Mnih et
 al. 2015) or the 2013 workshop paper's smaller one, Keras' own optimizers
-(Adam; centered RMSprop) for the update, NumPy for the targets. It follows the published algorithm, with the options
-gorila_tf's presets use (n-step returns, double DQN), and a Gorila learner's
-round (Nair et al. 2015): the gradient is computed on a replica of the online
-network refreshed every `replica_sync_period` updates and applied to the
-online network; the target network is a copy of the online network
-refreshed every `target_period` updates.
+(Adam; centered RMSprop) for the update, NumPy for the targets. It follows
+the published algorithm, with the options gorila_tf's presets use (n-step
+returns, double DQN), and a Gorila learner's round (Nair et al. 2015): the
+gradient is computed on a replica of the online network refreshed every
+`replica_sync_period` updates and applied to the online network; the
+target network is a copy of the online network refreshed every
+`target_period` updates.
 
 `dtype` float64 gives the same DQN with (practically) no rounding: the test
 uses it to measure how far float32 rounding alone moves a run.
